@@ -1,0 +1,5 @@
+//! mesos-reconciler: makes an Apache Mesos cluster match a directory of TOML task specs.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view and the invariants each module keeps.
+
+pub mod mesos;

@@ -1,0 +1,7 @@
+//! The border with Mesos: wire types generated from the project's own `.proto`, the JSON mapping
+//! real masters speak, the RecordIO framing of the event stream, and the HTTP scheduler client.
+//! Nothing outside this module sees a prost type.
+
+pub mod encoding;
+pub mod json;
+pub mod proto;
