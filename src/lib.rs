@@ -2,4 +2,6 @@
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants each module keeps.
 
+pub mod devcluster;
 pub mod mesos;
+pub mod spec;

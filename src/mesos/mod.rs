@@ -2,6 +2,8 @@
 //! real masters speak, the RecordIO framing of the event stream, and the HTTP scheduler client.
 //! Nothing outside this module sees a prost type.
 
+pub mod client;
 pub mod encoding;
 pub mod json;
 pub mod proto;
+pub mod recordio;

@@ -1,0 +1,1 @@
+//! The dev cluster's Mesos-compatible master (being written).

@@ -1,0 +1,1 @@
+//! The HTTP scheduler client, being written.

@@ -1,0 +1,1 @@
+//! RecordIO framing (`<decimal length> LF <payload>`), being written.

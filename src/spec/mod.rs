@@ -1,0 +1,1 @@
+//! Task specs: TOML parsing, validation and normalisation (being written).
