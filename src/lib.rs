@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants each module keeps.
 
+pub mod cli;
 pub mod devcluster;
 pub mod mesos;
 pub mod spec;
