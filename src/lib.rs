@@ -5,4 +5,6 @@
 pub mod cli;
 pub mod devcluster;
 pub mod mesos;
+pub mod model;
 pub mod spec;
+pub mod store;

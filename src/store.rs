@@ -1,0 +1,280 @@
+//! The only user of sled: everything the controller must remember across a restart.
+//!
+//! What is kept, one sled tree each, values as JSON so a person can inspect them:
+//! - `meta`: the schema version and the framework id;
+//! - `specs`: the last applied (valid) spec of each spec id, so a file deleted while the controller
+//!   was down is noticed at the next start;
+//! - `ledger`: one record per task id the controller may have launched;
+//! - `backoff`: the relaunch backoff of each instance;
+//! - `history`: the last attempts of each instance, bounded.
+//!
+//! Durability promises (the README repeats them for operators):
+//! - A method documented as *flushed* returns only after sled has written the change to disk
+//!   (`flush_async`). After it returns, a `kill -9` of the process, or a power loss on a disk that
+//!   honours fsync, cannot lose the change.
+//! - Every other write reaches disk within sled's background flush interval (500 ms by default); a
+//!   crash may lose it. The controller only uses unflushed writes for data it can rebuild: the
+//!   backoff and history of instances, which at worst relaunch a failed task sooner than planned.
+//! - The ledger is written ahead: a task id is flushed before the ACCEPT that launches it is sent,
+//!   and a status update is flushed before it is acknowledged.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The schema this build writes. A store written by a newer schema is refused rather than guessed at.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const KEY_SCHEMA: &str = "schema_version";
+const KEY_FRAMEWORK_ID: &str = "framework_id";
+
+/// A named part of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    Specs,
+    Ledger,
+    Backoff,
+    History,
+}
+
+impl Tree {
+    fn name(self) -> &'static str {
+        match self {
+            Tree::Specs => "specs",
+            Tree::Ledger => "ledger",
+            Tree::Backoff => "backoff",
+            Tree::History => "history",
+        }
+    }
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error(
+        "state store at {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; use a newer mesos-reconciler"
+    )]
+    NewerSchema { path: PathBuf, found: u32 },
+    #[error("state store i/o error: {0}")]
+    Io(#[from] sled::Error),
+    #[error("state store record {tree}/{key} is corrupt: {source}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The controller's durable state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    meta: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, checking the schema version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("db");
+        let db = sled::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(KEY_SCHEMA)? {
+            Some(v) => {
+                let found = String::from_utf8_lossy(&v)
+                    .parse::<u32>()
+                    .unwrap_or(u32::MAX);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema { path, found });
+                }
+            }
+            None => {
+                meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+                db.flush()?;
+            }
+        }
+        Ok(Self { path, db, meta })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The framework id Mesos assigned, if the controller has registered before.
+    pub fn framework_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(KEY_FRAMEWORK_ID)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records the framework id. Flushed.
+    pub async fn set_framework_id(&self, id: &str) -> Result<(), StoreError> {
+        self.meta.insert(KEY_FRAMEWORK_ID, id.as_bytes())?;
+        self.flush().await
+    }
+
+    /// Forgets the framework id (Mesos removed the framework). Flushed.
+    pub async fn clear_framework_id(&self) -> Result<(), StoreError> {
+        self.meta.remove(KEY_FRAMEWORK_ID)?;
+        self.flush().await
+    }
+
+    /// Every record of a tree, in key order.
+    pub fn all<T: DeserializeOwned>(&self, tree: Tree) -> Result<Vec<(String, T)>, StoreError> {
+        let t = self.db.open_tree(tree.name())?;
+        let mut out = Vec::new();
+        for item in t.iter() {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let value = serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                tree: tree.name(),
+                key: key.clone(),
+                source,
+            })?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// One record, if present.
+    pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>, StoreError> {
+        let t = self.db.open_tree(tree.name())?;
+        match t.get(key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    tree: tree.name(),
+                    key: key.to_owned(),
+                    source,
+                }),
+        }
+    }
+
+    /// Writes several records of one tree atomically (all or none survive a crash). Not flushed:
+    /// call [`Store::flush`] when the records must be durable before acting.
+    pub fn put_all<'a, T: Serialize + 'a>(
+        &self,
+        tree: Tree,
+        records: impl IntoIterator<Item = (&'a str, &'a T)>,
+    ) -> Result<(), StoreError> {
+        let t = self.db.open_tree(tree.name())?;
+        let mut batch = sled::Batch::default();
+        for (key, value) in records {
+            let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
+                tree: tree.name(),
+                key: key.to_owned(),
+                source,
+            })?;
+            batch.insert(key.as_bytes(), bytes);
+        }
+        t.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Writes one record. Not flushed.
+    pub fn put<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<(), StoreError> {
+        self.put_all(tree, [(key, value)])
+    }
+
+    /// Removes one record. Not flushed.
+    pub fn remove(&self, tree: Tree, key: &str) -> Result<(), StoreError> {
+        self.db.open_tree(tree.name())?.remove(key)?;
+        Ok(())
+    }
+
+    /// Makes every earlier write durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "mesos-reconciler-store-{name}-{}",
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn framework_id_survives_reopen() {
+        let dir = temp_dir("fwid");
+        {
+            let store = Store::open(&dir).unwrap();
+            assert_eq!(store.framework_id().unwrap(), None);
+            store.set_framework_id("abc-0000").await.unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.framework_id().unwrap().as_deref(), Some("abc-0000"));
+        store.clear_framework_id().await.unwrap();
+        assert_eq!(store.framework_id().unwrap(), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_in_key_order() {
+        let dir = temp_dir("records");
+        let store = Store::open(&dir).unwrap();
+        store
+            .put_all(Tree::Ledger, [("b", &2u32), ("a", &1u32)])
+            .unwrap();
+        store.flush().await.unwrap();
+        let all: Vec<(String, u32)> = store.all(Tree::Ledger).unwrap();
+        assert_eq!(all, vec![("a".into(), 1), ("b".into(), 2)]);
+        store.remove(Tree::Ledger, "a").unwrap();
+        assert_eq!(store.get::<u32>(Tree::Ledger, "a").unwrap(), None);
+        assert_eq!(store.get::<u32>(Tree::Ledger, "b").unwrap(), Some(2));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn newer_schema_is_refused() {
+        let dir = temp_dir("schema");
+        {
+            let store = Store::open(&dir).unwrap();
+            store.meta.insert(KEY_SCHEMA, b"99").unwrap();
+            store.flush().await.unwrap();
+        }
+        let err = Store::open(&dir).unwrap_err();
+        assert!(
+            err.to_string().contains("schema version 99"),
+            "unexpected error: {err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_record_names_tree_and_key() {
+        let dir = temp_dir("corrupt");
+        let store = Store::open(&dir).unwrap();
+        store
+            .db
+            .open_tree("ledger")
+            .unwrap()
+            .insert("t1", b"{not json".as_slice())
+            .unwrap();
+        let err = store.all::<u32>(Tree::Ledger).unwrap_err();
+        assert!(err.to_string().contains("ledger/t1"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
