@@ -69,6 +69,150 @@ impl std::fmt::Display for TaskState {
     }
 }
 
+/// A task id as the controller generates it: `<spec id with '/' as '.'>.<instance>.<uuid>`, so an
+/// operator reading `/master/state` sees at once which file a task came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub String);
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Scalar and port resources, as offered by an agent or needed by a task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub cpus: f64,
+    /// MiB.
+    pub mem: f64,
+    /// MiB.
+    pub disk: f64,
+    pub gpus: f64,
+    /// Inclusive port ranges.
+    pub ports: Vec<(u64, u64)>,
+}
+
+impl Resources {
+    /// How many ports the ranges hold.
+    pub fn port_count(&self) -> u64 {
+        self.ports
+            .iter()
+            .map(|(b, e)| e.saturating_sub(*b).saturating_add(1))
+            .sum()
+    }
+}
+
+/// An offer, reduced to what placement needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub id: String,
+    pub agent_id: String,
+    pub hostname: String,
+    /// Unreserved resources (role `*`) and those reserved for the framework's role, together.
+    pub resources: Resources,
+    /// Agent attributes as text (`rack` -> `r1`); scalars and ranges printed as Mesos prints them.
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// Who produced a status update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateSource {
+    Master,
+    Agent,
+    Executor,
+}
+
+/// A task status update from Mesos, in the crate's words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskUpdate {
+    pub task_id: TaskId,
+    pub state: TaskState,
+    pub agent_id: Option<String>,
+    pub source: Option<UpdateSource>,
+    /// The Mesos reason name without its prefix, e.g. `AGENT_REMOVED`, `RECONCILIATION`.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub healthy: Option<bool>,
+    /// Present on updates that must be acknowledged (agent/executor updates).
+    pub uuid: Option<Vec<u8>>,
+    /// Seconds since the epoch, as Mesos stamps it.
+    pub timestamp: Option<f64>,
+}
+
+impl TaskUpdate {
+    /// The failure was caused by the cluster (agent lost or removed, offers invalid, master
+    /// failover) rather than by the task, so it does not count toward `max_failures`.
+    pub fn cluster_caused(&self) -> bool {
+        matches!(
+            self.reason.as_deref(),
+            Some(
+                "AGENT_DISCONNECTED"
+                    | "AGENT_REMOVED"
+                    | "AGENT_REMOVED_BY_OPERATOR"
+                    | "AGENT_RESTARTED"
+                    | "AGENT_UNKNOWN"
+                    | "AGENT_DRAINING"
+                    | "INVALID_OFFERS"
+                    | "MASTER_DISCONNECTED"
+                    | "RECONCILIATION"
+                    | "RESOURCES_UNKNOWN"
+                    | "CONTAINER_PREEMPTED"
+                    | "FRAMEWORK_REMOVED"
+            )
+        ) || matches!(
+            self.state,
+            TaskState::Lost
+                | TaskState::Dropped
+                | TaskState::Gone
+                | TaskState::GoneByOperator
+                | TaskState::Unreachable
+                | TaskState::Unknown
+        )
+    }
+}
+
+/// The ledger's record of one task id the controller may have launched.
+///
+/// The record is flushed before the ACCEPT that launches the task is sent, so after any crash the
+/// controller knows every task id it may have on the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task_id: TaskId,
+    pub spec_id: String,
+    /// The spec hash of the generation this task runs.
+    pub generation: String,
+    pub instance: u32,
+    pub agent_id: Option<String>,
+    pub hostname: Option<String>,
+    /// Host ports assigned from the offer.
+    pub ports: Vec<u64>,
+    pub state: TaskState,
+    /// Milliseconds since the epoch.
+    pub launched_at_ms: u64,
+    /// When the task was first seen RUNNING (for `backoff.reset_after`).
+    pub running_since_ms: Option<u64>,
+    /// When the task became unreachable (for `unreachable_after`).
+    pub unreachable_since_ms: Option<u64>,
+    pub updated_at_ms: u64,
+    pub healthy: Option<bool>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    /// The controller asked Mesos to kill this task; its end is expected, not a failure.
+    pub kill_requested: bool,
+    /// The terminal state was caused by the cluster, not the task.
+    pub cluster_caused: bool,
+}
+
+impl TaskRecord {
+    /// Still occupies (or may occupy) a slot on the cluster.
+    pub fn is_live(&self) -> bool {
+        !self.state.is_terminal()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
