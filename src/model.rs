@@ -110,7 +110,10 @@ pub struct Offer {
     pub id: String,
     pub agent_id: String,
     pub hostname: String,
-    /// Unreserved resources (role `*`) and those reserved for the framework's role, together.
+    /// The role the offer was allocated to (`Offer.allocation_info.role`); a task of a spec with
+    /// another role cannot use it.
+    pub role: String,
+    /// The offer's resources usable by tasks of `role`.
     pub resources: Resources,
     /// Agent attributes as text (`rack` -> `r1`); scalars and ranges printed as Mesos prints them.
     pub attributes: std::collections::BTreeMap<String, String>,
