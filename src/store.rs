@@ -6,7 +6,8 @@
 //!   was down is noticed at the next start;
 //! - `ledger`: one record per task id the controller may have launched;
 //! - `backoff`: the relaunch backoff of each instance;
-//! - `history`: the last attempts of each instance, bounded.
+//! - `history`: the last attempts of each instance, bounded;
+//! - `rollouts`: rollouts that stopped (the generation that failed and why).
 //!
 //! Durability promises (the README repeats them for operators):
 //! - A method documented as *flushed* returns only after sled has written the change to disk
@@ -36,6 +37,7 @@ pub enum Tree {
     Ledger,
     Backoff,
     History,
+    Rollouts,
 }
 
 impl Tree {
@@ -45,6 +47,7 @@ impl Tree {
             Tree::Ledger => "ledger",
             Tree::Backoff => "backoff",
             Tree::History => "history",
+            Tree::Rollouts => "rollouts",
         }
     }
 }
