@@ -93,15 +93,22 @@ pub fn from_slice<M: Message + Name + Default>(bytes: &[u8]) -> Result<M, JsonEr
 
 /// Like [`from_slice`], from an already parsed document.
 pub fn from_value<M: Message + Name + Default>(value: &serde_json::Value) -> Result<M, JsonError> {
-    let root = root_name::<M>();
-    let desc = descriptor_of::<M>()
-        .ok_or_else(|| JsonError::new(&root, "no descriptor for this message type"))?;
-    let dynamic = parse_message(&desc, value, &root)?;
+    let (dynamic, root) = parse_dynamic::<M>(value)?;
     if let Some(path) = first_missing_required(&dynamic, &root) {
         return Err(JsonError::new(path, "required field is missing"));
     }
     M::decode(dynamic.encode_to_vec().as_slice())
         .map_err(|e| JsonError::new(root, format!("cannot convert to the message type: {e}")))
+}
+
+/// The JSON counterpart of [`missing_required_field`]: `Ok(Some(path))` when the document
+/// converts but lacks a required field, `Ok(None)` when it is complete, and an error when it does
+/// not convert at all (wrong types, malformed values).
+pub fn missing_required_field_json<M: Name>(
+    value: &serde_json::Value,
+) -> Result<Option<String>, JsonError> {
+    let (dynamic, root) = parse_dynamic::<M>(value)?;
+    Ok(first_missing_required(&dynamic, &root))
 }
 
 /// The path (e.g. `Call.subscribe.framework_info.user`) of the first required field missing from
@@ -122,6 +129,18 @@ pub fn missing_required_field<M: Name>(
 
 // ---------------------------------------------------------------------------------------------
 // Descriptors
+
+/// Converts a document into a dynamic `M` without the required-field check; also returns the
+/// root of error paths.
+fn parse_dynamic<M: Name>(
+    value: &serde_json::Value,
+) -> Result<(DynamicMessage, String), JsonError> {
+    let root = root_name::<M>();
+    let desc = descriptor_of::<M>()
+        .ok_or_else(|| JsonError::new(&root, "no descriptor for this message type"))?;
+    let dynamic = parse_message(&desc, value, &root)?;
+    Ok((dynamic, root))
+}
 
 fn descriptor_of<M: Name>() -> Option<MessageDescriptor> {
     descriptor_pool().get_message_by_name(&M::full_name())
@@ -1060,6 +1079,26 @@ mod tests {
             None
         );
         assert!(missing_required_field::<Call>(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn missing_required_field_json_separates_missing_from_malformed() {
+        let missing = serde_json::json!({"subscribe": {"framework_info": {"name": "n"}}});
+        assert_eq!(
+            missing_required_field_json::<Call>(&missing)
+                .unwrap()
+                .as_deref(),
+            Some("Call.subscribe.framework_info.user")
+        );
+        let complete =
+            serde_json::json!({"subscribe": {"framework_info": {"user": "u", "name": "n"}}});
+        assert_eq!(
+            missing_required_field_json::<Call>(&complete).unwrap(),
+            None
+        );
+        let malformed = serde_json::json!({"subscribe": {"framework_info": {"user": 7}}});
+        let err = missing_required_field_json::<Call>(&malformed).unwrap_err();
+        assert_eq!(err.path(), "Call.subscribe.framework_info.user");
     }
 
     #[test]
