@@ -15,6 +15,7 @@ pub mod model;
 mod raw;
 pub mod regex;
 pub mod validate;
+mod validate_sections;
 
 pub use dir::{DirError, DirSnapshot, MAX_SPEC_FILE_BYTES, is_ignored_name, load_dir};
 pub use duration::{DurationError, format_duration, millis, parse_duration};
@@ -28,3 +29,5 @@ pub use validate::parse;
 
 #[cfg(test)]
 mod parse_tests;
+#[cfg(test)]
+mod validate_tests;
