@@ -65,17 +65,17 @@ pub(super) struct Checker<'a> {
 impl Checker<'_> {
     fn spec(&mut self, id: &SpecId, raw: RawSpec) -> Spec {
         let command = self.command(raw.command, raw.args);
-        let ports = self.int(raw.ports, "ports", 0, 0, MAX_PORTS) as u32;
+        let ports = self.int(raw.ports, "ports", 0, 0, MAX_PORTS, None) as u32;
         let mem_hint = "mem is in MiB, e.g. `mem = 512` for half a GiB";
         Spec {
             id: id.clone(),
             command,
             cpus: self.cpus(raw.cpus),
-            mem: self.int_hinted(raw.mem, "mem", 32, 1, MAX_MEM_MIB, mem_hint) as u64,
-            disk: self.int_hinted(raw.disk, "disk", 0, 0, MAX_DISK_MIB, "disk is in MiB") as u64,
-            gpus: self.int(raw.gpus, "gpus", 0, 0, MAX_GPUS) as u64,
+            mem: self.int(raw.mem, "mem", 32, 1, MAX_MEM_MIB, Some(mem_hint)) as u64,
+            disk: self.int(raw.disk, "disk", 0, 0, MAX_DISK_MIB, Some("disk is in MiB")) as u64,
+            gpus: self.int(raw.gpus, "gpus", 0, 0, MAX_GPUS, None) as u64,
             ports,
-            instances: self.int(raw.instances, "instances", 1, 0, MAX_INSTANCES) as u32,
+            instances: self.int(raw.instances, "instances", 1, 0, MAX_INSTANCES, None) as u32,
             restart: self.choice(
                 raw.restart,
                 "restart",
@@ -225,6 +225,8 @@ impl Checker<'_> {
         value
     }
 
+    /// An integer in `min..=max`; out of range is an error and yields the default, so the returned
+    /// value always fits the model's unsigned type.
     pub(super) fn int(
         &mut self,
         value: Option<Spanned<i64>>,
@@ -232,32 +234,7 @@ impl Checker<'_> {
         default: i64,
         min: i64,
         max: i64,
-    ) -> i64 {
-        self.int_with_hint(value, field, default, min, max, None)
-    }
-
-    fn int_hinted(
-        &mut self,
-        value: Option<Spanned<i64>>,
-        field: &str,
-        default: i64,
-        min: i64,
-        max: i64,
-        hint: &str,
-    ) -> i64 {
-        self.int_with_hint(value, field, default, min, max, Some(hint))
-    }
-
-    /// An integer in `min..=max`; out of range is an error and yields the default, so the returned
-    /// value always fits the model's unsigned type.
-    fn int_with_hint(
-        &mut self,
-        value: Option<Spanned<i64>>,
-        field: &str,
-        default: i64,
-        min: i64,
-        max: i64,
-        hint: Option<&str>,
+        hint_if_too_big: Option<&str>,
     ) -> i64 {
         let Some(value) = value else { return default };
         let got = *value.get_ref();
@@ -269,7 +246,7 @@ impl Checker<'_> {
             } else {
                 format!("must be at most {max} (got {got})")
             };
-            let hint = hint.filter(|_| got > max).map(str::to_owned);
+            let hint = hint_if_too_big.filter(|_| got > max).map(str::to_owned);
             self.error(value.span(), field, message, hint);
             return default;
         }
@@ -416,6 +393,7 @@ impl Checker<'_> {
                 0,
                 0,
                 i64::from(u32::MAX),
+                None,
             ) as u32,
         }
     }

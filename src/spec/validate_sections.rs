@@ -217,6 +217,7 @@ impl Checker<'_> {
                 3,
                 1,
                 i64::from(u32::MAX),
+                None,
             ) as u32,
         }
     }
