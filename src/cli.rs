@@ -1,8 +1,12 @@
-//! Command-line parsing: the subcommands and their options, each option also settable through a
-//! `MESOS_RECONCILER_*` environment variable. Values are validated here; turning them into working
-//! objects happens in the command that runs.
+//! Command-line parsing: the subcommands and their options. Every option of `run` and `dev` can also
+//! be set through the `MESOS_RECONCILER_*` environment variable named in [`env`]. Values are checked
+//! here (clap value parsers); turning them into working objects happens in the command that runs.
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Exit codes, as the README documents them.
 pub mod exit {
@@ -10,6 +14,24 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     pub const INVALID_SPECS: i32 = 2;
     pub const USAGE: i32 = 64;
+}
+
+/// The environment variables, one per option, in one place.
+pub mod env {
+    pub const MASTER: &str = "MESOS_RECONCILER_MASTER";
+    pub const DESIRED: &str = "MESOS_RECONCILER_DESIRED";
+    pub const STATE: &str = "MESOS_RECONCILER_STATE";
+    pub const LISTEN: &str = "MESOS_RECONCILER_LISTEN";
+    pub const FRAMEWORK_NAME: &str = "MESOS_RECONCILER_FRAMEWORK_NAME";
+    pub const ROLE: &str = "MESOS_RECONCILER_ROLE";
+    pub const USER: &str = "MESOS_RECONCILER_USER";
+    pub const PRINCIPAL: &str = "MESOS_RECONCILER_PRINCIPAL";
+    pub const SECRET_FILE: &str = "MESOS_RECONCILER_SECRET_FILE";
+    pub const FAILOVER_TIMEOUT: &str = "MESOS_RECONCILER_FAILOVER_TIMEOUT";
+    pub const ENCODING: &str = "MESOS_RECONCILER_ENCODING";
+    pub const CA_BUNDLE: &str = "MESOS_RECONCILER_CA_BUNDLE";
+    pub const STATUS_URL: &str = "MESOS_RECONCILER_STATUS_URL";
+    pub const LOG: &str = "MESOS_RECONCILER_LOG";
 }
 
 /// Makes an Apache Mesos cluster match a directory of TOML task specs.
@@ -21,4 +43,180 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run the controller against a Mesos master.
+    Run(RunArgs),
+    /// Run an embedded dev cluster and the controller watching ./desired (try this first).
+    Dev(DevArgs),
+    /// Check the spec files and report every problem with file, line and column.
+    Validate(ValidateArgs),
+    /// Release kills held by the mass-deletion guard of a running controller.
+    ApproveDeletions(ApproveArgs),
+    /// Run the Mesos-compatible dev cluster on its own (for tests and other clients).
+    Devcluster(DevclusterArgs),
+}
+
+/// Options shared by `run` and `dev`: where the specs and the state live, and the status server.
+#[derive(Debug, Args, Clone)]
+pub struct ControllerArgs {
+    /// Directory of `*.toml` task specs (may be a symlink that a sync tool repoints).
+    #[arg(long, env = env::DESIRED, default_value = "desired")]
+    pub desired: PathBuf,
+    /// Directory for the controller's own state (framework id, task ledger).
+    #[arg(long, env = env::STATE, default_value = ".mesos-reconciler")]
+    pub state: PathBuf,
+    /// Address of the status server (HTML page, JSON API, /metrics, /healthz, /readyz); port 0 picks one.
+    #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:9797")]
+    pub listen: SocketAddr,
+    /// Framework name shown by Mesos.
+    #[arg(long, env = env::FRAMEWORK_NAME, default_value = "mesos-reconciler")]
+    pub framework_name: String,
+    /// Default role of the framework (specs may name others).
+    #[arg(long, env = env::ROLE, default_value = "*")]
+    pub role: String,
+    /// User tasks run as unless a spec says otherwise (default: $USER).
+    #[arg(long, env = env::USER)]
+    pub user: Option<String>,
+    /// How long Mesos keeps the framework's tasks while the controller is away.
+    #[arg(long, env = env::FAILOVER_TIMEOUT, default_value = "1w", value_parser = parse_duration_arg)]
+    pub failover_timeout: Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Master URLs, comma-separated: http(s)://host:5050[,http(s)://host2:5050].
+    #[arg(long, env = env::MASTER, value_delimiter = ',', required = true)]
+    pub master: Vec<String>,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    /// Principal for HTTP Basic authentication with the master.
+    #[arg(long, env = env::PRINCIPAL)]
+    pub principal: Option<String>,
+    /// File holding the secret for the principal (never pass secrets on the command line).
+    #[arg(long, env = env::SECRET_FILE, requires = "principal")]
+    pub secret_file: Option<PathBuf>,
+    /// PEM bundle of CAs to trust for https:// masters.
+    #[arg(long, env = env::CA_BUNDLE)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Wire encoding.
+    #[arg(long, env = env::ENCODING, value_enum, default_value_t = WireEncoding::Protobuf)]
+    pub encoding: WireEncoding,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    /// Where the embedded master listens.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    pub master_listen: SocketAddr,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ValidateArgs {
+    /// Directory of `*.toml` task specs.
+    #[arg(long, env = env::DESIRED, default_value = "desired")]
+    pub desired: PathBuf,
+    /// Also list the files that were ignored and why.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ApproveArgs {
+    /// URL of the running controller's status server.
+    #[arg(long, env = env::STATUS_URL, default_value = "http://127.0.0.1:9797")]
+    pub status_url: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DevclusterArgs {
+    /// Address of the master.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    pub listen: SocketAddr,
+    /// Number of agents.
+    #[arg(long, default_value_t = 1)]
+    pub agents: u32,
+    /// Resources of each agent, e.g. 'cpus:4;mem:8192;disk:20000;ports:[31000-32000]'.
+    #[arg(long, default_value = "cpus:4;mem:8192;disk:20000;ports:[31000-32000]")]
+    pub agent_resources: String,
+    /// Attributes of each agent, e.g. 'rack:r1;zone:z2'.
+    #[arg(long, default_value = "")]
+    pub agent_attributes: String,
+    /// Run virtual agents (scripted tasks, no processes) instead of real ones.
+    #[arg(long)]
+    pub virtual_agents: bool,
+    /// Where real agents put task sandboxes (default: a temporary directory).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Seconds between heartbeats on subscription streams.
+    #[arg(long, default_value = "15s", value_parser = parse_duration_arg)]
+    pub heartbeat_interval: Duration,
+    /// Time between offer cycles.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub allocation_interval: Duration,
+}
+
+/// The wire encoding of calls and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WireEncoding {
+    Protobuf,
+    Json,
+}
+
+/// Durations on the command line: the task spec's syntax (`500ms`, `10s`, `5m`, `1h`), plus `d`
+/// and `w` for the failover timeout.
+pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    let (number, unit_ms) = if let Some(n) = text.strip_suffix('w') {
+        (n, 7 * 24 * 3_600_000u64)
+    } else if let Some(n) = text.strip_suffix('d') {
+        (n, 24 * 3_600_000u64)
+    } else {
+        return crate::spec::duration::parse_duration(text).map_err(|e| match &e.hint {
+            Some(h) => format!("{e} ({h})"),
+            None => e.to_string(),
+        });
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 5m, 2h, 7d, 1w"))?;
+    Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_with_days_and_weeks() {
+        assert_eq!(
+            parse_duration_arg("1w").unwrap(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(
+            parse_duration_arg("2d").unwrap(),
+            Duration::from_secs(2 * 24 * 3600)
+        );
+        assert_eq!(parse_duration_arg("90s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration_arg("soon").is_err());
+    }
+
+    #[test]
+    fn run_needs_a_master_and_reads_env_names() {
+        assert!(Cli::try_parse_from(["mesos-reconciler", "run"]).is_err());
+        let cli = Cli::try_parse_from([
+            "mesos-reconciler",
+            "run",
+            "--master",
+            "http://127.0.0.1:5050,http://127.0.0.1:5051",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(run.master.len(), 2);
+        assert_eq!(run.controller.listen.port(), 0);
+    }
+}
