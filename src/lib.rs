@@ -6,5 +6,6 @@ pub mod cli;
 pub mod devcluster;
 pub mod mesos;
 pub mod model;
+pub mod plan;
 pub mod spec;
 pub mod store;
