@@ -12,6 +12,11 @@
 //! [`AgentCommand::Acknowledge`] for exactly that uuid arrives; only then does the next update of the
 //! task go out.
 
+mod process;
+mod runtime;
+mod updates;
+mod virtual_task;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,7 +88,9 @@ pub enum AgentCommand {
     /// Kill every task of the framework (it was torn down or removed) and forget it.
     ShutdownFramework { framework_id: String },
     /// Report the tasks this agent runs (for re-registration after a master restart or a partition).
-    ListTasks { reply: oneshot::Sender<Vec<TaskReport>> },
+    ListTasks {
+        reply: oneshot::Sender<Vec<TaskReport>>,
+    },
     /// Kill every task and stop (dev cluster shutdown, or the fault API killing the agent).
     Stop { done: oneshot::Sender<()> },
 }
@@ -126,6 +133,7 @@ impl AgentHandle {
 
 /// Starts an agent on the current tokio runtime.
 pub fn spawn(config: AgentConfig, updates: mpsc::UnboundedSender<AgentUpdate>) -> AgentHandle {
-    let _ = (config, updates);
-    unimplemented!("agent runtime is being written")
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(runtime::run(config, rx, updates));
+    AgentHandle::from_sender(tx)
 }
