@@ -8,4 +8,6 @@ pub mod mesos;
 pub mod model;
 pub mod plan;
 pub mod spec;
+pub mod status;
 pub mod store;
+pub mod watch;

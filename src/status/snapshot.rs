@@ -1,0 +1,185 @@
+//! The published snapshot: plain data the controller fills after each pass and the status server
+//! only reads. It is also the body of `GET /api/v1/status`, so every type here is serde data with
+//! defaults (a client of an older or newer version still parses what it understands).
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the status server shows, as of the end of the controller's latest pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Snapshot {
+    /// True once the first reconciliation pass has succeeded. The controller latches it, and the
+    /// server latches it again, so `/readyz` never flaps back to 503.
+    pub ready: bool,
+    /// Subscribed to a master right now.
+    pub connected: bool,
+    pub framework_id: Option<String>,
+    /// The master currently subscribed to (after redirects), e.g. `http://10.0.0.5:5050`.
+    pub master: Option<String>,
+    /// The desired directory as configured.
+    pub desired_dir: String,
+    /// Why the desired directory could not be read as a whole (missing, unreadable). While set,
+    /// the previous desired state stays in force.
+    pub desired_error: Option<String>,
+    pub specs: Vec<SpecStatus>,
+    pub tasks: Vec<TaskStatusRow>,
+    /// Kills held back by the mass-deletion guard, if any.
+    pub guard: Option<GuardStatus>,
+    pub counters: Counters,
+    pub last_pass: Option<PassInfo>,
+}
+
+/// One spec: what is wanted, what runs, and why anything is missing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpecStatus {
+    /// The spec id (`team-a/web`).
+    pub id: String,
+    /// The file it comes from, as the user names it (`desired/team-a/web.toml`).
+    pub file: String,
+    /// The generation in force (the spec hash), if a valid version was ever applied.
+    pub generation: Option<String>,
+    /// Instances wanted.
+    pub instances: u32,
+    /// Instances running now.
+    pub running: u32,
+    /// Why the file on disk is invalid; the previous valid generation, if any, stays in force.
+    pub error: Option<SpecErrorView>,
+    /// The state of a rollout in progress or stopped (`rolling out abc123: 1 of 3 replaced`,
+    /// `stopped: new generation failed ...`).
+    pub rollout: Option<String>,
+    pub pending: Vec<PendingRow>,
+    /// The last attempts of each instance, newest first, bounded by the store.
+    pub history: Vec<AttemptRow>,
+}
+
+/// A validation error of one spec file, positioned for a person to find it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpecErrorView {
+    pub file: String,
+    /// 1-based; 0 when the error concerns the whole file (unreadable, badly named).
+    pub line: u32,
+    /// 1-based; 0 when `line` is 0.
+    pub column: u32,
+    /// Dotted key path (`backoff.factor`); empty for syntax errors.
+    pub field: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl SpecErrorView {
+    /// `file:line:column` (or just `file` when there is no position), the form editors jump to.
+    pub fn location(&self) -> String {
+        if self.line == 0 {
+            self.file.clone()
+        } else {
+            format!("{}:{}:{}", self.file, self.line, self.column)
+        }
+    }
+}
+
+/// An instance that should run but does not, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingRow {
+    pub instance: u32,
+    /// A sentence a person understands (`waiting for backoff after TASK_FAILED: exit 1`,
+    /// `no offer with 4 cpus (largest seen: 2)`).
+    pub reason: String,
+    /// When the wait ends (ms since the Unix epoch), for waits with an end such as backoff.
+    pub until_ms: Option<u64>,
+}
+
+/// One past (or current) attempt to run an instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptRow {
+    pub instance: u32,
+    pub task_id: String,
+    pub started_ms: u64,
+    /// None while the attempt is still live.
+    pub ended_ms: Option<u64>,
+    /// The last known Mesos task state (`TASK_FAILED`).
+    pub state: String,
+    /// Reason and message of the last status update, as one line.
+    pub reason: Option<String>,
+    pub agent: Option<String>,
+    pub hostname: Option<String>,
+    /// The sandbox directory on the agent, where `stdout` and `stderr` are.
+    pub sandbox: Option<String>,
+}
+
+/// One task the controller knows of (launched by it, or found on the cluster).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskStatusRow {
+    pub task_id: String,
+    pub spec: String,
+    pub instance: u32,
+    pub generation: String,
+    /// The Mesos task state (`TASK_RUNNING`).
+    pub state: String,
+    pub agent_id: Option<String>,
+    pub hostname: Option<String>,
+    pub ports: Vec<u64>,
+    /// The last health check result, if the spec has a health check.
+    pub healthy: Option<bool>,
+    pub launched_ms: u64,
+}
+
+/// Kills the mass-deletion guard is holding back until an operator confirms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GuardStatus {
+    /// The specs whose instances would be killed.
+    pub specs: Vec<String>,
+    /// How many instances (tasks) the held kills concern.
+    pub instances: u32,
+    /// How many specs exist in total, for the "more than half" comparison.
+    pub total_specs: u32,
+    /// Since when the kills are held (ms since the Unix epoch).
+    pub since_ms: u64,
+    /// What the operator can do, e.g. the exact CLI command to confirm, or "restore the files".
+    pub release: String,
+}
+
+/// Counters only ever increase (from process start); gauges are as of the latest pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    pub launches: u64,
+    pub kills: u64,
+    pub status_updates: u64,
+    /// Terminal updates the restart policy counts as a failure.
+    pub failures: u64,
+    pub offers_declined: u64,
+    pub passes: u64,
+    /// Gauge: spec files that do not parse or validate.
+    pub invalid_specs: u64,
+    /// Gauge: instances wanted but not running.
+    pub pending_instances: u64,
+    /// Gauge: tasks in TASK_RUNNING.
+    pub running_tasks: u64,
+}
+
+/// The latest reconciliation pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PassInfo {
+    /// When the pass ended (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The event that woke the loop (`desired changed`, `offer`, `status update`, `timer`).
+    pub reason: String,
+    pub duration_ms: u64,
+}
+
+/// A command an operator sends to the controller through the status server.
+#[derive(Debug)]
+pub enum ControlCommand {
+    /// Release the kills held by the mass-deletion guard. The controller answers with a summary a
+    /// person reads (`released 12 kills of 4 specs`, `nothing is held`).
+    ApproveDeletions {
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
+}
