@@ -230,6 +230,7 @@ impl<'a> SpecPass<'_, 'a> {
             !old.is_empty() && !new.is_empty() && !new.iter().any(|r| ready(r, spec))
         });
 
+        let wants_before = out.wants.len();
         for i in 0..n {
             let recs = by_instance.get(&i).map_or(&[][..], Vec::as_slice);
             let key = InstanceKey::new(self.id.clone(), i);
@@ -237,6 +238,13 @@ impl<'a> SpecPass<'_, 'a> {
             if old.is_empty() {
                 if !new.is_empty() {
                     self.keep_one(&new, out);
+                    let running = new
+                        .iter()
+                        .any(|r| matches!(r.state, TaskState::Running | TaskState::Starting));
+                    if !running {
+                        // Holds its instance, but whether it exists is not known yet.
+                        self.pend_if_unreconciled(&key, recs, out);
+                    }
                     continue;
                 }
                 let (target, target_generation) = previous
@@ -290,6 +298,12 @@ impl<'a> SpecPass<'_, 'a> {
                 }
             }
         }
+        let launching_new = out.wants[wants_before..]
+            .iter()
+            .any(|w| w.generation == generation);
+        if view.may_complete && !launching_new {
+            out.rollout_updates.insert(self.id.clone(), None);
+        }
     }
 
     fn at(&self, r: &TaskRecord) -> Presence {
@@ -337,6 +351,34 @@ impl<'a> SpecPass<'_, 'a> {
         );
     }
 
+    /// While reconciliation is not answered, an instance with a task in any non-terminal state but
+    /// RUNNING or STARTING may have a copy Mesos has not told about: it waits, with that reason.
+    fn pend_if_unreconciled(
+        &self,
+        key: &InstanceKey,
+        recs: &[&TaskRecord],
+        out: &mut Decisions<'a>,
+    ) -> bool {
+        if !self.input.awaiting_reconciliation {
+            return false;
+        }
+        let unsure = recs.iter().find(|r| {
+            !r.state.is_terminal() && !matches!(r.state, TaskState::Running | TaskState::Starting)
+        });
+        let Some(r) = unsure else {
+            return false;
+        };
+        out.pend(
+            key.clone(),
+            PendingReason::WaitingForReconciliation,
+            format!(
+                "waiting for reconciliation: task {} was last known as {}",
+                r.task_id, r.state
+            ),
+        );
+        true
+    }
+
     /// The instance has no live task of the generation it wants: launch one unless reconciliation,
     /// its restart policy or its backoff says to wait.
     fn launch_or_wait(
@@ -347,22 +389,8 @@ impl<'a> SpecPass<'_, 'a> {
         generation: &str,
         out: &mut Decisions<'a>,
     ) {
-        if self.input.awaiting_reconciliation {
-            let unsure = recs.iter().find(|r| {
-                !r.state.is_terminal()
-                    && !matches!(r.state, TaskState::Running | TaskState::Starting)
-            });
-            if let Some(r) = unsure {
-                out.pend(
-                    key,
-                    PendingReason::WaitingForReconciliation,
-                    format!(
-                        "waiting for reconciliation: task {} was last known as {}",
-                        r.task_id, r.state
-                    ),
-                );
-                return;
-            }
+        if self.pend_if_unreconciled(&key, recs, out) {
+            return;
         }
         let state = self
             .input

@@ -1,6 +1,7 @@
 //! Rollouts: when one starts (a spec in force has live tasks of another generation), when it stops
 //! (a task of the new generation failed, or was not running and healthy by `update.deadline` after
-//! its launch), and when it is complete (no old-generation task left, no new one still starting).
+//! its launch), and when it is complete (no old-generation task left, no new one starting or about
+//! to be launched).
 //! Which tasks to start and kill at each step is `decide`'s business; this module only keeps the
 //! [`RolloutState`] and says which tasks a stop dooms.
 //!
@@ -23,6 +24,9 @@ pub(super) struct RolloutView {
     pub stopped: Option<String>,
     /// New-generation tasks that missed the deadline: killed by this pass.
     pub doomed: BTreeSet<TaskId>,
+    /// No old task is left and no new one is starting: the rollout is complete unless this pass
+    /// launches more of the new generation (whose deadline and failures still belong to it).
+    pub may_complete: bool,
 }
 
 /// Advances the rollout of `desired` given all ledger records of its spec, recording state changes
@@ -67,7 +71,7 @@ pub(super) fn advance(
     if let Some(stop) = &state.stopped {
         return RolloutView {
             stopped: Some(stop.reason.clone()),
-            doomed: BTreeSet::new(),
+            ..RolloutView::default()
         };
     }
 
@@ -125,9 +129,7 @@ pub(super) fn advance(
     let old_left = records
         .iter()
         .any(|r| r.generation != generation && at(r).occupies());
-    if !old_left && !in_flight {
-        out.rollout_updates.insert(id.clone(), None);
-    }
+    view.may_complete = !old_left && !in_flight;
     view
 }
 

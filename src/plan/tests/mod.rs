@@ -150,8 +150,9 @@ pub(super) fn offer(id: &str, agent: &str, host: &str, cpus: f64, mem: f64) -> O
     }
 }
 
-/// Everything a pass looks at, owned, with defaults: now = [`T0`], framework role `*`.
-#[derive(Debug)]
+/// Everything a pass looks at, owned, with defaults: now = [`T0`], framework role `*`. Every
+/// builder method returns a changed copy, so one world can be the base of several cases.
+#[derive(Debug, Clone)]
 pub(super) struct World {
     pub now: u64,
     pub desired: BTreeMap<SpecId, Desired>,
@@ -188,43 +189,49 @@ impl World {
     }
 
     /// Puts `spec` in force; its generation is shown as `label`.
-    pub fn desire(self, spec: &Spec, label: &str) -> Self {
+    pub fn desire(&self, spec: &Spec, label: &str) -> Self {
         self.desire_with(Desired::new(spec.clone()), label)
     }
 
-    pub fn desire_with(mut self, desired: Desired, label: &str) -> Self {
-        self.labels
-            .insert(desired.generation.clone(), label.to_owned());
-        self.desired.insert(desired.spec.id.clone(), desired);
-        self
+    pub fn desire_with(&self, desired: Desired, label: &str) -> Self {
+        self.edit(|w| {
+            w.labels
+                .insert(desired.generation.clone(), label.to_owned());
+            w.desired.insert(desired.spec.id.clone(), desired);
+        })
     }
 
     /// Shows the generation of `spec` as `label` without putting it in force.
-    pub fn label(mut self, spec: &Spec, label: &str) -> Self {
-        self.labels.insert(generation(spec), label.to_owned());
-        self
+    pub fn label(&self, spec: &Spec, label: &str) -> Self {
+        self.edit(|w| {
+            w.labels.insert(generation(spec), label.to_owned());
+        })
     }
 
-    pub fn task(mut self, record: TaskRecord) -> Self {
-        self.ledger.insert(record.task_id.clone(), record);
-        self
+    pub fn task(&self, record: TaskRecord) -> Self {
+        self.edit(|w| {
+            w.ledger.insert(record.task_id.clone(), record);
+        })
     }
 
     /// Adds offers; they are also what the offer stats have seen in the last minute.
-    pub fn offers(mut self, offers: impl IntoIterator<Item = Offer>) -> Self {
-        for o in offers {
-            self.stats.observe(&o.resources);
-            self.stats
-                .agents
-                .insert(o.agent_id.clone(), super::AgentInfo::of(&o));
-            self.offers.push(o);
-        }
-        self
+    pub fn offers(&self, offers: impl IntoIterator<Item = Offer>) -> Self {
+        self.edit(|w| {
+            for o in offers {
+                w.stats.observe(&o.resources);
+                w.stats
+                    .agents
+                    .insert(o.agent_id.clone(), super::AgentInfo::of(&o));
+                w.offers.push(o);
+            }
+        })
     }
 
-    pub fn edit(mut self, f: impl FnOnce(&mut World)) -> Self {
-        f(&mut self);
-        self
+    /// A copy of this world, changed by `f`.
+    pub fn edit(&self, f: impl FnOnce(&mut World)) -> Self {
+        let mut copy = self.clone();
+        f(&mut copy);
+        copy
     }
 
     /// One pass; task ids are `<spec>.<instance>.t<n>` in placement order.
