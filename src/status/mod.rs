@@ -298,3 +298,70 @@ async fn text_of(url: String, response: reqwest::Response) -> Result<String, Sta
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The approve-deletions handler's waiting rules, on tokio's paused clock (no sockets).
+
+    use super::*;
+
+    fn state() -> (ServerState, mpsc::Receiver<ControlCommand>) {
+        let (_publisher, snapshots) = watch::channel(Arc::new(Snapshot::default()));
+        let (control, commands) = mpsc::channel(1);
+        (ServerState::new(snapshots, control), commands)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn approve_gives_up_with_503_when_the_controller_does_not_answer() {
+        let (state, mut commands) = state();
+        let started = tokio::time::Instant::now();
+        // The controller takes the command but sits on the reply.
+        let holder = tokio::spawn(async move {
+            let command = commands.recv().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(command);
+        });
+        let response = approve(State(state)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() >= CONTROL_TIMEOUT);
+        assert!(started.elapsed() < CONTROL_TIMEOUT + Duration::from_secs(1));
+        holder.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn approve_answers_503_at_once_when_the_controller_drops_the_reply() {
+        let (state, mut commands) = state();
+        tokio::spawn(async move { drop(commands.recv().await) });
+        let started = tokio::time::Instant::now();
+        let response = approve(State(state)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < CONTROL_TIMEOUT);
+    }
+
+    #[test]
+    fn readiness_latches_in_the_server_state() {
+        let (publisher, snapshots) = watch::channel(Arc::new(Snapshot::default()));
+        let (control, _commands) = mpsc::channel(1);
+        let state = ServerState::new(snapshots, control);
+        assert!(!state.read().1);
+        publisher.send_replace(Arc::new(Snapshot {
+            ready: true,
+            ..Snapshot::default()
+        }));
+        assert!(state.read().1);
+        publisher.send_replace(Arc::new(Snapshot::default()));
+        assert!(state.read().1, "readiness must not flap back");
+    }
+
+    #[test]
+    fn urls_join_with_or_without_a_trailing_slash() {
+        assert_eq!(
+            join_url("http://127.0.0.1:9/", STATUS_PATH),
+            "http://127.0.0.1:9/api/v1/status"
+        );
+        assert_eq!(
+            join_url("http://127.0.0.1:9", STATUS_PATH),
+            "http://127.0.0.1:9/api/v1/status"
+        );
+    }
+}

@@ -79,6 +79,21 @@ impl SpecErrorView {
     }
 }
 
+impl From<&crate::spec::SpecError> for SpecErrorView {
+    fn from(error: &crate::spec::SpecError) -> Self {
+        // A spec file is capped far below 4 Gi lines; saturating keeps this total anyway.
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        SpecErrorView {
+            file: error.file.clone(),
+            line: narrow(error.line),
+            column: narrow(error.column),
+            field: error.field.clone(),
+            message: error.message.clone(),
+            hint: error.hint.clone(),
+        }
+    }
+}
+
 /// An instance that should run but does not, and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -182,4 +197,41 @@ pub enum ControlCommand {
     ApproveDeletions {
         reply: tokio::sync::oneshot::Sender<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_errors_convert_with_their_position() {
+        let error = crate::spec::SpecError {
+            file: "desired/web.toml".to_owned(),
+            line: 7,
+            column: 10,
+            field: "backoff.factor".to_owned(),
+            message: "must be at least 1.0 (got 0.5)".to_owned(),
+            hint: Some("use 1.0 or more".to_owned()),
+        };
+        let view = SpecErrorView::from(&error);
+        assert_eq!(view.location(), "desired/web.toml:7:10");
+        assert_eq!(view.field, "backoff.factor");
+        assert_eq!(view.hint.as_deref(), Some("use 1.0 or more"));
+
+        let whole = SpecErrorView::from(&crate::spec::SpecError::whole_file(
+            "desired/Bad Name.toml",
+            "invalid spec id".to_owned(),
+        ));
+        assert_eq!(whole.location(), "desired/Bad Name.toml");
+    }
+
+    #[test]
+    fn a_partial_json_snapshot_fills_defaults() {
+        let snapshot: Snapshot =
+            serde_json::from_str(r#"{"ready":true,"specs":[{"id":"web"}]}"#).unwrap();
+        assert!(snapshot.ready);
+        assert_eq!(snapshot.specs[0].id, "web");
+        assert_eq!(snapshot.specs[0].instances, 0);
+        assert!(snapshot.guard.is_none());
+    }
 }
