@@ -64,9 +64,7 @@ pub fn instance_after_end(
             let delay = backoff_delay(&spec.backoff, next.consecutive_failures);
             next.backoff_until_ms = Some(now_ms.saturating_add(millis(delay)));
             let limit = spec.backoff.max_failures;
-            if policy == RestartPolicy::OnFailure
-                && limit > 0
-                && next.consecutive_failures >= limit
+            if policy == RestartPolicy::OnFailure && limit > 0 && next.consecutive_failures >= limit
             {
                 next.given_up = true;
             }

@@ -233,8 +233,9 @@ impl<'a> Placer<'a> {
             }
             // A pattern the validator let through always compiles; if one did not, the
             // constraint fails closed rather than place a task where it was not wanted.
-            ConstraintOp::Unlike(pattern) => Regex::new(pattern)
-                .is_ok_and(|re| value.is_none_or(|v| !re.is_full_match(v))),
+            ConstraintOp::Unlike(pattern) => {
+                Regex::new(pattern).is_ok_and(|re| value.is_none_or(|v| !re.is_full_match(v)))
+            }
         }
     }
 
@@ -248,7 +249,12 @@ impl<'a> Placer<'a> {
         self.other_instances(want, field, |_| true)
     }
 
-    fn other_instances(&self, want: &Want<'_>, field: &str, matches: impl Fn(&str) -> bool) -> usize {
+    fn other_instances(
+        &self,
+        want: &Want<'_>,
+        field: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> usize {
         self.occupants
             .get(want.key.spec.as_str())
             .into_iter()
@@ -267,7 +273,9 @@ impl<'a> Placer<'a> {
                 .as_deref()
                 .or_else(|| agent.map(|a| a.hostname.as_str()))
         } else {
-            agent.and_then(|a| a.attributes.get(field)).map(String::as_str)
+            agent
+                .and_then(|a| a.attributes.get(field))
+                .map(String::as_str)
         }
     }
 }
@@ -347,7 +355,11 @@ mod tests {
         assert_eq!(take_ports(&mut free, 2), Some(vec![31002, 31005]));
         assert_eq!(free, vec![(31006, 31006)]);
         assert_eq!(take_ports(&mut free, 2), None);
-        assert_eq!(free, vec![(31006, 31006)], "a failed take leaves the ranges alone");
+        assert_eq!(
+            free,
+            vec![(31006, 31006)],
+            "a failed take leaves the ranges alone"
+        );
         assert_eq!(take_ports(&mut free, 0), Some(vec![]));
         assert_eq!(take_ports(&mut free, 1), Some(vec![31006]));
         assert!(free.is_empty());
@@ -355,7 +367,10 @@ mod tests {
 
     #[test]
     fn ranges_collapse_consecutive_ports() {
-        assert_eq!(ranges_of(&[1, 2, 3, 7, 9, 10]), vec![(1, 3), (7, 7), (9, 10)]);
+        assert_eq!(
+            ranges_of(&[1, 2, 3, 7, 9, 10]),
+            vec![(1, 3), (7, 7), (9, 10)]
+        );
         assert_eq!(ranges_of(&[]), Vec::<(u64, u64)>::new());
         assert_eq!(
             normalise(&[(5, 4), (u64::MAX, u64::MAX), (1, 2)]),

@@ -60,7 +60,10 @@ pub(super) fn explain(input: &PlanInput<'_>, placer: &Placer<'_>, want: &Want<'_
                 .values()
                 .any(|a| placer.meets(want, c, agent_value(a, &c.field)));
             if !any {
-                return pending(PendingReason::Constraint, constraint_message(placer, want, c));
+                return pending(
+                    PendingReason::Constraint,
+                    constraint_message(placer, want, c),
+                );
             }
         }
         let all = placer.agents.values().any(|a| {
@@ -99,7 +102,9 @@ pub(super) fn explain(input: &PlanInput<'_>, placer: &Placer<'_>, want: &Want<'_
     if of_role.is_empty() {
         return pending(
             PendingReason::NoOfferFits,
-            format!("waiting for an offer for role {role}; the offers held now are for other roles"),
+            format!(
+                "waiting for an offer for role {role}; the offers held now are for other roles"
+            ),
         );
     }
     let meeting: Vec<_> = of_role
@@ -176,7 +181,11 @@ fn scarcest(need: &Need, have: &Largest) -> Option<(ResourceKind, f64, f64)> {
         if needed <= had + 1e-6 {
             continue;
         }
-        let ratio = if had <= 0.0 { f64::INFINITY } else { needed / had };
+        let ratio = if had <= 0.0 {
+            f64::INFINITY
+        } else {
+            needed / had
+        };
         if best.is_none_or(|(_, _, _, r)| ratio > r) {
             best = Some((kind, needed, had, ratio));
         }

@@ -53,11 +53,17 @@ fn ports_are_distinct_and_the_offer_shrinks_as_tasks_are_packed() {
     let Action::Launch { tasks, .. } = &plan.actions[0] else {
         panic!("expected a launch first: {:?}", plan.actions);
     };
-    assert_eq!(tasks[1].resources.ports, vec![(31003, 31004), (31007, 31007)]);
+    assert_eq!(
+        tasks[1].resources.ports,
+        vec![(31003, 31004), (31007, 31007)]
+    );
     assert_eq!(tasks[1].resources.cpus, 0.1);
     assert_eq!(tasks[1].resources.mem, 32.0);
     assert_eq!(tasks[1].task_id, TaskId("web.1.t2".into()));
-    assert_eq!(tasks[1].spec, three_ports, "the launch carries the spec to build it from");
+    assert_eq!(
+        tasks[1].spec, three_ports,
+        "the launch carries the spec to build it from"
+    );
 }
 
 #[test]
@@ -123,12 +129,19 @@ fn scaling_changes_instances_in_place() {
         },
         Case {
             instances: 6,
-            expected: &["launch on o1: web#4@v1 [31000], web#5@v1 [31001]", "suppress"],
+            expected: &[
+                "launch on o1: web#4@v1 [31000], web#5@v1 [31001]",
+                "suppress",
+            ],
         },
     ];
     for case in cases {
         let scaled = web(case.instances);
-        assert_eq!(generation(&scaled), generation(&v1), "scaling is not a new generation");
+        assert_eq!(
+            generation(&scaled),
+            generation(&v1),
+            "scaling is not a new generation"
+        );
         let mut world = World::new().desire(&scaled, "v1");
         for t in tasks.clone() {
             world = world.task(t);

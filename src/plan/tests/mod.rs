@@ -276,16 +276,15 @@ impl World {
     }
 
     pub fn render(&self, plan: &Plan) -> Vec<String> {
-        let mut lines: Vec<String> = plan
-            .actions
-            .iter()
-            .map(|a| self.render_action(a))
-            .collect();
+        let mut lines: Vec<String> = plan.actions.iter().map(|a| self.render_action(a)).collect();
         for (id, update) in &plan.rollout_updates {
             lines.push(match update {
                 None => format!("rollout {id}: cleared"),
                 Some(r) => match &r.stopped {
-                    None => format!("rollout {id}: {} in progress", self.gen_label(&r.generation)),
+                    None => format!(
+                        "rollout {id}: {} in progress",
+                        self.gen_label(&r.generation)
+                    ),
                     Some(s) => format!(
                         "rollout {id}: {} stopped: {}",
                         self.gen_label(&r.generation),
@@ -338,7 +337,10 @@ impl World {
                 grace,
                 reason,
                 ..
-            } => format!("kill {task_id} ({reason}, grace {})", format_duration(*grace)),
+            } => format!(
+                "kill {task_id} ({reason}, grace {})",
+                format_duration(*grace)
+            ),
             Action::Suppress => "suppress".into(),
             Action::Revive => "revive".into(),
         }
@@ -353,12 +355,20 @@ pub(super) fn assert_lines(expected: &[&str], got: &[String]) {
     }
     let mut report = String::from("plan differs from the expectation\n--- expected\n");
     for line in expected {
-        let mark = if got.iter().any(|g| g == line) { ' ' } else { '-' };
+        let mark = if got.iter().any(|g| g == line) {
+            ' '
+        } else {
+            '-'
+        };
         report.push_str(&format!("{mark} {line}\n"));
     }
     report.push_str("+++ got\n");
     for line in got {
-        let mark = if expected.contains(&line.as_str()) { ' ' } else { '+' };
+        let mark = if expected.contains(&line.as_str()) {
+            ' '
+        } else {
+            '+'
+        };
         report.push_str(&format!("{mark} {line}\n"));
     }
     panic!("{report}");

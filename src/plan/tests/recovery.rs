@@ -36,13 +36,17 @@ fn a_copy_that_comes_back_makes_a_surplus_which_is_killed() {
         .launched_at(T0 - 60 * SEC);
     let world = World::new().desire(&web, "v1").task(old);
     // Both running: the replacement (launched last) stays.
-    world
-        .task(replacement.clone())
-        .expect(&["kill web.0.old (surplus copy of its instance, grace 5s)", "suppress"]);
+    world.task(replacement.clone()).expect(&[
+        "kill web.0.old (surplus copy of its instance, grace 5s)",
+        "suppress",
+    ]);
     // The replacement is still staging and the old copy runs: the running one stays.
     world
         .task(replacement.edit(|r| r.state = Staging))
-        .expect(&["kill web.0.new (surplus copy of its instance, grace 5s)", "suppress"]);
+        .expect(&[
+            "kill web.0.new (surplus copy of its instance, grace 5s)",
+            "suppress",
+        ]);
 }
 
 #[test]

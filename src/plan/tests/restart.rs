@@ -163,7 +163,10 @@ fn a_new_generation_starts_afresh() {
     record.message = Some("exit status 1".into());
     let next = instance_after_end(Some(&prev), &record, &s, T0);
     assert_eq!(next.generation, generation(&s));
-    assert_eq!((next.consecutive_failures, next.given_up, next.done), (1, false, false));
+    assert_eq!(
+        (next.consecutive_failures, next.given_up, next.done),
+        (1, false, false)
+    );
     assert_eq!(
         next.last_failure.as_deref(),
         Some("TASK_FAILED (COMMAND_EXECUTOR_FAILED): exit status 1")
@@ -219,7 +222,8 @@ fn an_instance_waits_for_its_backoff_then_launches() {
         .task(task("job.0.x", &s, 0, Failed))
         .offers([offer("o1", "a1", "h1", 4.0, 1024.0)])
         .edit(|w| {
-            w.instances.insert(key.clone(), in_backoff(&s, T0 + 4 * SEC));
+            w.instances
+                .insert(key.clone(), in_backoff(&s, T0 + 4 * SEC));
         });
     let plan = world.expect(&[
         "decline o1 for 120s",

@@ -89,7 +89,8 @@ fn with_a_health_check_rolling_waits_for_healthy() {
         .task(task("web.1.old", &v1, 1, Running))
         .task(task("web.2.old", &v1, 2, Running))
         .edit(|w| {
-            w.rollouts.insert(v2.id.clone(), in_progress(&v2, T0 - 30 * SEC));
+            w.rollouts
+                .insert(v2.id.clone(), in_progress(&v2, T0 - 30 * SEC));
         });
     let new = task("web.0.new", &v2, 0, Running).launched_at(T0 - 20 * SEC);
     world
@@ -142,7 +143,8 @@ fn replace_kills_all_old_tasks_before_starting_new_ones() {
 
     // One old task still dying: nobody starts. All ended: all start.
     let world = world.edit(|w| {
-        w.rollouts.insert(v2.id.clone(), in_progress(&v2, T0 - 10 * SEC));
+        w.rollouts
+            .insert(v2.id.clone(), in_progress(&v2, T0 - 10 * SEC));
     });
     let dying = world
         .task(task("web.0.old", &v1, 0, Killed).kill_requested())
@@ -150,7 +152,10 @@ fn replace_kills_all_old_tasks_before_starting_new_ones() {
         .task(task("web.2.old", &v1, 2, Killed).kill_requested())
         .run();
     assert!(
-        dying.actions.iter().all(|a| !matches!(a, Action::Launch { .. })),
+        dying
+            .actions
+            .iter()
+            .all(|a| !matches!(a, Action::Launch { .. })),
         "{dying:?}"
     );
     assert_eq!(dying.pending.len(), 3);
@@ -165,7 +170,8 @@ fn replace_kills_all_old_tasks_before_starting_new_ones() {
 fn a_new_generation_missing_its_deadline_stops_the_rollout() {
     let world = rolling_world()
         .edit(|w| {
-            w.rollouts.insert(v2().id, in_progress(&v2(), T0 - 700 * SEC));
+            w.rollouts
+                .insert(v2().id, in_progress(&v2(), T0 - 700 * SEC));
         })
         .task(task("web.0.new", &v2(), 0, Staging).launched_at(T0 - 600 * SEC));
     let held = |i: u32| {
@@ -203,7 +209,8 @@ fn a_failed_new_task_stops_the_rollout_and_the_old_generation_keeps_running() {
     failed.message = Some("exit status 2".into());
     let plan = rolling_world()
         .edit(|w| {
-            w.rollouts.insert(v2().id, in_progress(&v2(), T0 - 30 * SEC));
+            w.rollouts
+                .insert(v2().id, in_progress(&v2(), T0 - 30 * SEC));
         })
         .task(failed)
         .run();
@@ -212,10 +219,14 @@ fn a_failed_new_task_stops_the_rollout_and_the_old_generation_keeps_running() {
     };
     assert_eq!(
         stopped.stopped.as_ref().map(|s| s.reason.as_str()),
-        Some("task web.0.new (instance 0) failed: TASK_FAILED (COMMAND_EXECUTOR_FAILED): exit status 2")
+        Some(
+            "task web.0.new (instance 0) failed: TASK_FAILED (COMMAND_EXECUTOR_FAILED): exit status 2"
+        )
     );
     assert!(
-        plan.actions.iter().all(|a| !matches!(a, Action::Launch { .. } | Action::Kill { .. })),
+        plan.actions
+            .iter()
+            .all(|a| !matches!(a, Action::Launch { .. } | Action::Kill { .. })),
         "nothing of v1 is killed and v2 is not retried: {:?}",
         plan.actions
     );
@@ -285,7 +296,8 @@ fn a_rollout_is_complete_when_no_old_task_is_left() {
         .task(task("web.1.new", &v2(), 1, Running))
         .task(task("web.2.new", &v2(), 2, Running))
         .edit(|w| {
-            w.rollouts.insert(v2().id, in_progress(&v2(), T0 - 100 * SEC));
+            w.rollouts
+                .insert(v2().id, in_progress(&v2(), T0 - 100 * SEC));
         });
     world
         .task(task("web.2.old", &v1(), 2, Running).kill_requested())
@@ -314,7 +326,8 @@ fn instances_without_an_old_task_start_the_new_generation_at_once() {
 fn a_rollout_of_a_deleted_spec_is_forgotten() {
     let plan = World::new()
         .edit(|w| {
-            w.rollouts.insert(v2().id, in_progress(&v2(), T0 - 100 * SEC));
+            w.rollouts
+                .insert(v2().id, in_progress(&v2(), T0 - 100 * SEC));
         })
         .run();
     assert_eq!(plan.rollout_updates.get(&v2().id), Some(&None));
