@@ -466,9 +466,18 @@ pub fn plan(input: &PlanInput<'_>, new_task_id: &mut dyn FnMut(&SpecId, u32) -> 
         pending.insert(want.key.clone(), reasons::explain(input, &placer, want));
     }
 
-    let mut actions: Vec<Action> = out
-        .kills
-        .iter()
+    // One kill per task, in (spec id, instance, task id) order whatever step decided it.
+    let mut kills: Vec<&decide::Kill<'_>> = out.kills.iter().collect();
+    kills.sort_by_key(|k| {
+        (
+            k.record.spec_id.as_str(),
+            k.record.instance,
+            k.record.task_id.0.as_str(),
+        )
+    });
+    kills.dedup_by(|a, b| a.record.task_id == b.record.task_id);
+    let mut actions: Vec<Action> = kills
+        .into_iter()
         .map(|k| Action::Kill {
             task_id: k.record.task_id.clone(),
             agent_id: k.record.agent_id.clone(),

@@ -273,3 +273,83 @@ fn instance_keys_print_and_parse() {
     assert!("Web#1".parse::<InstanceKey>().is_err());
     assert!("web#x".parse::<InstanceKey>().is_err());
 }
+
+#[test]
+fn kills_come_in_spec_and_instance_order_whatever_decided_them() {
+    let web = web(1);
+    World::new()
+        .desire(&web, "v1")
+        .task(task("web.2.x", &web, 2, Running))
+        .task(task("web.1.x", &web, 1, Running))
+        .task(task("web.0.x", &web, 0, Running))
+        .task(task("aaa.0.x", &spec("aaa"), 0, Running))
+        .task(task("zzz.0.x", &spec("zzz"), 0, Running))
+        .expect(&[
+            "kill aaa.0.x (spec deleted, grace 5s)",
+            "kill web.1.x (scaled down, grace 5s)",
+            "kill web.2.x (scaled down, grace 5s)",
+            "kill zzz.0.x (spec deleted, grace 5s)",
+            "suppress",
+        ]);
+}
+
+#[test]
+fn the_next_wakeup_is_the_earliest_change_by_time() {
+    let a = spec("a");
+    let b = spec("b");
+    let plan = World::new()
+        .desire(&a, "v1")
+        .desire(&b, "v1")
+        .task(task("a.0.x", &a, 0, TaskState::Unreachable).edit(|r| {
+            r.unreachable_since_ms = Some(T0 - 290 * SEC);
+        }))
+        .edit(|w| {
+            w.instances.insert(
+                InstanceKey::new(b.id.clone(), 0),
+                InstanceState {
+                    generation: generation(&b),
+                    backoff_until_ms: Some(T0 + 30 * SEC),
+                    ..InstanceState::default()
+                },
+            );
+        })
+        .run();
+    assert_eq!(plan.next_wakeup_ms, Some(T0 + 10 * SEC));
+}
+
+#[test]
+fn offer_stats_keep_the_largest_of_each_resource_and_the_agents() {
+    let mut big_mem = offer("o2", "a2", "h2", 1.0, 8192.0);
+    big_mem.resources.ports = vec![(1, 100)];
+    big_mem.attributes.insert("rack".into(), "r2".into());
+    let offers = [offer("o1", "a1", "h1", 4.0, 1024.0), big_mem];
+    let stats = OfferStats::from_offers(offers.iter().map(|o| &o.resources)).with_agents(&offers);
+    assert_eq!(
+        (stats.offers, stats.cpus, stats.mem, stats.ports),
+        (2, 4.0, 8192.0, 100)
+    );
+    assert_eq!(stats.agents["a2"].hostname, "h2");
+    assert_eq!(stats.agents["a2"].attributes["rack"], "r2");
+}
+
+#[test]
+fn rollout_states_describe_themselves() {
+    let mut state = RolloutState {
+        generation: "0123456789abcdef0123456789abcdef".into(),
+        started_at_ms: T0,
+        stopped: None,
+    };
+    assert_eq!(
+        state.describe(),
+        "rolling out generation 01234567 since 2023-11-14T22:13:20Z"
+    );
+    state.stopped = Some(crate::plan::RolloutStop {
+        at_ms: T0 + 60 * SEC,
+        reason: "task web.0.x (instance 0) failed: TASK_FAILED".into(),
+    });
+    assert_eq!(
+        state.describe(),
+        "rollout of generation 01234567 stopped at 2023-11-14T22:14:20Z: task web.0.x (instance \
+         0) failed: TASK_FAILED; the old generation keeps running"
+    );
+}
