@@ -98,12 +98,15 @@ pub(super) fn advance(
     };
     let mut in_flight = false;
     for r in records {
-        if !part_of_rollout(r) || at(r) != Presence::Live || ready(r, spec) {
+        let wanted = r.instance < spec.instances;
+        if !wanted || !part_of_rollout(r) || at(r) != Presence::Live || ready(r, spec) {
             continue;
         }
         in_flight = true;
         let due = r.launched_at_ms.saturating_add(deadline);
-        if due <= now {
+        // Until reconciliation is answered the ledger's states may be stale (the controller may
+        // have been down while the task started), so the deadline is not judged on them.
+        if due <= now && !input.awaiting_reconciliation {
             view.doomed.insert(r.task_id.clone());
             stop_reason.get_or_insert_with(|| {
                 format!(
@@ -112,7 +115,7 @@ pub(super) fn advance(
                     format_duration(spec.update.deadline)
                 )
             });
-        } else {
+        } else if due > now {
             out.wake_at(due);
         }
     }

@@ -332,3 +332,31 @@ fn a_rollout_of_a_deleted_spec_is_forgotten() {
         .run();
     assert_eq!(plan.rollout_updates.get(&v2().id), Some(&None));
 }
+
+#[test]
+fn the_deadline_is_not_judged_on_states_reconciliation_has_not_confirmed() {
+    let world = rolling_world()
+        .edit(|w| {
+            w.rollouts
+                .insert(v2().id, in_progress(&v2(), T0 - 700 * SEC));
+        })
+        .task(task("web.0.new", &v2(), 0, Staging).launched_at(T0 - 600 * SEC));
+    world
+        .edit(|w| w.awaiting = true)
+        .expect(&["decline o1 for 120s", "suppress"]);
+    let answered = world.run();
+    assert!(
+        matches!(
+            plan_rollout(&answered),
+            Some(RolloutState {
+                stopped: Some(_),
+                ..
+            })
+        ),
+        "{answered:?}"
+    );
+}
+
+fn plan_rollout(plan: &Plan) -> Option<&RolloutState> {
+    plan.rollout_updates.get(&v2().id).and_then(Option::as_ref)
+}
