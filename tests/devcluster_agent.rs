@@ -3,7 +3,8 @@
 //! (sandbox, environment, kills, fetcher, containers, health checks) on the real clock with
 //! generous deadlines.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mesos_reconciler::devcluster::agent::{
@@ -422,4 +423,704 @@ async fn many_virtual_tasks_run_on_few_agents() {
     for agent in agents {
         agent.stop().await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process agents
+// ---------------------------------------------------------------------------------------------
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "devcluster-agent-{name}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn process_agent(dir: &Scratch) -> TestAgent {
+    start(
+        AgentKind::Process {
+            work_dir: dir.path().join("work"),
+        },
+        Duration::from_secs(10),
+        Duration::from_secs(600),
+    )
+}
+
+fn shell_task(id: &str, script: &str) -> pb::TaskInfo {
+    let mut t = task(id);
+    t.command = Some(pb::CommandInfo {
+        value: Some(script.to_owned()),
+        ..Default::default()
+    });
+    t
+}
+
+/// The sandbox of a task: `<work_dir>/<framework>/<task_id>-<short uuid>`.
+fn sandbox_of(dir: &Scratch, task_id: &str) -> PathBuf {
+    let framework_dir = dir.path().join("work").join(FW);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&framework_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&format!("{task_id}-"))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one sandbox for {task_id}: {found:?}");
+    found.pop().unwrap()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The pid in a RUNNING update, which is also the task's process group.
+fn pgid_of(running: &pb::TaskStatus) -> u32 {
+    running
+        .container_status
+        .as_ref()
+        .and_then(|c| c.executor_pid)
+        .expect("RUNNING carries the executor pid")
+}
+
+/// Live (not zombie) processes of a process group, from /proc.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...", where comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn process_echo_finishes_and_writes_stdout() {
+    let dir = Scratch::new("echo");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task("echo", "echo HelloWorld; echo oops >&2"));
+    let starting = agent.expect(S::TaskStarting).await;
+    assert_eq!(starting.source, Some(Source::Executor as i32));
+    let running = agent.expect(S::TaskRunning).await;
+    let container = running.container_status.as_ref().unwrap();
+    assert!(container.container_id.is_some());
+    assert_eq!(
+        container.network_infos[0].ip_addresses[0]
+            .ip_address
+            .as_deref(),
+        Some("127.0.0.1")
+    );
+    let finished = agent.expect(S::TaskFinished).await;
+    assert_eq!(finished.source, Some(Source::Executor as i32));
+    assert_eq!(
+        finished.message.as_deref(),
+        Some("Command exited with status 0")
+    );
+    let sandbox = sandbox_of(&dir, "echo");
+    assert_eq!(read(&sandbox.join("stdout")), "HelloWorld\n");
+    assert_eq!(read(&sandbox.join("stderr")), "oops\n");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_nonzero_exit_fails() {
+    let dir = Scratch::new("exit");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task("exit3", "exit 3"));
+    agent.expect(S::TaskStarting).await;
+    agent.expect(S::TaskRunning).await;
+    let failed = agent.expect(S::TaskFailed).await;
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("Command exited with status 3")
+    );
+    assert_eq!(failed.source, Some(Source::Executor as i32));
+    assert_eq!(failed.reason, None);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_argv_mode_runs_without_a_shell() {
+    let dir = Scratch::new("argv");
+    let mut agent = process_agent(&dir);
+    let mut t = task("argv");
+    t.command = Some(pb::CommandInfo {
+        shell: Some(false),
+        value: Some("/usr/bin/printf".to_owned()),
+        arguments: vec!["printf".into(), "[%s]".into(), "a b".into(), "$HOME".into()],
+        ..Default::default()
+    });
+    agent.launch(t);
+    let mut t = task("argv0");
+    t.command = Some(pb::CommandInfo {
+        shell: Some(false),
+        value: Some("/bin/sh".to_owned()),
+        arguments: vec![
+            "custom-name".into(),
+            "-c".into(),
+            "tr '\\0' ' ' < /proc/$$/cmdline".into(),
+        ],
+        ..Default::default()
+    });
+    agent.launch(t);
+    let mut finished = 0;
+    while finished < 2 {
+        let status = agent.next().await;
+        agent.ack(&status);
+        match state_of(&status) {
+            S::TaskFinished => finished += 1,
+            S::TaskStarting | S::TaskRunning => {}
+            other => panic!("unexpected {other:?}: {:?}", status.message),
+        }
+    }
+    // No word splitting, no expansion: each argument arrives as given.
+    assert_eq!(
+        read(&sandbox_of(&dir, "argv").join("stdout")),
+        "[a b][$HOME]"
+    );
+    // arguments[0] is the name the process sees.
+    assert!(
+        read(&sandbox_of(&dir, "argv0").join("stdout")).starts_with("custom-name -c "),
+        "argv0"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_environment_has_ports_mesos_and_task_variables() {
+    let dir = Scratch::new("env");
+    let mut agent = process_agent(&dir);
+    let mut t = shell_task("env", "env > env.txt");
+    t.resources.push(pb::Resource {
+        name: "ports".to_owned(),
+        r#type: pb::value::Type::Ranges as i32,
+        ranges: Some(pb::value::Ranges {
+            range: vec![
+                pb::value::Range {
+                    begin: 31000,
+                    end: 31001,
+                },
+                pb::value::Range {
+                    begin: 31010,
+                    end: 31010,
+                },
+            ],
+        }),
+        ..Default::default()
+    });
+    t.command.as_mut().unwrap().environment = Some(pb::Environment {
+        variables: vec![pb::environment::Variable {
+            name: "GREETING".to_owned(),
+            value: Some("hello world".to_owned()),
+            ..Default::default()
+        }],
+    });
+    agent.launch(t);
+    agent.expect(S::TaskStarting).await;
+    agent.expect(S::TaskRunning).await;
+    agent.expect(S::TaskFinished).await;
+
+    let sandbox = sandbox_of(&dir, "env");
+    let env: HashMap<String, String> = read(&sandbox.join("env.txt"))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let get = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(get("PORT0"), Some("31000"));
+    assert_eq!(get("PORT1"), Some("31001"));
+    assert_eq!(get("PORT2"), Some("31010"));
+    assert_eq!(get("PORT"), Some("31000"));
+    assert_eq!(get("PORTS"), Some("31000,31001,31010"));
+    assert_eq!(get("GREETING"), Some("hello world"));
+    assert_eq!(get("MESOS_TASK_ID"), Some("env"));
+    assert_eq!(get("MESOS_FRAMEWORK_ID"), Some(FW));
+    assert_eq!(get("MESOS_AGENT_ID"), Some("master-S0"));
+    assert_eq!(get("MESOS_SANDBOX"), Some(sandbox.to_str().unwrap()));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_kill_sends_sigterm_first() {
+    let dir = Scratch::new("term");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task("sleeper", "sleep 300"));
+    agent.expect(S::TaskStarting).await;
+    let running = agent.expect(S::TaskRunning).await;
+    let pgid = pgid_of(&running);
+    let asked = Instant::now();
+    agent.kill("sleeper", Some(Duration::from_secs(60)));
+    let killed = agent.expect(S::TaskKilled).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "SIGTERM ended it"
+    );
+    assert_eq!(
+        killed.message.as_deref(),
+        Some("Command terminated with signal Terminated")
+    );
+    assert_eq!(killed.source, Some(Source::Executor as i32));
+    wait_for("the group to be gone", || group_members(pgid).is_empty()).await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_kill_escalates_to_sigkill_after_the_grace() {
+    let dir = Scratch::new("grace");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task(
+        "stubborn",
+        "trap '' TERM; echo ready > ready; sleep 300",
+    ));
+    agent.expect(S::TaskStarting).await;
+    let running = agent.expect(S::TaskRunning).await;
+    let pgid = pgid_of(&running);
+    let ready = sandbox_of(&dir, "stubborn").join("ready");
+    wait_for("the trap to be set", || ready.exists()).await;
+
+    let grace = Duration::from_secs(1);
+    let asked = Instant::now();
+    agent.kill("stubborn", Some(grace));
+    let killed = agent.expect(S::TaskKilled).await;
+    assert!(asked.elapsed() >= grace, "SIGKILL only after the grace");
+    assert_eq!(
+        killed.message.as_deref(),
+        Some("Command terminated with signal Killed")
+    );
+    wait_for("the group to be gone", || group_members(pgid).is_empty()).await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_kill_leaves_no_process_behind() {
+    let dir = Scratch::new("tree");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task("tree", "sleep 300 & sleep 300"));
+    agent.expect(S::TaskStarting).await;
+    let running = agent.expect(S::TaskRunning).await;
+    let pgid = pgid_of(&running);
+    wait_for("sh and both sleeps", || group_members(pgid).len() >= 3).await;
+    agent.kill("tree", None);
+    agent.expect(S::TaskKilled).await;
+    wait_for("the group to be gone", || group_members(pgid).is_empty()).await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_stop_leaves_no_process_behind() {
+    let dir = Scratch::new("stop");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task("tree", "sleep 300 & sleep 300"));
+    agent.expect(S::TaskStarting).await;
+    let running = agent.expect(S::TaskRunning).await;
+    let pgid = pgid_of(&running);
+    wait_for("sh and both sleeps", || group_members(pgid).len() >= 3).await;
+    let mut updates = std::mem::replace(&mut agent.updates, mpsc::unbounded_channel().1);
+    agent.stop().await;
+    wait_for("the group to be gone", || group_members(pgid).is_empty()).await;
+    // A stopped agent sends nothing more.
+    assert!(updates.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn process_exit_takes_the_rest_of_its_group() {
+    let dir = Scratch::new("orphans");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task("orphans", "sleep 300 & echo $! > bg.pid"));
+    agent.expect(S::TaskStarting).await;
+    let running = agent.expect(S::TaskRunning).await;
+    agent.expect(S::TaskFinished).await;
+    let pgid = pgid_of(&running);
+    wait_for("the background sleep to be gone", || {
+        group_members(pgid).is_empty()
+    })
+    .await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_shutdown_framework_kills_silently() {
+    let dir = Scratch::new("shutdown");
+    let mut agent = process_agent(&dir);
+    agent.launch(shell_task("tree", "sleep 300 & sleep 300"));
+    agent.expect(S::TaskStarting).await;
+    let running = agent.expect(S::TaskRunning).await;
+    let pgid = pgid_of(&running);
+    agent.handle.send(AgentCommand::ShutdownFramework {
+        framework_id: FW.to_owned(),
+    });
+    assert!(agent.list().await.is_empty());
+    wait_for("the group to be gone", || group_members(pgid).is_empty()).await;
+    assert!(agent.updates.try_recv().is_err(), "nothing sent");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_kill_during_launch() {
+    let dir = Scratch::new("launchkill");
+    let mut agent = process_agent(&dir);
+    // On this single-threaded runtime the agent handles both commands before the task's runner
+    // first runs, so the kill finds the task still launching.
+    agent.launch(shell_task("early", "sleep 300"));
+    agent.kill("early", None);
+    let killed = agent.expect(S::TaskKilled).await;
+    assert_eq!(killed.source, Some(Source::Agent as i32));
+    assert_eq!(killed.reason, Some(Reason::TaskKilledDuringLaunch as i32));
+    assert_eq!(killed.uuid.as_ref().unwrap().len(), 16);
+    assert!(agent.list().await.is_empty());
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_docker_and_image_containers_fail_to_launch() {
+    use pb::container_info::{DockerInfo, MesosInfo, Type};
+    let dir = Scratch::new("docker");
+    let mut agent = process_agent(&dir);
+    let mut t = shell_task("docker", "true");
+    t.container = Some(pb::ContainerInfo {
+        r#type: Type::Docker as i32,
+        docker: Some(DockerInfo {
+            image: "nginx".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    agent.launch(t);
+    let failed = agent.expect(S::TaskFailed).await;
+    assert_eq!(failed.source, Some(Source::Agent as i32));
+    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
+    let message = failed.message.unwrap();
+    assert!(
+        message.starts_with("Failed to launch container: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("docker containerizer is not enabled"),
+        "{message}"
+    );
+
+    let mut t = shell_task("image", "true");
+    t.container = Some(pb::ContainerInfo {
+        r#type: Type::Mesos as i32,
+        mesos: Some(MesosInfo {
+            image: Some(pb::Image::default()),
+        }),
+        ..Default::default()
+    });
+    agent.launch(t);
+    let failed = agent.expect(S::TaskFailed).await;
+    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
+    assert!(failed.message.unwrap().contains("image provisioning"));
+
+    // A MESOS container without an image runs on the host.
+    let mut t = shell_task("plain", "true");
+    t.container = Some(pb::ContainerInfo {
+        r#type: Type::Mesos as i32,
+        ..Default::default()
+    });
+    agent.launch(t);
+    agent.expect(S::TaskStarting).await;
+    agent.expect(S::TaskRunning).await;
+    agent.expect(S::TaskFinished).await;
+    agent.stop().await;
+}
+
+fn uri(value: &str) -> pb::command_info::Uri {
+    pb::command_info::Uri {
+        value: value.to_owned(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn process_fetches_local_files_and_archives() {
+    let dir = Scratch::new("fetch");
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(source.join("bundle")).unwrap();
+    std::fs::write(source.join("run.sh"), "echo from-script\n").unwrap();
+    std::fs::write(source.join("bundle/inner.txt"), "from-archive\n").unwrap();
+    let archive = dir.path().join("bundle.tar.gz");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&source)
+        .arg("-czf")
+        .arg(&archive)
+        .arg("bundle")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+
+    let mut agent = process_agent(&dir);
+    let mut t = shell_task(
+        "fetch",
+        "./run.sh && cat bundle/inner.txt && cat renamed.txt",
+    );
+    let command = t.command.as_mut().unwrap();
+    let mut script = uri(&format!("file://{}", source.join("run.sh").display()));
+    script.executable = Some(true);
+    let mut copy = uri(source.join("bundle/inner.txt").to_str().unwrap());
+    copy.output_file = Some("renamed.txt".to_owned());
+    command.uris = vec![script, uri(archive.to_str().unwrap()), copy];
+    agent.launch(t);
+    agent.expect(S::TaskStarting).await;
+    agent.expect(S::TaskRunning).await;
+    let end = agent.next().await;
+    let sandbox = sandbox_of(&dir, "fetch");
+    assert_eq!(
+        state_of(&end),
+        S::TaskFinished,
+        "{:?} stderr: {}",
+        end.message,
+        read(&sandbox.join("stderr"))
+    );
+    assert_eq!(
+        read(&sandbox.join("stdout")),
+        "from-script\nfrom-archive\nfrom-archive\n"
+    );
+    assert!(
+        sandbox.join("bundle.tar.gz").exists(),
+        "the archive is kept"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_fetch_failures_fail_the_launch() {
+    let dir = Scratch::new("fetchfail");
+    let mut agent = process_agent(&dir);
+    let mut t = shell_task("remote", "true");
+    t.command.as_mut().unwrap().uris = vec![uri("https://example.invalid/app.tgz")];
+    agent.launch(t);
+    let failed = agent.expect(S::TaskFailed).await;
+    assert_eq!(failed.source, Some(Source::Agent as i32));
+    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
+    let message = failed.message.unwrap();
+    assert!(
+        message.contains("Failed to fetch all URIs for container"),
+        "{message}"
+    );
+    assert!(
+        message.contains("scheme 'https' is not supported"),
+        "{message}"
+    );
+
+    let mut t = shell_task("missing", "true");
+    let missing = dir.path().join("nope.txt");
+    t.command.as_mut().unwrap().uris = vec![uri(missing.to_str().unwrap())];
+    agent.launch(t);
+    let failed = agent.expect(S::TaskFailed).await;
+    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
+    assert!(failed.message.unwrap().contains("nope.txt"));
+    agent.stop().await;
+}
+
+fn fast_check(kind: pb::health_check::Type, failures: u32) -> pb::HealthCheck {
+    pb::HealthCheck {
+        r#type: Some(kind as i32),
+        delay_seconds: Some(0.0),
+        interval_seconds: Some(0.1),
+        timeout_seconds: Some(10.0),
+        consecutive_failures: Some(failures),
+        grace_period_seconds: Some(0.0),
+        ..Default::default()
+    }
+}
+
+/// Launches `sleep 300` with a health check and returns its first health update.
+async fn first_health(agent: &mut TestAgent, id: &str, check: pb::HealthCheck) -> pb::TaskStatus {
+    let mut t = shell_task(id, "sleep 300");
+    t.health_check = Some(check);
+    agent.launch(t);
+    agent.expect(S::TaskStarting).await;
+    let running = agent.expect(S::TaskRunning).await;
+    assert_eq!(running.healthy, None);
+    let health = agent.expect(S::TaskRunning).await;
+    assert_eq!(
+        health.reason,
+        Some(Reason::TaskHealthCheckStatusUpdated as i32)
+    );
+    health
+}
+
+#[tokio::test]
+async fn process_command_health_checks() {
+    use pb::health_check::Type;
+    let dir = Scratch::new("hc-command");
+    let mut agent = process_agent(&dir);
+
+    let mut check = fast_check(Type::Command, 3);
+    check.command = Some(pb::CommandInfo {
+        // Runs in the sandbox, with the task's environment.
+        value: Some("test \"$MESOS_TASK_ID\" = good && test -d \"$MESOS_SANDBOX\"".to_owned()),
+        ..Default::default()
+    });
+    let health = first_health(&mut agent, "good", check).await;
+    assert_eq!(health.healthy, Some(true));
+    agent.kill("good", None);
+    let killed = agent.expect(S::TaskKilled).await;
+    assert_eq!(
+        killed.healthy, None,
+        "killed by the framework, not by its check"
+    );
+
+    let mut check = fast_check(Type::Command, 2);
+    check.command = Some(pb::CommandInfo {
+        value: Some("false".to_owned()),
+        ..Default::default()
+    });
+    let health = first_health(&mut agent, "bad", check).await;
+    assert_eq!(health.healthy, Some(false));
+    let killed = agent.expect(S::TaskKilled).await;
+    assert_eq!(killed.healthy, Some(false));
+    let message = killed.message.unwrap();
+    assert!(
+        message.contains("health check failed 2 consecutive times"),
+        "{message}"
+    );
+    agent.stop().await;
+}
+
+/// A tiny HTTP server on 127.0.0.1:0: 200 for `/ok`, 503 for anything else.
+async fn http_server() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let ok = request.starts_with(b"GET /ok HTTP/1.1\r\n");
+                let response: &[u8] = if ok {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                } else {
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let _ = socket.write_all(response).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn process_http_health_checks() {
+    use pb::health_check::{HttpCheckInfo, Type};
+    let dir = Scratch::new("hc-http");
+    let port = u32::from(http_server().await);
+    let mut agent = process_agent(&dir);
+
+    let mut check = fast_check(Type::Http, 3);
+    check.http = Some(HttpCheckInfo {
+        port,
+        path: Some("/ok".to_owned()),
+        ..Default::default()
+    });
+    assert_eq!(
+        first_health(&mut agent, "up", check).await.healthy,
+        Some(true)
+    );
+    agent.kill("up", None);
+    agent.expect(S::TaskKilled).await;
+
+    let mut check = fast_check(Type::Http, 1);
+    check.http = Some(HttpCheckInfo {
+        port,
+        path: Some("/broken".to_owned()),
+        ..Default::default()
+    });
+    let health = first_health(&mut agent, "down", check).await;
+    assert_eq!(health.healthy, Some(false));
+    assert!(health.message.unwrap().contains("503"));
+    let killed = agent.expect(S::TaskKilled).await;
+    assert_eq!(killed.healthy, Some(false));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn process_tcp_health_checks() {
+    use pb::health_check::{TcpCheckInfo, Type};
+    let dir = Scratch::new("hc-tcp");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = u32::from(listener.local_addr().unwrap().port());
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        u32::from(l.local_addr().unwrap().port())
+    };
+    let mut agent = process_agent(&dir);
+
+    let mut check = fast_check(Type::Tcp, 3);
+    check.tcp = Some(TcpCheckInfo {
+        port: open,
+        protocol: None,
+    });
+    assert_eq!(
+        first_health(&mut agent, "open", check).await.healthy,
+        Some(true)
+    );
+    agent.kill("open", None);
+    agent.expect(S::TaskKilled).await;
+
+    let mut check = fast_check(Type::Tcp, 1);
+    check.tcp = Some(TcpCheckInfo {
+        port: closed,
+        protocol: None,
+    });
+    assert_eq!(
+        first_health(&mut agent, "closed", check).await.healthy,
+        Some(false)
+    );
+    let killed = agent.expect(S::TaskKilled).await;
+    assert_eq!(killed.healthy, Some(false));
+    drop(listener);
+    agent.stop().await;
 }

@@ -12,6 +12,8 @@
 //! [`AgentCommand::Acknowledge`] for exactly that uuid arrives; only then does the next update of the
 //! task go out.
 
+mod fetcher;
+mod health;
 mod process;
 mod runtime;
 mod updates;

@@ -359,7 +359,7 @@ impl Agent {
         };
         match event.kind {
             RunnerEventKind::Update(status) => {
-                push_update(&framework_id, entry, status, &self.out, &mut self.timers);
+                push_update(&framework_id, entry, *status, &self.out, &mut self.timers);
             }
             RunnerEventKind::Exited => self.runner_gone(event.runner),
         }
