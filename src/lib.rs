@@ -3,7 +3,10 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants each module keeps.
 
 pub mod cli;
+pub mod commands;
+pub mod controller;
 pub mod devcluster;
+pub mod failpoint;
 pub mod mesos;
 pub mod model;
 pub mod plan;

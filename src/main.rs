@@ -1,10 +1,39 @@
 //! The `mesos-reconciler` binary: parses the command line, sets up logging and runs one command.
 
 use clap::Parser;
-use mesos_reconciler::cli::{Cli, exit};
+use mesos_reconciler::cli::{Cli, Command, env};
+use mesos_reconciler::commands;
 
 fn main() {
     let cli = Cli::parse();
-    eprintln!("{:?}: this command is not wired yet", cli.command);
-    std::process::exit(exit::FAILURE);
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(mesos_reconciler::cli::exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => commands::run(args).await,
+            Command::Dev(args) => commands::dev(args).await,
+            Command::Validate(args) => commands::validate(&args),
+            Command::ApproveDeletions(args) => commands::approve(&args).await,
+            Command::Devcluster(args) => commands::devcluster(args).await,
+        }
+    });
+    std::process::exit(code);
+}
+
+/// Logs go to stderr; `MESOS_RECONCILER_LOG` (or `RUST_LOG`) filters them, `info` by default.
+fn init_logging() {
+    let filter = std::env::var(env::LOG)
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

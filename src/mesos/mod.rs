@@ -3,6 +3,7 @@
 //! Nothing outside this module sees a prost type.
 
 pub mod client;
+pub mod convert;
 pub mod encoding;
 pub mod json;
 pub mod proto;

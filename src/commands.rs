@@ -1,0 +1,268 @@
+//! The subcommands: each turns checked command-line values into working objects, runs, and returns
+//! the process exit code. The logic they run lives in `controller`, `spec` and `devcluster`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::cli::{
+    ApproveArgs, ControllerArgs, DevArgs, DevclusterArgs, RunArgs, ValidateArgs, WireEncoding, exit,
+};
+use crate::controller::{self, ControllerConfig};
+use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
+use crate::mesos::client::{ClientConfig, Credentials};
+use crate::mesos::convert::FrameworkSettings;
+use crate::mesos::encoding::Encoding;
+
+/// `mesos-reconciler run`.
+pub async fn run(args: RunArgs) -> i32 {
+    let mut masters = Vec::new();
+    for m in &args.master {
+        match reqwest::Url::parse(m.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => masters.push(url),
+            Ok(url) => {
+                eprintln!(
+                    "error: --master {m}: unsupported scheme `{}`; use http:// or https:// URLs (zk:// is not supported yet)",
+                    url.scheme()
+                );
+                return exit::USAGE;
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: --master {m}: not a URL ({e}); expected e.g. http://10.0.0.5:5050"
+                );
+                return exit::USAGE;
+            }
+        }
+    }
+    let mut client = ClientConfig::new(masters);
+    client.encoding = match args.encoding {
+        WireEncoding::Protobuf => Encoding::Protobuf,
+        WireEncoding::Json => Encoding::Json,
+    };
+    client.ca_bundle = args.ca_bundle.clone();
+    if let (Some(principal), Some(file)) = (&args.principal, &args.secret_file) {
+        match Credentials::from_file(principal.clone(), file) {
+            Ok(c) => client.credentials = Some(c),
+            Err(e) => {
+                eprintln!("error: --secret-file: {e}");
+                return exit::USAGE;
+            }
+        }
+    } else if args.principal.is_some() {
+        tracing::info!(
+            "a principal without --secret-file: it is sent in FrameworkInfo, without HTTP authentication"
+        );
+    }
+    run_controller(
+        &args.controller,
+        client,
+        args.principal.clone(),
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// `mesos-reconciler dev`: the embedded dev cluster with one real agent sized to this machine,
+/// and the controller against it.
+pub async fn dev(args: DevArgs) -> i32 {
+    let resources = machine_resources();
+    let agent = match AgentSpec::parse(AgentSpecKind::Process, &resources, "") {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot describe this machine as an agent ({resources}): {e}");
+            return exit::FAILURE;
+        }
+    };
+    let config = DevClusterConfig {
+        listen: args.master_listen,
+        agents: vec![agent],
+        work_dir: args.controller.state.join("devcluster"),
+        ..Default::default()
+    };
+    let cluster = match DevCluster::start(config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot start the dev cluster: {e}");
+            return exit::FAILURE;
+        }
+    };
+    tracing::info!(master = %cluster.url(), agent = %resources, "dev cluster running");
+    let master = match reqwest::Url::parse(&cluster.url()) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: dev cluster url: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let code = run_controller(
+        &args.controller,
+        ClientConfig::new(vec![master]),
+        None,
+        shutdown_signal(),
+    )
+    .await;
+    // In dev mode the cluster is ours: its tasks stop with it.
+    cluster.shutdown().await;
+    code
+}
+
+async fn run_controller(
+    args: &ControllerArgs,
+    client: ClientConfig,
+    principal: Option<String>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> i32 {
+    let status = match bind(args.listen).await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let user = args
+        .user
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "nobody".to_owned());
+    let config = ControllerConfig {
+        desired: args.desired.clone(),
+        state_dir: args.state.clone(),
+        client,
+        framework: FrameworkSettings {
+            name: args.framework_name.clone(),
+            user,
+            roles: Vec::new(),
+            principal,
+            failover_timeout: args.failover_timeout,
+            hostname: None,
+            webui_url: None,
+        },
+        role: args.role.clone(),
+        status: Some(status),
+    };
+    match controller::run(config, shutdown).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, i32> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("error: cannot listen on {addr} for the status server: {e} (use --listen to pick another address, port 0 for any)");
+        exit::USAGE
+    })
+}
+
+/// `mesos-reconciler validate`: every problem, with file, line and column; exit 2 if any.
+pub fn validate(args: &ValidateArgs) -> i32 {
+    let snapshot = match crate::spec::dir::load_dir(&args.desired) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID_SPECS;
+        }
+    };
+    for err in snapshot.errors.values() {
+        println!("{err}");
+    }
+    if args.verbose {
+        for id in snapshot.specs.keys() {
+            println!("ok: {}", id.as_str());
+        }
+        for path in &snapshot.ignored {
+            println!("ignored: {}", path.display());
+        }
+    }
+    println!(
+        "{} valid, {} invalid, {} ignored in {}",
+        snapshot.specs.len(),
+        snapshot.errors.len(),
+        snapshot.ignored.len(),
+        args.desired.display()
+    );
+    if snapshot.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::INVALID_SPECS
+    }
+}
+
+/// `mesos-reconciler approve-deletions`.
+pub async fn approve(args: &ApproveArgs) -> i32 {
+    match crate::status::approve_deletions(&args.status_url).await {
+        Ok(text) => {
+            println!("{text}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// `mesos-reconciler devcluster`.
+pub async fn devcluster(args: DevclusterArgs) -> i32 {
+    let kind = if args.virtual_agents {
+        AgentSpecKind::Virtual
+    } else {
+        AgentSpecKind::Process
+    };
+    let agent = match AgentSpec::parse(kind, &args.agent_resources, &args.agent_attributes) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: --agent-resources/--agent-attributes: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut config = DevClusterConfig {
+        listen: args.listen,
+        agents: vec![agent; args.agents as usize],
+        heartbeat_interval: args.heartbeat_interval,
+        allocation_interval: args.allocation_interval,
+        ..Default::default()
+    };
+    if let Some(dir) = args.work_dir {
+        config.work_dir = dir;
+    }
+    let cluster = match DevCluster::start(config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    tracing::info!(master = %cluster.url(), agents = args.agents, "dev cluster running; Ctrl-C stops it and its tasks");
+    println!("{}", cluster.url());
+    shutdown_signal().await;
+    cluster.shutdown().await;
+    exit::OK
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// This machine as one agent: all its cpus, 80% of its memory, 20 GB of disk, ports 31000-32000.
+fn machine_resources() -> String {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem = mem_total_mib(Path::new("/proc/meminfo")).map_or(4096, |m| m * 8 / 10);
+    format!("cpus:{cpus};mem:{mem};disk:20000;ports:[31000-32000]")
+}
+
+fn mem_total_mib(meminfo: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(meminfo).ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}

@@ -1,0 +1,366 @@
+//! One pass: run `plan` on the whole state and apply its actions through the Mesos client, keeping
+//! the write-ahead rule (a launch is flushed to the ledger before its ACCEPT is sent).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant as StdInstant};
+
+use super::reconcile::ReconcileCall;
+use super::state::Controller;
+use crate::mesos::convert::{self, LaunchTarget};
+use crate::mesos::proto::v1 as pb;
+use crate::mesos::proto::v1::scheduler::{Call, call};
+use crate::model::{TaskId, TaskRecord, TaskState, TaskUpdate};
+use crate::plan::{self, Action, Desired, OfferStats, PlanInput};
+use crate::spec::model::SpecId;
+
+/// Filter on the unused part of an accepted offer: short, the rest of the agent may fit the next task.
+const ACCEPT_REFUSE_SECONDS: f64 = 1.0;
+
+impl Controller {
+    /// Plans and applies. Only a subscribed controller acts; a disconnected one still plans so that
+    /// the status page shows what is pending and why.
+    pub async fn pass(&mut self, why: &'static str) {
+        let started = StdInstant::now();
+        let now_ms = self.clock.now_ms();
+        let span = tracing::debug_span!("pass", why);
+        let _enter = span.enter();
+        let desired: BTreeMap<SpecId, Desired> = self
+            .desired
+            .specs
+            .iter()
+            .map(|(id, spec)| {
+                let d = Desired::new(spec.clone());
+                let d = match self.previous.get(id) {
+                    Some(prev) => d.with_previous(prev.clone()),
+                    None => d,
+                };
+                (id.clone(), d)
+            })
+            .collect();
+        let mut applied = self.retired.clone();
+        applied.extend(
+            self.desired
+                .specs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let offers: Vec<_> = if self.connected {
+            self.offers.values().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let offer_stats = OfferStats::from_offers(self.offer_log.iter().map(|(_, r)| r))
+            .with_agents(self.agents.values());
+        let input = PlanInput {
+            now_ms,
+            desired: &desired,
+            invalid: &self.desired.invalid_new,
+            applied: &applied,
+            ledger: &self.ledger,
+            instances: &self.instances,
+            rollouts: &self.rollouts,
+            offers: &offers,
+            offer_stats: &offer_stats,
+            framework_role: &self.role,
+            awaiting_reconciliation: !self.connected || self.reconciliation.awaiting(),
+            deletions_approved: self.deletions_approved,
+            suppressed: self.suppressed,
+        };
+        let mut new_id = |spec: &SpecId, instance: u32| new_task_id(spec, instance);
+        let plan = plan::plan(&input, &mut new_id);
+        drop(_enter);
+
+        self.next_plan_wakeup_ms = plan.next_wakeup_ms;
+        self.pending = plan.pending.clone();
+        if plan.guard.is_some() && self.guard.is_none() {
+            tracing::warn!(
+                "mass-deletion guard: holding kills; run `mesos-reconciler approve-deletions` to apply them, or restore the files"
+            );
+        }
+        if plan.guard.is_none() {
+            self.deletions_approved = false;
+        }
+        self.guard = plan.guard.clone();
+        for (id, rollout) in &plan.rollout_updates {
+            self.set_rollout(id, rollout.clone());
+        }
+
+        if self.connected {
+            self.apply(plan.actions).await;
+        }
+        self.forget_unwanted_instances();
+        self.prune_ledger();
+        self.counts.passes += 1;
+        self.last_pass = Some((now_ms, why, started.elapsed().as_millis() as u64));
+        if !self.ready && self.reconciled() {
+            self.ready = true;
+            tracing::info!(
+                tasks = self.ledger.values().filter(|r| r.is_live()).count(),
+                "reconciled with mesos: ready"
+            );
+        }
+        self.publish();
+    }
+
+    async fn apply(&mut self, actions: Vec<Action>) {
+        let now_ms = self.clock.now_ms();
+        // Kills first: marking them in the ledger makes their ends expected, not failures.
+        let mut kills = Vec::new();
+        let mut launches = Vec::new();
+        let mut other = Vec::new();
+        for a in actions {
+            match a {
+                Action::Kill { .. } => kills.push(a),
+                Action::Launch { .. } => launches.push(a),
+                _ => other.push(a),
+            }
+        }
+        if !kills.is_empty() {
+            let mut marked = Vec::new();
+            for a in &kills {
+                if let Action::Kill { task_id, .. } = a {
+                    if let Some(r) = self.ledger.get_mut(task_id) {
+                        if !r.kill_requested {
+                            r.kill_requested = true;
+                            r.updated_at_ms = now_ms;
+                            marked.push(r.clone());
+                        }
+                    }
+                }
+            }
+            self.persist_records(&marked).await;
+            for a in kills {
+                if let Action::Kill {
+                    task_id,
+                    agent_id,
+                    grace,
+                    reason,
+                } = a
+                {
+                    tracing::info!(%task_id, ?reason, "killing");
+                    self.send_kill(&task_id, agent_id.as_deref(), grace).await;
+                }
+            }
+        }
+
+        if !launches.is_empty() {
+            // Durability rule 2: every task id of this pass is flushed before any ACCEPT.
+            let mut records = Vec::new();
+            for a in &launches {
+                if let Action::Launch {
+                    agent_id,
+                    hostname,
+                    tasks,
+                    ..
+                } = a
+                {
+                    for t in tasks {
+                        records.push(TaskRecord {
+                            task_id: t.task_id.clone(),
+                            spec_id: t.spec_id.as_str().to_owned(),
+                            generation: t.generation.clone(),
+                            instance: t.instance,
+                            agent_id: Some(agent_id.clone()),
+                            hostname: Some(hostname.clone()),
+                            ports: t.ports.clone(),
+                            state: TaskState::Staging,
+                            launched_at_ms: now_ms,
+                            running_since_ms: None,
+                            unreachable_since_ms: None,
+                            updated_at_ms: now_ms,
+                            healthy: None,
+                            reason: None,
+                            message: None,
+                            kill_requested: false,
+                            cluster_caused: false,
+                        });
+                    }
+                }
+            }
+            for r in &records {
+                self.ledger.insert(r.task_id.clone(), r.clone());
+                self.touch_history(r);
+            }
+            self.persist_records(&records).await;
+            crate::failpoint::hit("after-write-ahead");
+            for a in launches {
+                if let Action::Launch {
+                    offer_id,
+                    agent_id,
+                    tasks,
+                    ..
+                } = a
+                {
+                    let role = self
+                        .offers
+                        .get(&offer_id)
+                        .map_or_else(|| self.role.clone(), |o| o.role.clone());
+                    let infos: Vec<pb::TaskInfo> = tasks
+                        .iter()
+                        .map(|t| {
+                            tracing::info!(task_id = %t.task_id, spec = %t.spec_id.as_str(), instance = t.instance, agent = %agent_id, "launching");
+                            convert::task_info(
+                                &t.spec,
+                                &LaunchTarget {
+                                    task_id: &t.task_id,
+                                    agent_id: &agent_id,
+                                    role: &role,
+                                    generation: &t.generation,
+                                    instance: t.instance,
+                                    resources: &t.resources,
+                                    ports: &t.ports,
+                                },
+                            )
+                        })
+                        .collect();
+                    self.counts.launches += infos.len() as u64;
+                    self.offers.remove(&offer_id);
+                    let accept = call::Accept {
+                        offer_ids: vec![pb::OfferId { value: offer_id }],
+                        operations: vec![pb::offer::Operation {
+                            r#type: Some(pb::offer::operation::Type::Launch as i32),
+                            launch: Some(pb::offer::operation::Launch { task_infos: infos }),
+                            ..Default::default()
+                        }],
+                        filters: Some(pb::Filters {
+                            refuse_seconds: Some(ACCEPT_REFUSE_SECONDS),
+                        }),
+                    };
+                    self.send(call::Type::Accept, |c| c.accept = Some(accept))
+                        .await;
+                    crate::failpoint::hit("after-accept");
+                }
+            }
+        }
+
+        for a in other {
+            match a {
+                Action::Decline {
+                    offer_ids,
+                    refuse_seconds,
+                } => {
+                    self.counts.offers_declined += offer_ids.len() as u64;
+                    for id in &offer_ids {
+                        self.offers.remove(id);
+                    }
+                    let decline = call::Decline {
+                        offer_ids: offer_ids
+                            .into_iter()
+                            .map(|value| pb::OfferId { value })
+                            .collect(),
+                        filters: Some(pb::Filters {
+                            refuse_seconds: Some(refuse_seconds),
+                        }),
+                    };
+                    self.send(call::Type::Decline, |c| c.decline = Some(decline))
+                        .await;
+                }
+                Action::Suppress => {
+                    tracing::info!("nothing needs an offer: suppressing offers");
+                    self.suppressed = true;
+                    self.send(call::Type::Suppress, |c| {
+                        c.suppress = Some(call::Suppress::default());
+                    })
+                    .await;
+                }
+                Action::Revive => {
+                    tracing::info!("something needs an offer: reviving offers");
+                    self.suppressed = false;
+                    self.send(call::Type::Revive, |c| {
+                        c.revive = Some(call::Revive::default());
+                    })
+                    .await;
+                }
+                Action::Kill { .. } | Action::Launch { .. } => {}
+            }
+        }
+    }
+
+    /// Sends a call of this framework; failures are logged (the loop's reconciliation and the
+    /// stale-launch check recover from lost calls).
+    pub(super) async fn send(&mut self, kind: call::Type, fill: impl FnOnce(&mut Call)) {
+        let Some(framework_id) = self.framework_id.clone() else {
+            return;
+        };
+        let mut c = Call {
+            framework_id: Some(pb::FrameworkId {
+                value: framework_id,
+            }),
+            r#type: Some(kind as i32),
+            ..Default::default()
+        };
+        fill(&mut c);
+        if let Err(e) = self.client.call(c).await {
+            tracing::warn!(call = kind.as_str_name(), error = %e, "mesos call failed");
+        }
+    }
+
+    pub(super) async fn send_kill(
+        &mut self,
+        task_id: &TaskId,
+        agent_id: Option<&str>,
+        grace: Duration,
+    ) {
+        self.counts.kills += 1;
+        let kill = call::Kill {
+            task_id: pb::TaskId {
+                value: task_id.0.clone(),
+            },
+            agent_id: agent_id.map(|a| pb::AgentId {
+                value: a.to_owned(),
+            }),
+            kill_policy: Some(pb::KillPolicy {
+                grace_period: Some(pb::DurationInfo {
+                    nanoseconds: i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX),
+                }),
+            }),
+        };
+        self.send(call::Type::Kill, |c| c.kill = Some(kill)).await;
+    }
+
+    pub(super) async fn send_reconcile(&mut self, rc: ReconcileCall) {
+        let tasks = match rc {
+            ReconcileCall::Implicit => Vec::new(),
+            ReconcileCall::Explicit(tasks) => tasks
+                .into_iter()
+                .map(|(t, a)| call::reconcile::Task {
+                    task_id: pb::TaskId { value: t.0 },
+                    agent_id: a.map(|value| pb::AgentId { value }),
+                })
+                .collect(),
+        };
+        self.send(call::Type::Reconcile, |c| {
+            c.reconcile = Some(call::Reconcile { tasks });
+        })
+        .await;
+    }
+
+    /// Acknowledges an update that carries a uuid (agent and executor updates); master-generated
+    /// ones carry none and must not be acknowledged.
+    pub(super) async fn acknowledge(&mut self, u: &TaskUpdate) {
+        let (Some(uuid), Some(agent)) = (&u.uuid, &u.agent_id) else {
+            return;
+        };
+        let ack = call::Acknowledge {
+            agent_id: pb::AgentId {
+                value: agent.clone(),
+            },
+            task_id: pb::TaskId {
+                value: u.task_id.0.clone(),
+            },
+            uuid: uuid.clone(),
+        };
+        self.send(call::Type::Acknowledge, |c| c.acknowledge = Some(ack))
+            .await;
+    }
+}
+
+/// `<spec id with '/' as '.'>.<instance>.<uuid>`: unique per launch, and its spec is readable at a glance.
+pub fn new_task_id(spec: &SpecId, instance: u32) -> TaskId {
+    TaskId(format!(
+        "{}.{}.{}",
+        spec.as_str().replace('/', "."),
+        instance,
+        uuid::Uuid::new_v4().simple()
+    ))
+}

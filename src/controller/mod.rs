@@ -1,0 +1,186 @@
+//! The controller: the one loop that owns desired and observed state.
+//!
+//! Every trigger is an [`Event`]: a hint that the spec directory changed, something the Mesos
+//! session reported, an operator command from the status server, or a timer. Whatever woke it, the
+//! loop then runs one *pass*: `plan` compares the whole desired set with the whole observed set and
+//! returns actions, which the loop applies through the Mesos client. State is never shared: the
+//! status server reads the snapshot the loop publishes after each pass.
+//!
+//! Durability (design brief, "what the ledger must guarantee") is kept here, in this order:
+//! - the framework id is flushed as soon as SUBSCRIBED arrives, and sent on every SUBSCRIBE;
+//! - a launch is written to the ledger and flushed before its ACCEPT is sent;
+//! - a status update is written and flushed before it is acknowledged;
+//! - after every subscription, every non-terminal task is reconciled before anything that could
+//!   duplicate it is launched.
+
+mod apply;
+mod desired;
+mod reconcile;
+mod session;
+mod state;
+mod view;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::mesos::client::{ClientConfig, SchedulerClient};
+use crate::mesos::convert::FrameworkSettings;
+use crate::status::{ControlCommand, Snapshot};
+use crate::store::Store;
+
+pub use state::Clock;
+
+/// Everything `run` needs.
+#[derive(Debug)]
+pub struct ControllerConfig {
+    pub desired: PathBuf,
+    pub state_dir: PathBuf,
+    pub client: ClientConfig,
+    /// Name, user, principal, failover timeout, ... (roles are computed from the specs).
+    pub framework: FrameworkSettings,
+    /// The framework's default role: specs without `role` use it.
+    pub role: String,
+    /// The status server's listener; `None` runs without one (tests).
+    pub status: Option<tokio::net::TcpListener>,
+}
+
+/// A controller failure that ends `run`.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot create the mesos client: {0}")]
+    Client(#[from] crate::mesos::client::ClientError),
+    #[error("cannot watch the desired directory: {0}")]
+    Watch(#[from] crate::watch::WatchError),
+    #[error("status server: {0}")]
+    Status(#[from] std::io::Error),
+}
+
+/// What woke the loop. One closed enum, so every trigger is visible here.
+#[derive(Debug)]
+pub enum Event {
+    /// Files under the desired directory changed (a hint: the loop re-reads everything).
+    DesiredChanged,
+    /// The Mesos session reported something.
+    Session(session::SessionEvent),
+    /// An operator command from the status server.
+    Control(ControlCommand),
+    /// A deadline passed (backoff, rollout, reconciliation retry, resubscription, periodic work).
+    Timer,
+}
+
+impl Event {
+    fn why(&self) -> &'static str {
+        match self {
+            Event::DesiredChanged => "desired changed",
+            Event::Session(session::SessionEvent::Subscribed { .. }) => "subscribed",
+            Event::Session(session::SessionEvent::Offers(_)) => "offers",
+            Event::Session(session::SessionEvent::Rescind(_)) => "offer rescinded",
+            Event::Session(session::SessionEvent::Update(_)) => "status update",
+            Event::Session(session::SessionEvent::Error { .. }) => "mesos error",
+            Event::Session(session::SessionEvent::Disconnected(_)) => "disconnected",
+            Event::Control(_) => "operator command",
+            Event::Timer => "timer",
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` completes. On shutdown it stops launching, flushes the
+/// store and returns, leaving the tasks running: they belong to the cluster, not to this process.
+pub async fn run(
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ControllerError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(ControllerError::Status)?;
+    let store = Store::open(&config.state_dir)?;
+    let client = SchedulerClient::new(config.client.clone())?;
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (control_tx, mut control_rx) = mpsc::channel::<ControlCommand>(16);
+    let (session_tx, mut session_rx) = mpsc::channel(1024);
+
+    let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = match config.status {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "status server listening");
+            Some(tokio::spawn(crate::status::serve(
+                listener,
+                snapshot_rx,
+                control_tx,
+                async move {
+                    let _ = server_stop_rx.await;
+                },
+            )))
+        }
+        None => None,
+    };
+
+    let mut watcher = match crate::watch::watch(&config.desired) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            // A missing directory is reported, never taken as the empty set; the periodic re-read
+            // picks it up once it exists.
+            tracing::error!(dir = %config.desired.display(), error = %e, "cannot watch the desired directory");
+            None
+        }
+    };
+
+    let mut ctl = state::Controller::load(
+        store,
+        client,
+        config.framework,
+        config.role,
+        config.desired,
+        session_tx,
+        snapshot_tx,
+        Clock::new(),
+    )?;
+    ctl.start().await;
+
+    tokio::pin!(shutdown);
+    loop {
+        let wake = ctl.next_wakeup();
+        let event = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(ev) = session_rx.recv() => Event::Session(ev),
+            Some(cmd) = control_rx.recv() => Event::Control(cmd),
+            Some(()) = next_hint(&mut watcher) => Event::DesiredChanged,
+            () = tokio::time::sleep_until(wake) => Event::Timer,
+        };
+        let why = event.why();
+        ctl.handle(event).await;
+        // Coalesce: everything already queued is handled before one pass looks at the result.
+        while let Ok(ev) = session_rx.try_recv() {
+            ctl.handle(Event::Session(ev)).await;
+        }
+        ctl.pass(why).await;
+    }
+
+    tracing::info!("shutting down: no more launches; tasks keep running on the cluster");
+    ctl.shutdown().await?;
+    let _ = server_stop_tx.send(());
+    if let Some(server) = server {
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
+    Ok(())
+}
+
+async fn next_hint(watcher: &mut Option<crate::watch::Watcher>) -> Option<()> {
+    match watcher {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The instant a deadline in epoch milliseconds falls on, on the loop's clock.
+pub(crate) fn instant_at(clock: &Clock, at_ms: u64) -> Instant {
+    let now = clock.now_ms();
+    Instant::now() + Duration::from_millis(at_ms.saturating_sub(now))
+}

@@ -1,0 +1,847 @@
+//! The controller's state and how each event changes it. Only the loop in `mod.rs` calls into this
+//! file, one event at a time, so nothing here needs a lock.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::desired::{self, DesiredSet};
+use super::reconcile::{ReconcileCall, Reconciliation};
+use super::session::{self, SessionEvent};
+use super::{ControllerError, Event};
+use crate::mesos::client::SchedulerClient;
+use crate::mesos::convert::{self, FrameworkSettings};
+use crate::model::{Offer, Resources, TaskId, TaskRecord, TaskState, TaskUpdate};
+use crate::plan::{InstanceKey, InstanceState, RolloutState};
+use crate::spec::model::{Spec, SpecId};
+use crate::status::{ControlCommand, Snapshot};
+use crate::store::{Store, Tree};
+
+/// How long an offer counts toward "the largest offer in the last minute".
+const OFFER_MEMORY_MS: u64 = 60_000;
+/// A full re-read of the directory at least this often, in case a file event was lost.
+const RESCAN_EVERY: Duration = Duration::from_secs(30);
+/// A launch with no word from Mesos after this long is asked about explicitly.
+const STALE_STAGING_MS: u64 = 30_000;
+/// Periodic reconciliation, as the Mesos reconciliation guide recommends.
+const RECONCILE_EVERY_MS: u64 = 15 * 60_000;
+/// A kill with no end after this long is sent again.
+const KILL_RETRY_MS: u64 = 60_000;
+/// Terminal ledger records kept per instance (for backoff, history and the status page).
+const KEEP_TERMINAL_PER_INSTANCE: usize = 5;
+/// Attempts kept per instance in the history.
+pub(super) const HISTORY_PER_INSTANCE: usize = 10;
+
+/// Milliseconds since the epoch, from tokio's clock so that tests on a paused clock control it.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    base_ms: u64,
+    base: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Clock {
+            base_ms,
+            base: Instant::now(),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.base_ms + u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One finished or running attempt of an instance, for the history shown by `status`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Attempt {
+    pub task_id: String,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub state: TaskState,
+    pub reason: Option<String>,
+    pub agent_id: Option<String>,
+    pub hostname: Option<String>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Counts {
+    pub launches: u64,
+    pub kills: u64,
+    pub status_updates: u64,
+    pub failures: u64,
+    pub offers_declined: u64,
+    pub passes: u64,
+}
+
+pub(super) struct Controller {
+    pub store: Store,
+    pub client: SchedulerClient,
+    pub settings: FrameworkSettings,
+    pub role: String,
+    pub desired_dir: PathBuf,
+    pub session_tx: mpsc::Sender<SessionEvent>,
+    pub snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    pub clock: Clock,
+
+    pub desired: DesiredSet,
+    pub ledger: BTreeMap<TaskId, TaskRecord>,
+    pub instances: BTreeMap<InstanceKey, InstanceState>,
+    pub rollouts: BTreeMap<SpecId, RolloutState>,
+    pub history: BTreeMap<String, VecDeque<Attempt>>,
+    pub offers: BTreeMap<String, Offer>,
+    /// The last offer seen from each agent: hostname and attributes for constraints.
+    pub agents: BTreeMap<String, Offer>,
+    /// The spec in force before the latest generation change of each spec (a stopped rollout
+    /// relaunches lost instances from it).
+    pub previous: BTreeMap<SpecId, Spec>,
+    /// Specs deleted whose tasks may still run (their kill grace is needed).
+    pub retired: BTreeMap<SpecId, Spec>,
+    pub offer_log: VecDeque<(u64, Resources)>,
+
+    pub framework_id: Option<String>,
+    pub master: Option<String>,
+    pub subscription: Option<tokio::task::JoinHandle<()>>,
+    pub connected: bool,
+    pub resubscribe_at: Option<Instant>,
+    pub resubscribe_failures: u32,
+    pub reconciliation: Reconciliation,
+    pub last_reconcile_ms: u64,
+    pub asked_stale: BTreeSet<TaskId>,
+    pub suppressed: bool,
+    pub deletions_approved: bool,
+    pub ready: bool,
+    pub next_plan_wakeup_ms: Option<u64>,
+    pub next_rescan: Instant,
+    pub counts: Counts,
+    pub last_pass: Option<(u64, &'static str, u64)>,
+    pub guard: Option<crate::plan::GuardHold>,
+    pub pending: BTreeMap<InstanceKey, crate::plan::Pending>,
+}
+
+impl Controller {
+    /// Loads everything the store remembers and reads the directory once.
+    #[expect(clippy::too_many_arguments, reason = "built once, from run()")]
+    pub fn load(
+        store: Store,
+        client: SchedulerClient,
+        settings: FrameworkSettings,
+        role: String,
+        desired_dir: PathBuf,
+        session_tx: mpsc::Sender<SessionEvent>,
+        snapshot_tx: watch::Sender<Arc<Snapshot>>,
+        clock: Clock,
+    ) -> Result<Self, ControllerError> {
+        let framework_id = store.framework_id()?;
+        let applied: BTreeMap<SpecId, Spec> = store
+            .all::<Spec>(Tree::Specs)?
+            .into_iter()
+            .map(|(_, s)| (s.id.clone(), s))
+            .collect();
+        let ledger = store
+            .all::<TaskRecord>(Tree::Ledger)?
+            .into_iter()
+            .map(|(_, r)| (r.task_id.clone(), r))
+            .collect();
+        let instances = store
+            .all::<(InstanceKey, InstanceState)>(Tree::Backoff)?
+            .into_iter()
+            .map(|(_, kv)| kv)
+            .collect();
+        let history = store
+            .all::<VecDeque<Attempt>>(Tree::History)?
+            .into_iter()
+            .collect();
+        let rollouts = store
+            .all::<(SpecId, RolloutState)>(Tree::Rollouts)?
+            .into_iter()
+            .map(|(_, kv)| kv)
+            .collect();
+        let desired = DesiredSet {
+            specs: applied,
+            ..Default::default()
+        };
+        Ok(Controller {
+            store,
+            client,
+            settings,
+            role,
+            desired_dir,
+            session_tx,
+            snapshot_tx,
+            clock,
+            desired,
+            ledger,
+            instances,
+            rollouts,
+            history,
+            offers: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            previous: BTreeMap::new(),
+            retired: BTreeMap::new(),
+            offer_log: VecDeque::new(),
+            framework_id,
+            master: None,
+            subscription: None,
+            connected: false,
+            resubscribe_at: None,
+            resubscribe_failures: 0,
+            reconciliation: Reconciliation::default(),
+            last_reconcile_ms: 0,
+            asked_stale: BTreeSet::new(),
+            suppressed: false,
+            deletions_approved: false,
+            ready: false,
+            next_plan_wakeup_ms: None,
+            next_rescan: Instant::now() + RESCAN_EVERY,
+            counts: Counts::default(),
+            last_pass: None,
+            guard: None,
+            pending: BTreeMap::new(),
+        })
+    }
+
+    /// The first re-read of the directory (files changed while the controller was down are applied
+    /// from it) and the first subscription.
+    pub async fn start(&mut self) {
+        self.reread().await;
+        match &self.framework_id {
+            Some(id) => {
+                tracing::info!(framework_id = %id, "re-subscribing with the stored framework id")
+            }
+            None => tracing::info!("no framework id stored: registering as a new framework"),
+        }
+        self.subscribe();
+        self.publish();
+    }
+
+    /// The earliest instant something is due by time alone.
+    pub fn next_wakeup(&self) -> Instant {
+        let mut wake = self.next_rescan;
+        if let Some(at) = self.resubscribe_at {
+            wake = wake.min(at);
+        }
+        for at_ms in [
+            self.next_plan_wakeup_ms,
+            self.reconciliation.next_wakeup_ms(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            wake = wake.min(super::instant_at(&self.clock, at_ms));
+        }
+        if self.connected {
+            // Stale launches and periodic reconciliation are checked every few seconds.
+            wake = wake.min(Instant::now() + Duration::from_secs(5));
+        }
+        wake
+    }
+
+    /// Applies one event to the state. Calls that an event requires (acknowledgements,
+    /// reconciliation) are sent from here; everything else waits for the pass.
+    pub async fn handle(&mut self, event: Event) {
+        match event {
+            Event::DesiredChanged => self.reread().await,
+            Event::Session(ev) => self.on_session(ev).await,
+            Event::Control(cmd) => self.on_control(cmd),
+            Event::Timer => self.on_timer().await,
+        }
+    }
+
+    async fn reread(&mut self) {
+        let dir = self.desired_dir.clone();
+        let applied = self.desired.specs.clone();
+        let set = match tokio::task::spawn_blocking(move || desired::reread(&dir, &applied)).await {
+            Ok(set) => set,
+            Err(e) => {
+                tracing::error!(error = %e, "re-reading the desired directory panicked");
+                return;
+            }
+        };
+        for (file, err) in &set.errors {
+            if !self.desired.errors.get(file).is_some_and(|old| old == err) {
+                tracing::error!(spec = %file, "invalid spec, previous version (if any) stays in force: {err}");
+            }
+        }
+        if let Some(e) = &set.dir_error {
+            if self.desired.dir_error.as_ref() != Some(e) {
+                tracing::error!("{e}");
+            }
+        }
+        // Persist the specs in force so that a spec deleted while the controller is down is
+        // noticed, and so that an invalid edit after a restart still has its previous version.
+        let removed: Vec<SpecId> = self
+            .desired
+            .specs
+            .keys()
+            .filter(|id| !set.specs.contains_key(*id))
+            .cloned()
+            .collect();
+        let changed: Vec<(&SpecId, &Spec)> = set
+            .specs
+            .iter()
+            .filter(|(id, s)| self.desired.specs.get(*id) != Some(*s))
+            .collect();
+        if !changed.is_empty() || !removed.is_empty() {
+            for (id, _) in &changed {
+                tracing::info!(spec = %id.as_str(), "spec applied");
+            }
+            let write = self
+                .store
+                .put_all(Tree::Specs, changed.iter().map(|(id, s)| (id.as_str(), *s)))
+                .and_then(|()| {
+                    removed
+                        .iter()
+                        .try_for_each(|id| self.store.remove(Tree::Specs, id.as_str()))
+                });
+            if let Err(e) = write {
+                tracing::error!(error = %e, "cannot record the applied specs");
+            }
+        }
+        for id in &removed {
+            if let Some(old) = self.desired.specs.get(id) {
+                self.retired.insert(id.clone(), old.clone());
+            }
+        }
+        for (id, spec) in &set.specs {
+            self.retired.remove(id);
+            if let Some(old) = self.desired.specs.get(id) {
+                if old.content_hash() != spec.content_hash() {
+                    self.previous.insert(id.clone(), old.clone());
+                }
+            }
+        }
+        // The held kills of the deletion guard were approved for the set the operator saw.
+        if self.desired.specs.len() != set.specs.len() {
+            self.deletions_approved =
+                self.deletions_approved && set.specs.len() < self.desired.specs.len();
+        }
+        self.desired = set;
+        self.next_rescan = Instant::now() + RESCAN_EVERY;
+    }
+
+    fn subscribe(&mut self) {
+        if let Some(old) = self.subscription.take() {
+            old.abort();
+        }
+        let info = convert::framework_info(
+            &FrameworkSettings {
+                roles: self.roles(),
+                ..self.settings.clone()
+            },
+            self.framework_id.as_deref(),
+        );
+        self.subscription = Some(session::spawn_subscription(
+            self.client.clone(),
+            info,
+            self.session_tx.clone(),
+        ));
+        self.resubscribe_at = None;
+    }
+
+    /// The default role first, then every other role a spec in force names.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles = vec![self.role.clone()];
+        for spec in self.desired.specs.values() {
+            if let Some(r) = &spec.role {
+                if !roles.contains(r) {
+                    roles.push(r.clone());
+                }
+            }
+        }
+        roles
+    }
+
+    fn schedule_resubscribe(&mut self) {
+        self.connected = false;
+        self.offers.clear();
+        self.reconciliation.stop();
+        self.resubscribe_failures = self.resubscribe_failures.saturating_add(1);
+        // Jittered exponential backoff capped at 15 s, as the scheduler guide suggests.
+        let exp = 500u64
+            .saturating_mul(1 << self.resubscribe_failures.min(5))
+            .min(15_000);
+        let jitter = rand::random_range(0..=exp / 2);
+        let delay = Duration::from_millis(exp / 2 + jitter);
+        self.resubscribe_at = Some(Instant::now() + delay);
+        tracing::info!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
+    }
+
+    async fn on_session(&mut self, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Subscribed {
+                framework_id,
+                master,
+            } => self.on_subscribed(framework_id, master).await,
+            SessionEvent::Offers(offers) => {
+                let now = self.clock.now_ms();
+                for offer in offers {
+                    self.offer_log.push_back((now, offer.resources.clone()));
+                    self.agents.insert(offer.agent_id.clone(), offer.clone());
+                    self.offers.insert(offer.id.clone(), offer);
+                }
+                while self
+                    .offer_log
+                    .front()
+                    .is_some_and(|(t, _)| now.saturating_sub(*t) > OFFER_MEMORY_MS)
+                {
+                    self.offer_log.pop_front();
+                }
+            }
+            SessionEvent::Rescind(id) => {
+                self.offers.remove(&id);
+            }
+            SessionEvent::Update(update) => self.on_update(update).await,
+            SessionEvent::Error { message, removed } => {
+                if removed {
+                    self.on_framework_removed(&message).await;
+                } else {
+                    tracing::error!(%message, "mesos ended the subscription");
+                }
+                self.subscription = None;
+                self.schedule_resubscribe();
+            }
+            SessionEvent::Disconnected(reason) => {
+                tracing::warn!(%reason, "disconnected from mesos");
+                self.subscription = None;
+                self.schedule_resubscribe();
+            }
+        }
+    }
+
+    async fn on_subscribed(&mut self, framework_id: String, master: String) {
+        if self.framework_id.as_deref() != Some(framework_id.as_str()) {
+            // Durability rule 1: flushed before anything else happens under this id.
+            if let Err(e) = self.store.set_framework_id(&framework_id).await {
+                tracing::error!(error = %e, "cannot persist the framework id; will re-subscribe");
+                self.schedule_resubscribe();
+                return;
+            }
+            tracing::info!(%framework_id, "registered as a new framework");
+        } else {
+            tracing::info!(%framework_id, %master, "subscribed");
+        }
+        self.framework_id = Some(framework_id);
+        self.master = Some(master);
+        self.connected = true;
+        self.resubscribe_failures = 0;
+        // Offers never survive a (re)subscription, and the master starts unsuppressed.
+        self.offers.clear();
+        self.suppressed = false;
+        self.asked_stale.clear();
+        let now = self.clock.now_ms();
+        self.last_reconcile_ms = now;
+        let tasks: Vec<(TaskId, Option<String>)> = self
+            .ledger
+            .values()
+            .filter(|r| r.is_live())
+            .map(|r| (r.task_id.clone(), r.agent_id.clone()))
+            .collect();
+        tracing::info!(tasks = tasks.len(), "reconciling the ledger with mesos");
+        let call = self.reconciliation.start(tasks, now);
+        self.send_reconcile(call).await;
+    }
+
+    async fn on_framework_removed(&mut self, message: &str) {
+        tracing::error!(
+            framework_id = ?self.framework_id,
+            %message,
+            "MESOS REMOVED THIS FRAMEWORK: all its tasks are gone; registering anew and relaunching everything the specs want"
+        );
+        if let Err(e) = self.store.clear_framework_id().await {
+            tracing::error!(error = %e, "cannot clear the framework id");
+        }
+        self.framework_id = None;
+        let now = self.clock.now_ms();
+        let mut changed = Vec::new();
+        for r in self.ledger.values_mut().filter(|r| r.is_live()) {
+            r.state = TaskState::Lost;
+            r.reason = Some("FRAMEWORK_REMOVED".to_owned());
+            r.cluster_caused = true;
+            r.updated_at_ms = now;
+            changed.push(r.clone());
+        }
+        for r in &changed {
+            self.record_end(r);
+        }
+        self.persist_records(&changed).await;
+    }
+
+    async fn on_update(&mut self, u: TaskUpdate) {
+        self.counts.status_updates += 1;
+        if let Some(call) = self.reconciliation.answered(&u.task_id) {
+            self.send_reconcile(call).await;
+        }
+        self.asked_stale.remove(&u.task_id);
+        let now = self.clock.now_ms();
+        let Some(record) = self.ledger.get(&u.task_id).cloned() else {
+            self.on_unknown_task(&u).await;
+            return;
+        };
+        let was_live = record.is_live();
+        let mut r = record;
+        r.state = u.state;
+        r.updated_at_ms = now;
+        if u.agent_id.is_some() {
+            r.agent_id.clone_from(&u.agent_id);
+        }
+        if u.healthy.is_some() {
+            r.healthy = u.healthy;
+        }
+        if u.reason.is_some() {
+            r.reason.clone_from(&u.reason);
+        }
+        if u.message.is_some() {
+            r.message.clone_from(&u.message);
+        }
+        match u.state {
+            TaskState::Running => {
+                r.unreachable_since_ms = None;
+                if r.running_since_ms.is_none() {
+                    r.running_since_ms = Some(now);
+                }
+            }
+            TaskState::Unreachable => {
+                r.unreachable_since_ms.get_or_insert(now);
+            }
+            _ => {}
+        }
+        if r.state.is_terminal() {
+            r.cluster_caused = u.cluster_caused();
+        }
+        if self.ledger.get(&r.task_id).map(|o| (o.state, o.healthy)) != Some((r.state, r.healthy)) {
+            tracing::info!(
+                task_id = %r.task_id,
+                healthy = ?r.healthy,
+                reason = r.reason.as_deref().unwrap_or(""),
+                detail = r.message.as_deref().unwrap_or(""),
+                "{}#{} {}",
+                r.spec_id,
+                r.instance,
+                r.state
+            );
+        }
+        if was_live && r.state.is_terminal() {
+            self.record_end(&r);
+        }
+        self.touch_history(&r);
+        self.ledger.insert(r.task_id.clone(), r.clone());
+        // Durability rule 3: written and flushed, then acknowledged.
+        self.persist_records(std::slice::from_ref(&r)).await;
+        crate::failpoint::hit("after-persist-before-ack");
+        self.acknowledge(&u).await;
+    }
+
+    /// A task of this framework the ledger does not know (found by implicit reconciliation, or a
+    /// launch from a ledger that was lost): nothing wants it, so it is killed.
+    async fn on_unknown_task(&mut self, u: &TaskUpdate) {
+        if !u.state.is_terminal() {
+            tracing::warn!(task_id = %u.task_id, agent = ?u.agent_id, state = %u.state, "killing a task the ledger does not know");
+            self.send_kill(&u.task_id, u.agent_id.as_deref(), Duration::from_secs(5))
+                .await;
+        }
+        self.acknowledge(u).await;
+    }
+
+    /// Bookkeeping when a task reaches a terminal state: the instance's backoff and failure count.
+    fn record_end(&mut self, r: &TaskRecord) {
+        let Some(spec) = SpecId::new(r.spec_id.clone())
+            .ok()
+            .and_then(|id| self.desired.specs.get(&id))
+        else {
+            return;
+        };
+        let key = InstanceKey::new(spec.id.clone(), r.instance);
+        let now = self.clock.now_ms();
+        let next = crate::plan::instance_after_end(self.instances.get(&key), r, spec, now);
+        if next.counts_failure(self.instances.get(&key)) {
+            self.counts.failures += 1;
+        }
+        if let Err(e) = self
+            .store
+            .put(Tree::Backoff, &key.to_string(), &(&key, &next))
+        {
+            tracing::error!(error = %e, "cannot record the instance's backoff");
+        }
+        self.instances.insert(key, next);
+    }
+
+    pub(super) fn touch_history(&mut self, r: &TaskRecord) {
+        let key = format!("{}#{}", r.spec_id, r.instance);
+        let list = self.history.entry(key.clone()).or_default();
+        let ended = r.state.is_terminal().then_some(r.updated_at_ms);
+        match list.iter_mut().find(|a| a.task_id == r.task_id.0) {
+            Some(a) => {
+                a.state = r.state;
+                a.ended_ms = ended;
+                a.reason.clone_from(&r.reason);
+                a.agent_id.clone_from(&r.agent_id);
+            }
+            None => {
+                list.push_back(Attempt {
+                    task_id: r.task_id.0.clone(),
+                    started_ms: r.launched_at_ms,
+                    ended_ms: ended,
+                    state: r.state,
+                    reason: r.reason.clone(),
+                    agent_id: r.agent_id.clone(),
+                    hostname: r.hostname.clone(),
+                });
+                while list.len() > HISTORY_PER_INSTANCE {
+                    list.pop_front();
+                }
+            }
+        }
+        // History may be lost in a crash (it is not flushed on its own); the ledger is the truth.
+        if let Err(e) = self.store.put(Tree::History, &key, list) {
+            tracing::warn!(error = %e, "cannot record history");
+        }
+    }
+
+    /// Writes ledger records and flushes them.
+    pub async fn persist_records(&mut self, records: &[TaskRecord]) {
+        let write = self.store.put_all(
+            Tree::Ledger,
+            records.iter().map(|r| (r.task_id.0.as_str(), r)),
+        );
+        if let Err(e) = write {
+            tracing::error!(error = %e, "cannot write the ledger");
+            return;
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "cannot flush the ledger");
+        }
+    }
+
+    fn on_control(&mut self, cmd: ControlCommand) {
+        match cmd {
+            ControlCommand::ApproveDeletions { reply } => {
+                let text = match &self.guard {
+                    Some(hold) => {
+                        self.deletions_approved = true;
+                        format!(
+                            "approved: the held kills of {} specs will be applied",
+                            hold.specs.len()
+                        )
+                    }
+                    None => "nothing is held by the deletion guard".to_owned(),
+                };
+                tracing::warn!("operator: {text}");
+                let _ = reply.send(text);
+            }
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.resubscribe_at.is_some_and(|at| now >= at) && self.subscription.is_none() {
+            self.subscribe();
+        }
+        if now >= self.next_rescan {
+            self.reread().await;
+        }
+        let now_ms = self.clock.now_ms();
+        if let Some(call) = self.reconciliation.tick(now_ms) {
+            self.send_reconcile(call).await;
+        }
+        if self.connected {
+            self.check_stale_launches(now_ms).await;
+            self.retry_kills(now_ms).await;
+            if now_ms.saturating_sub(self.last_reconcile_ms) >= RECONCILE_EVERY_MS
+                && !self.reconciliation.awaiting()
+            {
+                self.last_reconcile_ms = now_ms;
+                let tasks: Vec<_> = self
+                    .ledger
+                    .values()
+                    .filter(|r| r.is_live())
+                    .map(|r| (r.task_id.clone(), r.agent_id.clone()))
+                    .collect();
+                let call = self.reconciliation.start(tasks, now_ms);
+                self.send_reconcile(call).await;
+            }
+        }
+    }
+
+    /// Launches Mesos never answered (the ACCEPT may have been lost with a connection) are asked
+    /// about explicitly; the answer (TASK_LOST/GONE/UNKNOWN for a task the master never saw) makes
+    /// them terminal and the plan relaunches them.
+    async fn check_stale_launches(&mut self, now_ms: u64) {
+        let stale: Vec<(TaskId, Option<String>)> = self
+            .ledger
+            .values()
+            .filter(|r| {
+                r.state == TaskState::Staging
+                    && now_ms.saturating_sub(r.updated_at_ms) >= STALE_STAGING_MS
+                    && !self.asked_stale.contains(&r.task_id)
+            })
+            .map(|r| (r.task_id.clone(), r.agent_id.clone()))
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        tracing::info!(
+            tasks = stale.len(),
+            "asking mesos about launches it has not answered"
+        );
+        self.asked_stale
+            .extend(stale.iter().map(|(t, _)| t.clone()));
+        self.send_reconcile(ReconcileCall::Explicit(stale)).await;
+    }
+
+    /// Forgets terminal records beyond the few kept per instance, and every terminal record of a
+    /// spec that no longer exists.
+    pub fn prune_ledger(&mut self) {
+        let mut by_instance: BTreeMap<(String, u32), Vec<(u64, TaskId)>> = BTreeMap::new();
+        for r in self.ledger.values().filter(|r| !r.is_live()) {
+            by_instance
+                .entry((r.spec_id.clone(), r.instance))
+                .or_default()
+                .push((r.updated_at_ms, r.task_id.clone()));
+        }
+        let mut forget = Vec::new();
+        for ((spec, _), mut list) in by_instance {
+            let spec_exists = SpecId::new(spec)
+                .ok()
+                .is_some_and(|id| self.desired.specs.contains_key(&id));
+            list.sort();
+            let keep = if spec_exists {
+                KEEP_TERMINAL_PER_INSTANCE
+            } else {
+                0
+            };
+            let drop_n = list.len().saturating_sub(keep);
+            forget.extend(list.into_iter().take(drop_n).map(|(_, id)| id));
+        }
+        for id in forget {
+            self.ledger.remove(&id);
+            if let Err(e) = self.store.remove(Tree::Ledger, &id.0) {
+                tracing::warn!(error = %e, "cannot prune the ledger");
+            }
+        }
+    }
+
+    /// Records a rollout change from the plan (`None` = the rollout is over).
+    pub fn set_rollout(&mut self, id: &SpecId, rollout: Option<RolloutState>) {
+        let result = match &rollout {
+            Some(r) => {
+                if let Some(stop) = &r.stopped {
+                    if self
+                        .rollouts
+                        .get(id)
+                        .is_none_or(|old| old.stopped.is_none())
+                    {
+                        tracing::error!(spec = %id.as_str(), reason = %stop.reason, "rollout stopped; the previous generation keeps running");
+                    }
+                }
+                self.rollouts.insert(id.clone(), r.clone());
+                self.store.put(Tree::Rollouts, id.as_str(), &(id, r))
+            }
+            None => {
+                self.rollouts.remove(id);
+                self.store.remove(Tree::Rollouts, id.as_str())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot record the rollout state");
+        }
+    }
+
+    /// Drops the backoff state of instances no spec wants any more (scaled down or deleted), so a
+    /// later scale-up starts them fresh, and retired specs whose tasks are all gone.
+    pub fn forget_unwanted_instances(&mut self) {
+        let unwanted: Vec<InstanceKey> = self
+            .instances
+            .keys()
+            .filter(|k| {
+                self.desired
+                    .specs
+                    .get(&k.spec)
+                    .is_none_or(|s| k.instance >= s.instances)
+            })
+            .cloned()
+            .collect();
+        for k in unwanted {
+            self.instances.remove(&k);
+            if let Err(e) = self.store.remove(Tree::Backoff, &k.to_string()) {
+                tracing::warn!(error = %e, "cannot forget an instance's backoff");
+            }
+        }
+        let ledger = &self.ledger;
+        self.retired.retain(|id, _| {
+            ledger
+                .values()
+                .any(|r| r.is_live() && r.spec_id == id.as_str())
+        });
+    }
+
+    /// Kills that did not take effect (a lost call, an agent that was away) are sent again.
+    pub(super) async fn retry_kills(&mut self, now_ms: u64) {
+        let stuck: Vec<(TaskId, Option<String>)> = self
+            .ledger
+            .values()
+            .filter(|r| {
+                r.kill_requested
+                    && r.is_live()
+                    && now_ms.saturating_sub(r.updated_at_ms) >= KILL_RETRY_MS
+            })
+            .map(|r| (r.task_id.clone(), r.agent_id.clone()))
+            .collect();
+        for (task_id, agent) in stuck {
+            tracing::info!(%task_id, "kill not confirmed yet: sending it again");
+            if let Some(r) = self.ledger.get_mut(&task_id) {
+                r.updated_at_ms = now_ms;
+            }
+            let grace = self.kill_grace_of(&task_id);
+            self.send_kill(&task_id, agent.as_deref(), grace).await;
+        }
+    }
+
+    fn kill_grace_of(&self, task_id: &TaskId) -> Duration {
+        self.ledger
+            .get(task_id)
+            .and_then(|r| SpecId::new(r.spec_id.clone()).ok())
+            .and_then(|id| {
+                self.desired
+                    .specs
+                    .get(&id)
+                    .or_else(|| self.retired.get(&id))
+            })
+            .map_or(crate::plan::DEFAULT_KILL_GRACE, |s| s.kill_grace)
+    }
+
+    /// Stops launching, flushes everything, and closes the subscription without tearing the
+    /// framework down.
+    pub async fn shutdown(&mut self) -> Result<(), ControllerError> {
+        if let Some(sub) = self.subscription.take() {
+            sub.abort();
+        }
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    /// Publishes the status snapshot.
+    pub fn publish(&self) {
+        let snapshot = super::view::snapshot(self);
+        self.snapshot_tx.send_replace(Arc::new(snapshot));
+    }
+
+    pub fn reconciled(&self) -> bool {
+        self.connected && self.reconciliation.done()
+    }
+}

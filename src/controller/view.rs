@@ -1,0 +1,131 @@
+//! Builds the status snapshot from the loop's state: what the status page, the JSON API and the
+//! metrics show. Pure formatting; nothing here changes state.
+
+use std::collections::BTreeMap;
+
+use super::state::Controller;
+use crate::model::TaskState;
+use crate::status::{
+    AttemptRow, Counters, GuardStatus, PassInfo, PendingRow, Snapshot, SpecErrorView, SpecStatus,
+    TaskStatusRow,
+};
+
+pub(super) fn snapshot(c: &Controller) -> Snapshot {
+    let dir = c.desired_dir.display().to_string();
+    let mut specs: BTreeMap<String, SpecStatus> = BTreeMap::new();
+    for (id, spec) in &c.desired.specs {
+        let running = c
+            .ledger
+            .values()
+            .filter(|r| {
+                r.spec_id == id.as_str() && r.state == TaskState::Running && !r.kill_requested
+            })
+            .count() as u32;
+        specs.insert(
+            id.as_str().to_owned(),
+            SpecStatus {
+                id: id.as_str().to_owned(),
+                file: format!("{dir}/{}.toml", id.as_str()),
+                generation: Some(spec.content_hash().short()),
+                instances: spec.instances,
+                running,
+                rollout: c.rollouts.get(id).map(|r| r.describe()),
+                ..Default::default()
+            },
+        );
+    }
+    for (key, err) in &c.desired.errors {
+        let entry = specs.entry(key.clone()).or_insert_with(|| SpecStatus {
+            id: key.clone(),
+            file: err.file.clone(),
+            ..Default::default()
+        });
+        entry.error = Some(SpecErrorView {
+            file: err.file.clone(),
+            line: err.line as u32,
+            column: err.column as u32,
+            field: err.field.clone(),
+            message: err.message.clone(),
+            hint: err.hint.clone(),
+        });
+    }
+    for (key, pending) in &c.pending {
+        if let Some(s) = specs.get_mut(key.spec.as_str()) {
+            s.pending.push(PendingRow {
+                instance: key.instance,
+                reason: pending.message.clone(),
+                until_ms: pending.until_ms,
+            });
+        }
+    }
+    for (key, attempts) in &c.history {
+        let Some((spec, instance)) = key.rsplit_once('#') else {
+            continue;
+        };
+        if let Some(s) = specs.get_mut(spec) {
+            let instance = instance.parse().unwrap_or(0);
+            s.history.extend(attempts.iter().rev().map(|a| AttemptRow {
+                instance,
+                task_id: a.task_id.clone(),
+                started_ms: a.started_ms,
+                ended_ms: a.ended_ms,
+                state: a.state.mesos_name().to_owned(),
+                reason: a.reason.clone(),
+                agent: a.agent_id.clone(),
+                hostname: a.hostname.clone(),
+                sandbox: None,
+            }));
+        }
+    }
+    let tasks: Vec<TaskStatusRow> = c
+        .ledger
+        .values()
+        .filter(|r| r.is_live())
+        .map(|r| TaskStatusRow {
+            task_id: r.task_id.0.clone(),
+            spec: r.spec_id.clone(),
+            instance: r.instance,
+            generation: r.generation.chars().take(12).collect(),
+            state: r.state.mesos_name().to_owned(),
+            agent_id: r.agent_id.clone(),
+            hostname: r.hostname.clone(),
+            ports: r.ports.clone(),
+            healthy: r.healthy,
+            launched_ms: r.launched_at_ms,
+        })
+        .collect();
+    let counters = Counters {
+        launches: c.counts.launches,
+        kills: c.counts.kills,
+        status_updates: c.counts.status_updates,
+        failures: c.counts.failures,
+        offers_declined: c.counts.offers_declined,
+        passes: c.counts.passes,
+        invalid_specs: c.desired.errors.len() as u64,
+        pending_instances: c.pending.len() as u64,
+        running_tasks: tasks.iter().filter(|t| t.state == "TASK_RUNNING").count() as u64,
+    };
+    Snapshot {
+        ready: c.ready,
+        connected: c.connected,
+        framework_id: c.framework_id.clone(),
+        master: c.master.clone(),
+        desired_dir: dir,
+        desired_error: c.desired.dir_error.clone(),
+        specs: specs.into_values().collect(),
+        tasks,
+        guard: c.guard.as_ref().map(|g| GuardStatus {
+            specs: g.specs.iter().map(|s| s.as_str().to_owned()).collect(),
+            instances: g.tasks as u32,
+            total_specs: g.total_specs as u32,
+            since_ms: c.last_pass.map_or(0, |(t, _, _)| t),
+            release: "run `mesos-reconciler approve-deletions`, or restore the files".to_owned(),
+        }),
+        counters,
+        last_pass: c.last_pass.map(|(at_ms, why, duration_ms)| PassInfo {
+            at_ms,
+            reason: why.to_owned(),
+            duration_ms,
+        }),
+    }
+}

@@ -1,0 +1,23 @@
+//! Test-only crash points. With `MESOS_RECONCILER_FAILPOINT=<name>` in the environment, the process
+//! aborts (as `kill -9` would stop it: no destructor, no flush) the first time it reaches the named
+//! point. The crash tests use them to stop the controller at the worst moments:
+//! - `after-write-ahead`: launches are flushed to the ledger, the ACCEPT is not sent;
+//! - `after-accept`: the ACCEPT is sent, nothing of its outcome is known;
+//! - `after-persist-before-ack`: a status update is flushed, its acknowledgement is not sent.
+//!
+//! Without the variable, a failpoint costs one cached lookup.
+
+use std::sync::OnceLock;
+
+/// The environment variable naming the failpoint to trigger.
+pub const ENV: &str = "MESOS_RECONCILER_FAILPOINT";
+
+/// Aborts the process if `name` is the configured failpoint.
+pub fn hit(name: &str) {
+    static CONFIGURED: OnceLock<Option<String>> = OnceLock::new();
+    let configured = CONFIGURED.get_or_init(|| std::env::var(ENV).ok().filter(|v| !v.is_empty()));
+    if configured.as_deref() == Some(name) {
+        eprintln!("failpoint {name} reached: aborting");
+        std::process::abort();
+    }
+}
