@@ -35,6 +35,9 @@ use crate::store::Store;
 
 pub use state::Clock;
 
+/// The file in the state directory holding the status server's address (`127.0.0.1:9797`).
+pub const STATUS_ADDR_FILE: &str = "status-addr";
+
 /// Everything `run` needs.
 #[derive(Debug)]
 pub struct ControllerConfig {
@@ -109,6 +112,9 @@ pub async fn run(
         Some(listener) => {
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "status server listening");
+            // With `--listen 127.0.0.1:0` this file is how scripts (and the crash tests) find the
+            // port. Written after binding, so its presence means the server is up.
+            std::fs::write(config.state_dir.join(STATUS_ADDR_FILE), addr.to_string())?;
             Some(tokio::spawn(crate::status::serve(
                 listener,
                 snapshot_rx,
