@@ -11,6 +11,12 @@
 //! the oldest unacknowledged update, re-sending it with backoff (initial, doubling, capped) until an
 //! [`AgentCommand::Acknowledge`] for exactly that uuid arrives; only then does the next update of the
 //! task go out.
+//!
+//! Code map: `runtime.rs` is the agent's actor (task table, update queues, timers, commands);
+//! `updates.rs` builds statuses and holds the pure per-task delivery queue; `virtual_task.rs`
+//! reads the labels that script a virtual task; `process.rs` runs one process task (container
+//! checks, sandbox, command, kill); `fetcher.rs` fetches `CommandInfo.uris`; `health.rs` runs
+//! health checks. Tasks always run as the agent's own user (see `process.rs`).
 
 mod fetcher;
 mod health;

@@ -12,7 +12,8 @@
 //! the processes it started; when the command exits the rest of its group is killed, as Mesos
 //! destroys the container of a finished executor. Signals are sent with the system `kill` binary
 //! (the crate forbids `unsafe` and has no libc binding); a guard kills the group on drop as well, so
-//! a runner dropped with its runtime leaves no process behind.
+//! a runner dropped with its runtime leaves no process behind. (A process that leaves the group on
+//! purpose, with `setsid`, escapes; a real agent's cgroups would still catch it.)
 //!
 //! Users: a real agent switches to the task's `user` (or the framework's). This agent does not
 //! drop privileges: every task runs as the agent's own user, and a different requested user is only

@@ -21,6 +21,8 @@ use tracing::{debug, info, warn};
 use super::process::{self, Control, ProcessLaunch, RunnerEvent, RunnerEventKind};
 use super::updates::{Acked, RetryPolicy, StatusFactory, UpdateQueue, is_terminal};
 use super::virtual_task::{self, Outcome, Script};
+use prost::Message;
+
 use super::{AgentCommand, AgentConfig, AgentKind, AgentUpdate, TaskReport};
 use crate::mesos::proto::v1 as pb;
 use pb::task_status::{Reason, Source};
@@ -109,10 +111,15 @@ struct Agent {
     next_runner: u64,
 }
 
+/// What the agent keeps of a task. The TaskInfo and the latest status are only read back by
+/// `ListTasks`, so they are kept protobuf-encoded: a decoded TaskInfo takes about 3 KB, its
+/// encoding a few hundred bytes, which is what lets 10,000 virtual tasks fit in a few megabytes.
 struct TaskEntry {
-    task: Box<pb::TaskInfo>,
-    /// The latest update produced (acknowledged or not); None before the first one.
-    latest: Option<pb::TaskStatus>,
+    task: Box<[u8]>,
+    /// The state of the latest update produced (acknowledged or not); None before the first one.
+    latest_state: Option<i32>,
+    /// That update, encoded (empty before the first one).
+    latest: Box<[u8]>,
     queue: UpdateQueue,
     retry_timer: Option<TimerKey>,
     /// When a scripted virtual task ends by itself.
@@ -123,7 +130,7 @@ struct TaskEntry {
 
 impl TaskEntry {
     fn is_terminal(&self) -> bool {
-        self.latest.as_ref().is_some_and(|s| is_terminal(s.state))
+        self.latest_state.is_some_and(is_terminal)
     }
 }
 
@@ -180,8 +187,9 @@ impl Agent {
         }
         debug!(agent_id = %self.config.id, framework_id, task_id, "launching task");
         let mut entry = TaskEntry {
-            task,
-            latest: None,
+            task: task.encode_to_vec().into_boxed_slice(),
+            latest_state: None,
+            latest: Box::default(),
             queue: UpdateQueue::new(self.out.policy),
             retry_timer: None,
             end_timer: None,
@@ -191,6 +199,7 @@ impl Agent {
             AgentKind::Virtual => {
                 launch_virtual(
                     &framework_id,
+                    &task,
                     &mut entry,
                     &self.factory,
                     &self.out,
@@ -204,7 +213,7 @@ impl Agent {
                 let launch = ProcessLaunch {
                     framework_id: framework_id.clone(),
                     framework_user,
-                    task: entry.task.clone(),
+                    task,
                     work_dir: work_dir.clone(),
                     agent_id: self.config.id.clone(),
                     factory: self.factory.clone(),
@@ -323,11 +332,22 @@ impl Agent {
     fn list_tasks(&self) -> Vec<TaskReport> {
         let mut reports = Vec::new();
         for (framework_id, tasks) in &self.frameworks {
-            for entry in tasks.values() {
-                let latest = entry.latest.clone().unwrap_or_else(|| staging(&entry.task));
+            for (task_id, entry) in tasks {
+                // Both were encoded by this agent from valid messages, so decoding cannot fail.
+                let (Ok(task), Ok(latest)) = (
+                    pb::TaskInfo::decode(&*entry.task),
+                    pb::TaskStatus::decode(&*entry.latest),
+                ) else {
+                    warn!(agent_id = %self.config.id, framework_id, task_id, "could not decode a kept task");
+                    continue;
+                };
+                let latest = match entry.latest_state {
+                    Some(_) => latest,
+                    None => staging(&task),
+                };
                 reports.push(TaskReport {
                     framework_id: framework_id.clone(),
-                    task: (*entry.task).clone(),
+                    task,
                     latest,
                 });
             }
@@ -451,13 +471,14 @@ impl Agent {
 
 fn launch_virtual(
     framework_id: &str,
+    task: &pb::TaskInfo,
     entry: &mut TaskEntry,
     factory: &StatusFactory,
     out: &Outbox,
     timers: &mut Timers,
 ) {
-    let task_id = entry.task.task_id.value.clone();
-    let script = match virtual_task::script_of(&entry.task) {
+    let task_id = task.task_id.value.clone();
+    let script = match virtual_task::script_of(task) {
         Ok(script) => script,
         Err(error) => {
             let status = factory.status(
@@ -482,7 +503,7 @@ fn launch_virtual(
     push_update(framework_id, entry, starting, out, timers);
     let running = factory.running(&task_id, &container_id, None);
     push_update(framework_id, entry, running, out, timers);
-    if entry.task.health_check.is_some() {
+    if task.health_check.is_some() {
         // No probing: a virtual task is healthy by construction.
         let healthy = factory.health(&task_id, &container_id, None, true, None);
         push_update(framework_id, entry, healthy, out, timers);
@@ -516,7 +537,8 @@ fn push_update(
         healthy = ?status.healthy,
         "task update"
     );
-    entry.latest = Some(status.clone());
+    entry.latest_state = Some(status.state);
+    entry.latest = status.encode_to_vec().into_boxed_slice();
     if entry.queue.push(status, out.policy) {
         send_head(framework_id, entry, out, timers);
     }

@@ -207,6 +207,8 @@ impl UpdateQueue {
         let released = self.pending.pop_front();
         self.backoff = policy.initial;
         if self.pending.is_empty() {
+            // Most tasks sit acknowledged for their whole life: give the buffer back.
+            self.pending = VecDeque::new();
             Acked::Drained {
                 terminal: released.is_some_and(|s| is_terminal(s.state)),
             }
