@@ -1,0 +1,238 @@
+//! Process-level crash tests (issue 4), in the manner of sled's crash tests: the real
+//! `mesos-reconciler run` binary runs as a child process against a dev cluster started in the test
+//! process; the test kills it (SIGKILL at a random instant, an abort at a failpoint, or SIGTERM),
+//! restarts it with the same state directory, and checks from the outside what the design brief
+//! promises: one framework with the same id, exactly the wanted instances running, none
+//! duplicated, none orphaned, and nothing launched again that was already running.
+//!
+//! The controller's stderr goes to `controller.log` in the test's temporary directory; a failing
+//! test prints its end and keeps the directory.
+
+#[path = "support/proc.rs"]
+mod proc;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use proc::{
+    DEADLINE, Fixture, SIGABRT, SIGKILL, check_converged, describe_exit, frameworks, running_ids,
+    start_cluster, wait_converged, wait_for, wait_ready_and_passes,
+};
+use rand::{Rng, SeedableRng};
+
+/// One virtual agent's resources: room for dozens of the tests' 0.1-cpu tasks.
+const AGENT: &str = "cpus:16;mem:8192;disk:20000;ports:[31000-32000]";
+/// The deadline of the 20-kill loop's final convergence (50 specs after 20 crashes).
+const LOOP_DEADLINE: Duration = Duration::from_secs(90);
+/// Passes the controller runs after it is ready before "it launched nothing" is judged.
+const SETTLE_PASSES: u64 = 3;
+
+fn specs(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    list.iter().map(|(id, n)| ((*id).to_owned(), *n)).collect()
+}
+
+/// A kill -9 while tasks run, then a restart: the controller fails over with the stored framework
+/// id (one framework in the master, same id, active again), reconciles, and launches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_while_tasks_run_then_restart_fails_over_and_launches_nothing() {
+    let cluster = start_cluster(2, AGENT).await;
+    let mut fx = Fixture::new("kill9", &cluster.url());
+    let want = specs(&[("web", 2), ("team-a/api", 2), ("worker", 1)]);
+    fx.write_specs(&want);
+
+    let mut first = fx.spawn(None);
+    first.status_url().await;
+    let (before, _) = wait_converged(&cluster, &first, &want, DEADLINE).await;
+    let framework_id = before[0].id.clone();
+    let tasks_before = running_ids(&before);
+    let infos_before = cluster.received_task_infos().await.len();
+
+    let exit = first.kill9().await;
+    assert_eq!(exit.signal(), Some(SIGKILL), "{}", describe_exit(exit));
+    // The master keeps the framework for its failover timeout, inactive once the stream is gone.
+    wait_for("the master to see the framework disconnected", DEADLINE, || async {
+        let fws = frameworks(&cluster).await;
+        match fws.as_slice() {
+            [f] if !f.active => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    let mut second = fx.spawn(None);
+    second.status_url().await;
+    let status = wait_ready_and_passes(&second, SETTLE_PASSES).await;
+    let after = frameworks(&cluster).await;
+    assert_eq!(after.len(), 1, "one framework after the restart: {after:?}");
+    assert_eq!(after[0].id, framework_id, "the restart re-used the framework id");
+    assert!(after[0].active, "the framework is active again: {after:?}");
+    assert_eq!(status.framework_id.as_deref(), Some(framework_id.as_str()));
+    assert_eq!(running_ids(&after), tasks_before, "the running tasks are the same ones");
+    assert_eq!(status.counters.launches, 0, "the restart launched nothing");
+    assert_eq!(
+        cluster.received_task_infos().await.len(),
+        infos_before,
+        "the master received no new TaskInfo"
+    );
+    check_converged(&after, &status, &want).unwrap();
+
+    drop(second);
+    cluster.shutdown().await;
+}
+
+/// Crash at `after-write-ahead`: the launches are flushed to the ledger, the ACCEPT is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_write_ahead_converges_without_duplicates_or_orphans() {
+    crash_at_failpoint_then_converge("after-write-ahead").await;
+}
+
+/// Crash at `after-accept`: the ACCEPT is sent, nothing of its outcome is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_accept_converges_without_duplicates_or_orphans() {
+    crash_at_failpoint_then_converge("after-accept").await;
+}
+
+/// Crash at `after-persist-before-ack`: a status update is flushed but not acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_persist_before_ack_converges_without_duplicates_or_orphans() {
+    crash_at_failpoint_then_converge("after-persist-before-ack").await;
+}
+
+/// Starts the controller with `failpoint`, waits for it to abort there, restarts it without, and
+/// checks that the cluster converges and stays converged (nothing launched after convergence).
+async fn crash_at_failpoint_then_converge(failpoint: &str) {
+    let cluster = start_cluster(2, AGENT).await;
+    let mut fx = Fixture::new(failpoint, &cluster.url());
+    let want = specs(&[("web", 3), ("team-a/api", 2), ("worker", 1)]);
+    fx.write_specs(&want);
+
+    let mut crashing = fx.spawn(Some(failpoint));
+    let exit = crashing.wait_exit(DEADLINE).await;
+    assert_eq!(
+        exit.signal(),
+        Some(SIGABRT),
+        "the controller aborts at {failpoint}; got {}",
+        describe_exit(exit)
+    );
+    assert!(
+        fx.log_text()
+            .contains(&format!("failpoint {failpoint} reached")),
+        "the log says which failpoint was reached"
+    );
+
+    let restarted = fx.spawn(None);
+    let (_, converged) = wait_converged(&cluster, &restarted, &want, DEADLINE).await;
+    let launches = converged.counters.launches;
+
+    // Converged once is not enough: late answers (reconciliation, re-sent updates, the stale
+    // launch check) must not start a duplicate or kill a wanted task afterwards.
+    let settled = wait_ready_and_passes(&restarted, SETTLE_PASSES).await;
+    let fws = frameworks(&cluster).await;
+    check_converged(&fws, &settled, &want).unwrap();
+    assert_eq!(
+        settled.counters.launches, launches,
+        "nothing was launched after convergence"
+    );
+
+    drop(restarted);
+    cluster.shutdown().await;
+}
+
+/// Twenty kill -9 at random instants while 50 specs converge, then a start left to converge:
+/// exactly 50 running tasks, one per spec, none duplicated, none orphaned, one framework.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_random_kills_during_convergence_of_fifty_specs() {
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    println!("crash loop seed: {seed} (set CRASH_SEED={seed} to replay the same delays)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let cluster = start_cluster(4, AGENT).await;
+    let mut fx = Fixture::new("kill-loop", &cluster.url());
+    let want: BTreeMap<String, u32> = (0..50).map(|i| (format!("svc-{i:02}"), 1)).collect();
+    fx.write_specs(&want);
+
+    for round in 1..=20 {
+        let mut child = fx.spawn(None);
+        let delay = Duration::from_millis(rng.random_range(50..=1500));
+        // The delay is the test's input (where in its work the controller dies), not a wait for
+        // anything.
+        tokio::time::sleep(delay).await;
+        if let Some(exit) = child.exited() {
+            panic!(
+                "seed {seed}: round {round}: the controller exited by itself ({}) before the kill",
+                describe_exit(exit)
+            );
+        }
+        let exit = child.kill9().await;
+        assert_eq!(
+            exit.signal(),
+            Some(SIGKILL),
+            "seed {seed}: round {round}: {}",
+            describe_exit(exit)
+        );
+        println!("round {round}: killed after {delay:?}");
+    }
+
+    let last = fx.spawn(None);
+    let (fws, _) = wait_converged(&cluster, &last, &want, LOOP_DEADLINE).await;
+    assert_eq!(running_ids(&fws).len(), 50, "seed {seed}");
+    let settled = wait_ready_and_passes(&last, SETTLE_PASSES).await;
+    let fws = frameworks(&cluster).await;
+    if let Err(e) = check_converged(&fws, &settled, &want) {
+        panic!("seed {seed}: after settling: {e}");
+    }
+
+    drop(last);
+    cluster.shutdown().await;
+}
+
+/// SIGTERM: the controller exits 0, its tasks keep running in the master, and a restart launches
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_zero_leaves_tasks_running_and_restart_launches_nothing() {
+    let cluster = start_cluster(1, AGENT).await;
+    let mut fx = Fixture::new("sigterm", &cluster.url());
+    let want = specs(&[("web", 2), ("worker", 1)]);
+    fx.write_specs(&want);
+
+    let mut first = fx.spawn(None);
+    first.status_url().await;
+    let (before, _) = wait_converged(&cluster, &first, &want, DEADLINE).await;
+    let framework_id = before[0].id.clone();
+    let tasks_before = running_ids(&before);
+    let infos_before = cluster.received_task_infos().await.len();
+
+    first.sigterm();
+    let exit = first.wait_exit(DEADLINE).await;
+    assert_eq!(exit.code(), Some(0), "SIGTERM ends with exit 0; got {}", describe_exit(exit));
+    // Once the master has noticed the closed stream, the framework is kept (failover timeout)
+    // with its tasks still running.
+    let parked = wait_for("the master to see the framework disconnected", DEADLINE, || async {
+        let fws = frameworks(&cluster).await;
+        match fws.as_slice() {
+            [f] if !f.active => Ok(fws),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(parked[0].id, framework_id);
+    assert_eq!(running_ids(&parked), tasks_before, "the tasks kept running");
+
+    let second = fx.spawn(None);
+    let status = wait_ready_and_passes(&second, SETTLE_PASSES).await;
+    let after = frameworks(&cluster).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].id, framework_id);
+    assert!(after[0].active);
+    assert_eq!(running_ids(&after), tasks_before);
+    assert_eq!(status.counters.launches, 0, "the restart launched nothing");
+    assert_eq!(cluster.received_task_infos().await.len(), infos_before);
+    check_converged(&after, &status, &want).unwrap();
+
+    drop(second);
+    cluster.shutdown().await;
+}
