@@ -10,3 +10,5 @@ mod e2e;
 
 #[path = "controller/lifecycle.rs"]
 mod lifecycle;
+#[path = "controller/edits.rs"]
+mod edits;
