@@ -11,13 +11,13 @@
 #[path = "support/proc.rs"]
 mod proc;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use proc::{
     DEADLINE, Fixture, SIGABRT, SIGKILL, check_converged, describe_exit, frameworks, running_ids,
-    start_cluster, wait_converged, wait_for, wait_ready_and_passes,
+    service_spec, start_cluster, wait_converged, wait_for, wait_ready_and_passes,
 };
 use rand::{Rng, SeedableRng};
 
@@ -51,13 +51,17 @@ async fn kill9_while_tasks_run_then_restart_fails_over_and_launches_nothing() {
     let exit = first.kill9().await;
     assert_eq!(exit.signal(), Some(SIGKILL), "{}", describe_exit(exit));
     // The master keeps the framework for its failover timeout, inactive once the stream is gone.
-    wait_for("the master to see the framework disconnected", DEADLINE, || async {
-        let fws = frameworks(&cluster).await;
-        match fws.as_slice() {
-            [f] if !f.active => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    wait_for(
+        "the master to see the framework disconnected",
+        DEADLINE,
+        || async {
+            let fws = frameworks(&cluster).await;
+            match fws.as_slice() {
+                [f] if !f.active => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
 
     let mut second = fx.spawn(None);
@@ -65,10 +69,17 @@ async fn kill9_while_tasks_run_then_restart_fails_over_and_launches_nothing() {
     let status = wait_ready_and_passes(&second, SETTLE_PASSES).await;
     let after = frameworks(&cluster).await;
     assert_eq!(after.len(), 1, "one framework after the restart: {after:?}");
-    assert_eq!(after[0].id, framework_id, "the restart re-used the framework id");
+    assert_eq!(
+        after[0].id, framework_id,
+        "the restart re-used the framework id"
+    );
     assert!(after[0].active, "the framework is active again: {after:?}");
     assert_eq!(status.framework_id.as_deref(), Some(framework_id.as_str()));
-    assert_eq!(running_ids(&after), tasks_before, "the running tasks are the same ones");
+    assert_eq!(
+        running_ids(&after),
+        tasks_before,
+        "the running tasks are the same ones"
+    );
     assert_eq!(status.counters.launches, 0, "the restart launched nothing");
     assert_eq!(
         cluster.received_task_infos().await.len(),
@@ -120,16 +131,46 @@ async fn crash_at_failpoint_then_converge(failpoint: &str) {
             .contains(&format!("failpoint {failpoint} reached")),
         "the log says which failpoint was reached"
     );
+    let sent_before_crash: BTreeSet<String> = cluster
+        .received_task_infos()
+        .await
+        .into_iter()
+        .map(|t| t.task_id.value)
+        .collect();
+    if failpoint == "after-write-ahead" {
+        assert!(
+            sent_before_crash.is_empty(),
+            "no ACCEPT left before the crash: {sent_before_crash:?}"
+        );
+    } else {
+        assert!(
+            !sent_before_crash.is_empty(),
+            "the crash came after an ACCEPT"
+        );
+    }
 
     let restarted = fx.spawn(None);
-    let (_, converged) = wait_converged(&cluster, &restarted, &want, DEADLINE).await;
+    let (fws, converged) = wait_converged(&cluster, &restarted, &want, DEADLINE).await;
     let launches = converged.counters.launches;
+    // What the master accepted before the crash runs on healthy agents: the restart must adopt
+    // those tasks through reconciliation, not replace them.
+    let running = running_ids(&fws);
+    let replaced: Vec<&String> = sent_before_crash.difference(&running).collect();
+    assert!(
+        replaced.is_empty(),
+        "tasks launched before the crash are no longer running: {replaced:?}"
+    );
 
     // Converged once is not enough: late answers (reconciliation, re-sent updates, the stale
     // launch check) must not start a duplicate or kill a wanted task afterwards.
     let settled = wait_ready_and_passes(&restarted, SETTLE_PASSES).await;
     let fws = frameworks(&cluster).await;
     check_converged(&fws, &settled, &want).unwrap();
+    assert_eq!(
+        running_ids(&fws),
+        running,
+        "the running tasks did not change"
+    );
     assert_eq!(
         settled.counters.launches, launches,
         "nothing was launched after convergence"
@@ -141,6 +182,11 @@ async fn crash_at_failpoint_then_converge(failpoint: &str) {
 
 /// Twenty kill -9 at random instants while 50 specs converge, then a start left to converge:
 /// exactly 50 running tasks, one per spec, none duplicated, none orphaned, one framework.
+///
+/// So that every kill lands while there is still work in flight (a first start alone launches
+/// all 50 within a few hundred milliseconds), 10 specs exist at the start and 2 more are added
+/// before each round, and the agents' status updates reach the master 200 ms late, which widens
+/// the window between an ACCEPT and the task's RUNNING.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_random_kills_during_convergence_of_fifty_specs() {
     let seed = std::env::var("CRASH_SEED")
@@ -152,10 +198,21 @@ async fn twenty_random_kills_during_convergence_of_fifty_specs() {
 
     let cluster = start_cluster(4, AGENT).await;
     let mut fx = Fixture::new("kill-loop", &cluster.url());
+    cluster
+        .faults()
+        .delay_status_updates(Duration::from_millis(200))
+        .await
+        .unwrap();
     let want: BTreeMap<String, u32> = (0..50).map(|i| (format!("svc-{i:02}"), 1)).collect();
-    fx.write_specs(&want);
+    let ids: Vec<&String> = want.keys().collect();
+    for id in &ids[..10] {
+        fx.write_spec(id, &service_spec(1));
+    }
 
     for round in 1..=20 {
+        for id in &ids[10 + (round - 1) * 2..10 + round * 2] {
+            fx.write_spec(id, &service_spec(1));
+        }
         let mut child = fx.spawn(None);
         let delay = Duration::from_millis(rng.random_range(50..=1500));
         // The delay is the test's input (where in its work the controller dies), not a wait for
@@ -208,16 +265,25 @@ async fn sigterm_exits_zero_leaves_tasks_running_and_restart_launches_nothing() 
 
     first.sigterm();
     let exit = first.wait_exit(DEADLINE).await;
-    assert_eq!(exit.code(), Some(0), "SIGTERM ends with exit 0; got {}", describe_exit(exit));
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "SIGTERM ends with exit 0; got {}",
+        describe_exit(exit)
+    );
     // Once the master has noticed the closed stream, the framework is kept (failover timeout)
     // with its tasks still running.
-    let parked = wait_for("the master to see the framework disconnected", DEADLINE, || async {
-        let fws = frameworks(&cluster).await;
-        match fws.as_slice() {
-            [f] if !f.active => Ok(fws),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    let parked = wait_for(
+        "the master to see the framework disconnected",
+        DEADLINE,
+        || async {
+            let fws = frameworks(&cluster).await;
+            match fws.as_slice() {
+                [f] if !f.active => Ok(fws),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     assert_eq!(parked[0].id, framework_id);
     assert_eq!(running_ids(&parked), tasks_before, "the tasks kept running");

@@ -190,7 +190,8 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        // CRASH_SHOW_LOGS=1 shows (and keeps) the logs of passing tests too, to see what they did.
+        if std::thread::panicking() || std::env::var_os("CRASH_SHOW_LOGS").is_some() {
             let text = fs::read_to_string(&self.log).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let from = lines.len().saturating_sub(LOG_TAIL_LINES);
@@ -220,7 +221,9 @@ pub struct ControllerProc {
 
 impl ControllerProc {
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("the controller has not been reaped yet")
+        self.child
+            .id()
+            .expect("the controller has not been reaped yet")
     }
 
     /// `http://<status-addr>`: waits until the controller has written `<state>/status-addr`, and
@@ -417,7 +420,10 @@ pub fn check_converged(
     }
     for ((spec, instance), ids) in &by_instance {
         if ids.len() > 1 {
-            return Err(format!("{spec}#{instance} runs {} times: {ids:?}", ids.len()));
+            return Err(format!(
+                "{spec}#{instance} runs {} times: {ids:?}",
+                ids.len()
+            ));
         }
     }
     for (spec, &n) in specs {
@@ -461,7 +467,10 @@ pub async fn wait_ready_and_passes(proc: &ControllerProc, more: u64) -> Snapshot
             if s.counters.passes >= target {
                 Ok(s)
             } else {
-                Err(format!("{} passes, waiting for {target}", s.counters.passes))
+                Err(format!(
+                    "{} passes, waiting for {target}",
+                    s.counters.passes
+                ))
             }
         }
     })
