@@ -12,3 +12,7 @@ mod e2e;
 mod lifecycle;
 #[path = "controller/edits.rs"]
 mod edits;
+#[path = "controller/restarts.rs"]
+mod restarts;
+#[path = "controller/guard.rs"]
+mod guard;
