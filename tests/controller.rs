@@ -16,3 +16,5 @@ mod edits;
 mod restarts;
 #[path = "controller/guard.rs"]
 mod guard;
+#[path = "controller/placement.rs"]
+mod placement;
