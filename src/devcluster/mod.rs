@@ -6,3 +6,8 @@
 
 pub mod agent;
 pub mod master;
+
+pub use master::{
+    AgentSpec, AgentSpecKind, DEFAULT_AGENT_RESOURCES, DevCluster, DevClusterConfig, FaultError,
+    FaultReply, Faults, ParseError, StartError, parse_attributes, parse_resources,
+};

@@ -1,0 +1,21 @@
+//! Integration tests of the dev cluster's master against its HTTP surface, as a third-party
+//! scheduler sees it: raw reqwest calls and a RecordIO reader of the tests' own, in both
+//! encodings where the encoding matters. Each test starts its own cluster on 127.0.0.1:0.
+//!
+//! The files under `tests/devcluster/` group the stories: `wire` (status codes, streams,
+//! heartbeats, failover of a subscription), `offers` (contents, filters, suppress/revive),
+//! `tasks` (launch, updates, kill, validation, reconciliation), `faults` (agents, master
+//! restart, update delivery faults) and `endpoints` (state, version, redirect, health).
+
+#[path = "devcluster/endpoints.rs"]
+mod endpoints;
+#[path = "devcluster/faults.rs"]
+mod faults;
+#[path = "devcluster/offers.rs"]
+mod offers;
+#[path = "devcluster/support.rs"]
+mod support;
+#[path = "devcluster/tasks.rs"]
+mod tasks;
+#[path = "devcluster/wire.rs"]
+mod wire;

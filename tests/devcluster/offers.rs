@@ -1,0 +1,216 @@
+//! Offers: contents and formats per capability, decline filters (zero, default), SUPPRESS and
+//! REVIVE, GPU agents. Absence of offers is measured in heartbeats of a fast heartbeat clock
+//! (many allocation cycles each), not in wall-clock sleeps.
+
+use std::time::Duration;
+
+use mesos_reconciler::mesos::encoding::Encoding;
+use mesos_reconciler::mesos::proto::v1 as pb;
+use mesos_reconciler::mesos::proto::v1::scheduler::{call, event};
+
+use crate::support::*;
+
+async fn offer_contents(encoding: Encoding) {
+    let mut cfg = config();
+    cfg.agents = vec![agent(
+        "cpus:2;mem:1024;disk:4096;ports:[31000-31009]",
+        "rack:r1;level:3",
+    )];
+    let cluster = start(cfg).await;
+    let mut sub = subscribe(&cluster.url(), encoding, framework_info("offers", &[])).await;
+    let offers = sub.events.next_offers().await;
+    assert_eq!(offers.len(), 1, "one offer per agent");
+    let offer = &offers[0];
+    let master_id = cluster.state().await["id"].as_str().unwrap().to_owned();
+    assert!(
+        offer.id.value.starts_with(&format!("{master_id}-O")),
+        "{offer:?}"
+    );
+    assert_eq!(offer.agent_id.value, format!("{master_id}-S0"));
+    assert_eq!(offer.framework_id.value, sub.framework_id);
+    assert_eq!(offer.hostname, "127.0.0.1");
+    let url = offer.url.as_ref().expect("offer url");
+    assert_eq!(url.scheme, "http");
+    assert_eq!(url.address.port, i32::from(cluster.addr().port()));
+    assert!(url.path.as_deref().unwrap().starts_with("/slave("));
+    assert!(
+        offer.allocation_info.is_none(),
+        "stripped without MULTI_ROLE"
+    );
+    let find = |name: &str| offer.resources.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(find("cpus").scalar.unwrap().value, 2.0);
+    assert_eq!(find("mem").scalar.unwrap().value, 1024.0);
+    assert_eq!(find("disk").scalar.unwrap().value, 4096.0);
+    assert_eq!(
+        find("ports").ranges.as_ref().unwrap().range,
+        [pb::value::Range {
+            begin: 31000,
+            end: 31009
+        }]
+    );
+    for r in &offer.resources {
+        #[expect(deprecated, reason = "the old format's role is what is checked")]
+        let role = r.role.as_deref();
+        assert_eq!(role, Some("*"), "unreserved in the old format: {r:?}");
+        assert!(r.allocation_info.is_none());
+    }
+    let rack = offer.attributes.iter().find(|a| a.name == "rack").unwrap();
+    assert_eq!(rack.text.as_ref().unwrap().value, "r1");
+    let level = offer.attributes.iter().find(|a| a.name == "level").unwrap();
+    assert_eq!(level.scalar.unwrap().value, 3.0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn offer_contents_protobuf() {
+    offer_contents(Encoding::Protobuf).await;
+}
+
+#[tokio::test]
+async fn offer_contents_json() {
+    offer_contents(Encoding::Json).await;
+}
+
+#[tokio::test]
+async fn multi_role_offers_carry_allocation_info() {
+    let cluster = start(config()).await;
+    let mut info = framework_info("multi", &[Cap::MultiRole, Cap::ReservationRefinement]);
+    info.roles = vec!["web".into()];
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, info).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    assert_eq!(offer.allocation_info.unwrap().role.as_deref(), Some("web"));
+    for r in &offer.resources {
+        assert_eq!(
+            r.allocation_info.as_ref().unwrap().role.as_deref(),
+            Some("web")
+        );
+        #[expect(deprecated, reason = "the new format has no role field")]
+        let role = r.role.as_deref();
+        assert_eq!(role, None, "RESERVATION_REFINEMENT: no role field");
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn gpu_agents_are_offered_only_to_gpu_frameworks() {
+    let mut cfg = config();
+    cfg.heartbeat_interval = Duration::from_millis(100);
+    cfg.agents = vec![agent("cpus:1;mem:256;gpus:1", "")];
+    let cluster = start(cfg).await;
+    let mut plain = subscribe(
+        &cluster.url(),
+        Encoding::Protobuf,
+        framework_info("cpu", &[]),
+    )
+    .await;
+    let mut gpu = subscribe(
+        &cluster.url(),
+        Encoding::Protobuf,
+        framework_info("gpu", &[Cap::GpuResources]),
+    )
+    .await;
+    let offer = gpu.events.next_offers().await.remove(0);
+    let gpus = offer.resources.iter().find(|r| r.name == "gpus").unwrap();
+    assert_eq!(gpus.scalar.unwrap().value, 1.0);
+    gpu.decline(&[&offer.id], Some(0.0)).await;
+    gpu.events.next_offers().await;
+    let seen = plain.events.during_heartbeats(5).await;
+    assert!(
+        seen.iter()
+            .all(|e| e.r#type != Some(event::Type::Offers as i32)),
+        "{seen:?}"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn decline_filters_zero_and_default() {
+    let mut cfg = config();
+    cfg.agents = vec![
+        agent("cpus:1;mem:256", "zone:a"),
+        agent("cpus:1;mem:256", "zone:b"),
+    ];
+    let cluster = start(cfg).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("f", &[])).await;
+    let mut offers = Vec::new();
+    while offers.len() < 2 {
+        offers.extend(sub.events.next_offers().await);
+    }
+    let (filtered, unfiltered) = (&offers[0], &offers[1]);
+    sub.decline(&[&filtered.id], None).await;
+    sub.decline(&[&unfiltered.id], Some(0.0)).await;
+    // The unfiltered agent comes back every cycle; decline it five times while the default
+    // 5 s filter keeps the other one away (each round is at least one 20 ms cycle).
+    for _ in 0..5 {
+        let again = sub.events.next_offers().await;
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(
+            again[0].agent_id, unfiltered.agent_id,
+            "the declined agent is filtered for 5 s"
+        );
+        assert_ne!(again[0].id, unfiltered.id, "a new offer id each time");
+        sub.decline(&[&again[0].id], Some(0.0)).await;
+    }
+    // A stale offer id in DECLINE is ignored (still 202).
+    sub.decline(&[&unfiltered.id], Some(0.0)).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn suppress_stops_offers_and_revive_clears_filters() {
+    let mut cfg = config();
+    cfg.heartbeat_interval = Duration::from_millis(100);
+    let cluster = start(cfg).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("s", &[])).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    sub.send(sub.call_of(call::Type::Suppress)).await;
+    // A long filter AND suppression: nothing for many allocation cycles.
+    sub.decline(&[&offer.id], Some(3600.0)).await;
+    let seen = sub.events.during_heartbeats(5).await;
+    assert!(
+        seen.iter()
+            .all(|e| e.r#type != Some(event::Type::Offers as i32)),
+        "{seen:?}"
+    );
+    // REVIVE un-suppresses and clears the hour-long filter.
+    sub.send(sub.call_of(call::Type::Revive)).await;
+    let again = sub.events.next_offers().await;
+    assert_eq!(again[0].agent_id, offer.agent_id);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn revive_with_an_unsubscribed_role_does_nothing() {
+    let mut cfg = config();
+    cfg.heartbeat_interval = Duration::from_millis(100);
+    let cluster = start(cfg).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("r", &[])).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    sub.decline(&[&offer.id], Some(3600.0)).await;
+    let mut revive = sub.call_of(call::Type::Revive);
+    revive.revive = Some(call::Revive {
+        roles: vec!["*".into(), "other".into()],
+    });
+    sub.send(revive).await;
+    let seen = sub.events.during_heartbeats(5).await;
+    assert!(
+        seen.iter()
+            .all(|e| e.r#type != Some(event::Type::Offers as i32)),
+        "{seen:?}"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn rescind_offers_fault_sends_rescind() {
+    let cluster = start(config()).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("r", &[])).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    cluster.faults().rescind_offers().await.unwrap();
+    let rescind = sub.events.next_of(event::Type::Rescind).await;
+    assert_eq!(rescind.rescind.unwrap().offer_id, offer.id);
+    // The resources come back without a filter.
+    let again = sub.events.next_offers().await;
+    assert_eq!(again[0].agent_id, offer.agent_id);
+    cluster.shutdown().await;
+}
