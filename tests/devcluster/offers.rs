@@ -214,3 +214,33 @@ async fn rescind_offers_fault_sends_rescind() {
     assert_eq!(again[0].agent_id, offer.agent_id);
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn unused_accepted_resources_are_filtered_by_the_accept_filters() {
+    let mut cfg = config();
+    cfg.agents = vec![
+        agent("cpus:1;mem:256", "zone:a"),
+        agent("cpus:1;mem:256", "zone:b"),
+    ];
+    let cluster = start(cfg).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("f", &[])).await;
+    let mut offers = Vec::new();
+    while offers.len() < 2 {
+        offers.extend(sub.events.next_offers().await);
+    }
+    let (used, other) = (&offers[0], &offers[1]);
+    // ACCEPT without filters: the unused rest of the agent is filtered for the default 5 s.
+    sub.accept(&[&used.id], vec![launch_op(vec![task("t", used)])], None)
+        .await;
+    sub.decline(&[&other.id], Some(0.0)).await;
+    for _ in 0..5 {
+        let again = sub.events.next_offers().await;
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(
+            again[0].agent_id, other.agent_id,
+            "the remainder is filtered"
+        );
+        sub.decline(&[&again[0].id], Some(0.0)).await;
+    }
+    cluster.shutdown().await;
+}

@@ -354,3 +354,142 @@ async fn duplicate_and_delayed_status_updates() {
     sub.acknowledge(&running).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn launch_group_runs_and_kills_the_group_together() {
+    let cluster = start(config()).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("g", &[])).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    let executor = pb::ExecutorInfo {
+        r#type: Some(pb::executor_info::Type::Default as i32),
+        executor_id: pb::ExecutorId {
+            value: "group-exec".into(),
+        },
+        resources: vec![
+            scalar("cpus", 0.1),
+            scalar("mem", 32.0),
+            scalar("disk", 10.0),
+        ],
+        ..Default::default()
+    };
+    let op = pb::offer::Operation {
+        r#type: Some(pb::offer::operation::Type::LaunchGroup as i32),
+        launch_group: Some(pb::offer::operation::LaunchGroup {
+            executor,
+            task_group: pb::TaskGroupInfo {
+                tasks: vec![task("g1", &offer), task("g2", &offer)],
+            },
+        }),
+        ..Default::default()
+    };
+    sub.accept(&[&offer.id], vec![op], Some(0.0)).await;
+    sub.until_running("g1").await;
+    sub.until_running("g2").await;
+    let state = cluster.state().await;
+    // Two tasks (0.1 cpu each) plus the default executor (0.1 cpu).
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 0.3);
+    sub.kill("g1", None).await;
+    let mut killed = std::collections::BTreeSet::new();
+    while killed.len() < 2 {
+        let s = sub.events.next_update().await;
+        sub.acknowledge(&s).await;
+        if state_of(&s) == S::TaskKilled {
+            killed.insert(s.task_id.value.clone());
+        }
+    }
+    wait_state(&cluster, "the group and its executor to be freed", |s| {
+        s["slaves"][0]["used_resources"]["cpus"] == 0.0
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_invalid_task_group_fails_every_task() {
+    let cluster = start(config()).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("g", &[])).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    let executor = pb::ExecutorInfo {
+        r#type: Some(pb::executor_info::Type::Default as i32),
+        executor_id: pb::ExecutorId { value: "e".into() },
+        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        ..Default::default()
+    };
+    let mut too_big = task("g2", &offer);
+    too_big.resources = vec![scalar("mem", 1e9)];
+    let op = pb::offer::Operation {
+        r#type: Some(pb::offer::operation::Type::LaunchGroup as i32),
+        launch_group: Some(pb::offer::operation::LaunchGroup {
+            executor,
+            task_group: pb::TaskGroupInfo {
+                tasks: vec![task("g1", &offer), too_big],
+            },
+        }),
+        ..Default::default()
+    };
+    sub.accept(&[&offer.id], vec![op], Some(0.0)).await;
+    for id in ["g1", "g2"] {
+        let s = sub.events.update_of(id).await;
+        assert_eq!(state_of(&s), S::TaskError);
+        assert_eq!(reason_of(&s), Some(Reason::TaskGroupInvalid));
+    }
+    cluster.shutdown().await;
+}
+
+/// Updates sent while the framework was away are dropped by the master; re-subscribing makes
+/// the agent re-send them at once, long before its own retry would.
+#[tokio::test]
+async fn resubscribing_redelivers_unacknowledged_updates() {
+    let mut cfg = config();
+    cfg.status_retry_initial = std::time::Duration::from_secs(3600);
+    cfg.status_retry_max = std::time::Duration::from_secs(3600);
+    let cluster = start(cfg).await;
+    let url = cluster.url();
+    let mut info = framework_info("again", &[]);
+    info.failover_timeout = Some(3600.0);
+    let mut sub = subscribe(&url, Encoding::Protobuf, info.clone()).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    sub.launch(&[&offer.id], vec![task("t", &offer)]).await;
+    let starting = sub.events.update_of("t").await;
+    info.id = Some(pb::FrameworkId {
+        value: sub.framework_id.clone(),
+    });
+    let mut again = subscribe(&url, Encoding::Protobuf, info).await;
+    let resent = again.events.update_of("t").await;
+    assert_eq!(resent.uuid, starting.uuid);
+    again.acknowledge(&resent).await;
+    let running = again.events.update_of("t").await;
+    assert_eq!(state_of(&running), S::TaskRunning);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn process_agent_runs_a_real_command() {
+    let work_dir = std::env::temp_dir().join(format!("devcluster-test-{}", uuid::Uuid::new_v4()));
+    let mut cfg = config();
+    cfg.work_dir = work_dir.clone();
+    cfg.agents = vec![
+        mesos_reconciler::devcluster::AgentSpec::parse(
+            mesos_reconciler::devcluster::AgentSpecKind::Process,
+            "cpus:1;mem:256;ports:[31000-31001]",
+            "",
+        )
+        .unwrap(),
+    ];
+    let cluster = start(cfg).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("p", &[])).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    let mut t = task("echo", &offer);
+    t.command.as_mut().unwrap().value = Some("echo hello from $MESOS_TASK_ID".into());
+    sub.launch(&[&offer.id], vec![t]).await;
+    let end = loop {
+        let s = sub.events.update_of("echo").await;
+        sub.acknowledge(&s).await;
+        if state_of(&s) != S::TaskStarting && state_of(&s) != S::TaskRunning {
+            break s;
+        }
+    };
+    assert_eq!(state_of(&end), S::TaskFinished, "{end:?}");
+    cluster.shutdown().await;
+    let _ = std::fs::remove_dir_all(&work_dir);
+}

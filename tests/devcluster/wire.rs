@@ -376,3 +376,34 @@ async fn resubscribing_with_an_id_the_master_never_saw_is_accepted() {
     sub.send(sub.call_of(call::Type::Revive)).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn update_framework_is_synchronous() {
+    let cluster = start(config()).await;
+    let sub = subscribe(
+        &cluster.url(),
+        Encoding::Protobuf,
+        framework_info("before", &[]),
+    )
+    .await;
+    let mut info = framework_info("after", &[]);
+    info.id = Some(pb::FrameworkId {
+        value: sub.framework_id.clone(),
+    });
+    let mut update = sub.call_of(call::Type::UpdateFramework);
+    update.update_framework = Some(call::UpdateFramework {
+        framework_info: info.clone(),
+        ..Default::default()
+    });
+    let (status, body) = sub.call(&update).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    assert_eq!(cluster.state().await["frameworks"][0]["name"], "after");
+    info.user = "someone-else".into();
+    update.update_framework = Some(call::UpdateFramework {
+        framework_info: info,
+        ..Default::default()
+    });
+    let (status, body) = sub.call(&update).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    cluster.shutdown().await;
+}

@@ -440,6 +440,16 @@ impl Master {
                 .or_insert_with(|| recovered_framework(&framework_id));
             self.readd_task(agent_id, key, report);
         }
+        // As a re-registered Mesos agent resumes its status update manager: the pending
+        // updates of every framework go out at once instead of after the retry backoff.
+        if let Some(handle) = &handle {
+            let frameworks: HashSet<&String> = reported.iter().map(|(f, _)| f).collect();
+            for framework_id in frameworks {
+                handle.send(AgentCommand::ResendUnacknowledged {
+                    framework_id: framework_id.clone(),
+                });
+            }
+        }
         // Unreachable tasks of this agent that it no longer has are gone: nothing will ever
         // report them again.
         for framework in self.frameworks.values_mut() {

@@ -410,17 +410,21 @@ impl Master {
         let multi_role = framework.has(Capability::MultiRole);
         framework.tasks.insert(key.1.clone());
         if let Some(executor_id) = &executor_id {
-            let entry = framework
+            let executor_key = (pool.agent_id.clone(), executor_id.clone());
+            if !framework.executors.contains_key(&executor_key)
+                && let Some(agent) = self.agents.get_mut(&pool.agent_id)
+            {
+                // A new executor: its resources are used for as long as it has tasks.
+                agent.used.add(&executor_resources);
+            }
+            framework
                 .executors
-                .entry((pool.agent_id.clone(), executor_id.clone()))
+                .entry(executor_key)
                 .or_insert_with(|| Executor {
                     resources: executor_resources,
                     live_tasks: 0,
-                });
-            entry.live_tasks += 1;
-            if let Some(agent) = self.agents.get_mut(&pool.agent_id) {
-                agent.used.add(&entry.resources.clone());
-            }
+                })
+                .live_tasks += 1;
         }
         let mut stored = task.clone();
         if multi_role {
