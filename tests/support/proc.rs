@@ -314,6 +314,8 @@ pub fn describe_exit(status: ExitStatus) -> String {
 pub struct FrameworkView {
     pub id: String,
     pub active: bool,
+    /// Seconds, as the framework registered it.
+    pub failover_timeout: f64,
     /// Non-terminal tasks (what the master lists under `tasks`).
     pub tasks: Vec<TaskView>,
 }
@@ -350,6 +352,7 @@ pub fn frameworks_of(state: &serde_json::Value) -> Vec<FrameworkView> {
         .map(|f| FrameworkView {
             id: f["id"].as_str().unwrap_or_default().to_owned(),
             active: f["active"].as_bool().unwrap_or(false),
+            failover_timeout: f["failover_timeout"].as_f64().unwrap_or(0.0),
             tasks: f["tasks"]
                 .as_array()
                 .map(|tasks| {
