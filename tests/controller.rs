@@ -18,3 +18,7 @@ mod restarts;
 mod guard;
 #[path = "controller/placement.rs"]
 mod placement;
+#[path = "controller/fields.rs"]
+mod fields;
+#[path = "controller/regressions.rs"]
+mod regressions;

@@ -15,6 +15,8 @@ use super::session::{self, SessionEvent};
 use super::{ControllerError, Event};
 use crate::mesos::client::SchedulerClient;
 use crate::mesos::convert::{self, FrameworkSettings};
+use crate::mesos::proto::v1 as pb;
+use crate::mesos::proto::v1::scheduler::{Call, call};
 use crate::model::{Offer, Resources, TaskId, TaskRecord, TaskState, TaskUpdate};
 use crate::plan::{InstanceKey, InstanceState, RolloutState};
 use crate::spec::model::{Spec, SpecId};
@@ -117,6 +119,9 @@ pub(super) struct Controller {
     pub framework_id: Option<String>,
     pub master: Option<String>,
     pub subscription: Option<tokio::task::JoinHandle<()>>,
+    /// The roles the master knows this framework by: those of the last SUBSCRIBE or
+    /// UPDATE_FRAMEWORK. A spec naming another role gets no offers until the master is told.
+    pub subscribed_roles: Vec<String>,
     pub connected: bool,
     pub resubscribe_at: Option<Instant>,
     pub resubscribe_failures: u32,
@@ -198,6 +203,7 @@ impl Controller {
             framework_id,
             master: None,
             subscription: None,
+            subscribed_roles: Vec::new(),
             connected: false,
             resubscribe_at: None,
             resubscribe_failures: 0,
@@ -333,25 +339,72 @@ impl Controller {
         }
         self.desired = set;
         self.next_rescan = Instant::now() + RESCAN_EVERY;
+        self.update_roles().await;
     }
 
     fn subscribe(&mut self) {
         if let Some(old) = self.subscription.take() {
             old.abort();
         }
+        let roles = self.roles();
         let info = convert::framework_info(
             &FrameworkSettings {
-                roles: self.roles(),
+                roles: roles.clone(),
                 ..self.settings.clone()
             },
             self.framework_id.as_deref(),
         );
+        self.subscribed_roles = roles;
         self.subscription = Some(session::spawn_subscription(
             self.client.clone(),
             info,
             self.session_tx.clone(),
         ));
         self.resubscribe_at = None;
+    }
+
+    /// Tells the master about the roles the specs in force use, when they differ from the ones it
+    /// knows: a spec added with a new role would otherwise never get an offer of that role (offers
+    /// of a MULTI_ROLE framework come only for its subscribed roles). UPDATE_FRAMEWORK (Mesos
+    /// 1.9+) changes the roles without dropping the subscription. Its `suppressed_roles` is left
+    /// empty, which revives every role; the next pass suppresses again if nothing is pending.
+    /// While disconnected nothing is sent: the next SUBSCRIBE carries the roles.
+    async fn update_roles(&mut self) {
+        let roles = self.roles();
+        if !self.connected || roles == self.subscribed_roles {
+            return;
+        }
+        let Some(framework_id) = self.framework_id.clone() else {
+            return;
+        };
+        let info = convert::framework_info(
+            &FrameworkSettings {
+                roles: roles.clone(),
+                ..self.settings.clone()
+            },
+            Some(&framework_id),
+        );
+        let call = Call {
+            framework_id: Some(pb::FrameworkId {
+                value: framework_id,
+            }),
+            r#type: Some(call::Type::UpdateFramework as i32),
+            update_framework: Some(call::UpdateFramework {
+                framework_info: info,
+                suppressed_roles: Vec::new(),
+                offer_constraints: None,
+            }),
+            ..Default::default()
+        };
+        match self.client.call(call).await {
+            Ok(_) => {
+                tracing::info!(?roles, "told mesos the roles the specs use");
+                self.subscribed_roles = roles;
+                self.suppressed = false;
+            }
+            // Tried again at the next re-read of the directory (at least every RESCAN_EVERY).
+            Err(e) => tracing::warn!(?roles, error = %e, "cannot update the framework's roles"),
+        }
     }
 
     /// The default role first, then every other role a spec in force names.
@@ -455,6 +508,8 @@ impl Controller {
         tracing::info!(tasks = tasks.len(), "reconciling the ledger with mesos");
         let call = self.reconciliation.start(tasks, now);
         self.send_reconcile(call).await;
+        // The specs may have changed while the SUBSCRIBE was on its way.
+        self.update_roles().await;
     }
 
     async fn on_framework_removed(&mut self, message: &str) {
