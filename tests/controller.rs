@@ -22,3 +22,5 @@ mod placement;
 mod fields;
 #[path = "controller/regressions.rs"]
 mod regressions;
+#[path = "controller/session.rs"]
+mod session;

@@ -143,10 +143,21 @@ struct Visitor<'a> {
     fields: &'a mut BTreeMap<String, String>,
 }
 
+impl Visitor<'_> {
+    /// An event given both a format string and a field named `message` records `message` twice;
+    /// the fmt subscriber prints both, so keep both too.
+    fn message_part(&mut self, part: &str) {
+        if !self.message.is_empty() {
+            self.message.push_str(" | ");
+        }
+        self.message.push_str(part);
+    }
+}
+
 impl tracing::field::Visit for Visitor<'_> {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         if field.name() == "message" {
-            *self.message = value.to_owned();
+            self.message_part(value);
         } else {
             self.fields.insert(field.name().to_owned(), value.to_owned());
         }
@@ -154,7 +165,7 @@ impl tracing::field::Visit for Visitor<'_> {
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            *self.message = format!("{value:?}");
+            self.message_part(&format!("{value:?}"));
         } else {
             self.fields
                 .insert(field.name().to_owned(), format!("{value:?}"));
