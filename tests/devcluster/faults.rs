@@ -182,27 +182,18 @@ async fn master_restart_answers_nothing_until_agents_reregister() {
     let mut info = framework_info("survivor", &[Cap::PartitionAware]);
     info.failover_timeout = Some(3600.0);
     let mut sub = subscribe(&url, Encoding::Protobuf, info.clone()).await;
-    let mut other = subscribe(&url, Encoding::Protobuf, framework_info("other", &[])).await;
-    let offer = loop {
-        let mut offers = sub.events.next_offers().await;
-        if let Some(o) = offers.pop() {
-            break o;
-        }
-    };
+    let offer = sub.events.next_offers().await.remove(0);
     let agent_id = offer.agent_id.value.clone();
     sub.launch(&[&offer.id], vec![task("t", &offer)]).await;
     sub.until_running("t").await;
-    // Hand the rest of the agent to the other framework.
+    // The other framework gets an agent of its own (and maybe the rest of the first one).
     sub.send(sub.call_of(call::Type::Suppress)).await;
-    faults.rescind_offers().await.unwrap();
-    let offer = loop {
-        let mut offers = other.events.next_offers().await;
-        if let Some(o) = offers.pop() {
-            break o;
-        }
-    };
+    let mut other = subscribe(&url, Encoding::Protobuf, framework_info("other", &[])).await;
+    faults.add_agent(agent("cpus:1;mem:256", "")).await.unwrap();
+    let offer = other.events.next_offers().await.remove(0);
     other.launch(&[&offer.id], vec![task("o", &offer)]).await;
     other.until_running("o").await;
+    let agents = cluster.agent_ids().await;
     let old_master = cluster.state().await["id"].as_str().unwrap().to_owned();
 
     faults.restart_master().await.unwrap();
@@ -235,9 +226,11 @@ async fn master_restart_answers_nothing_until_agents_reregister() {
         "{seen:?}"
     );
 
-    // The agent re-registers with both tasks; the never-resubscribed framework is recovered:
+    // The agents re-register with their tasks; the never-resubscribed framework is recovered:
     // its calls get 403.
-    assert_eq!(faults.heal_agent(&agent_id).await.unwrap(), agent_id);
+    for id in &agents {
+        assert_eq!(&faults.heal_agent(id).await.unwrap(), id);
+    }
     let (status, _) = other.call(&other.call_of(call::Type::Revive)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // The KILL sent during recovery is not replayed: the task still runs.

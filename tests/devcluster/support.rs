@@ -151,6 +151,9 @@ pub struct Events {
     buf: BytesMut,
     /// Raw payloads of every record read so far, for byte-level checks.
     pub raw: Vec<Vec<u8>>,
+    /// OFFERS events skipped while waiting for something else; `next_offers` returns them
+    /// first, so an offer that arrived early (the order varies with load) is not lost.
+    stashed_offers: std::collections::VecDeque<Event>,
 }
 
 impl Events {
@@ -160,6 +163,7 @@ impl Events {
             body: Box::pin(response.bytes_stream()),
             buf: BytesMut::new(),
             raw: Vec::new(),
+            stashed_offers: std::collections::VecDeque::new(),
         }
     }
 
@@ -199,6 +203,11 @@ impl Events {
 
     /// The next event of this type, skipping others (heartbeats, offers...).
     pub async fn next_of(&mut self, ty: event::Type) -> Event {
+        if ty == event::Type::Offers
+            && let Some(e) = self.stashed_offers.pop_front()
+        {
+            return e;
+        }
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             assert!(
@@ -211,6 +220,9 @@ impl Events {
                 .unwrap_or_else(|| panic!("stream ended while waiting for {ty:?}"));
             if e.r#type == Some(ty as i32) {
                 return e;
+            }
+            if e.r#type == Some(event::Type::Offers as i32) {
+                self.stashed_offers.push_back(e);
             }
         }
     }

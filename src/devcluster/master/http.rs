@@ -28,6 +28,9 @@ pub(super) const GIT_SHA: &str = "1f8eb4d1b55b7b4e5a8d1b2e6e10ad6e3cfd17bd";
 
 const STREAM_ID: &str = "mesos-stream-id";
 
+/// The largest request body accepted.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
 #[derive(Clone)]
 struct App {
     tx: mpsc::UnboundedSender<Msg>,
@@ -48,6 +51,9 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
         .route("/master/redirect", get(redirect))
         .route("/redirect", get(redirect))
         .route("/devcluster/faults/{name}", post(fault))
+        // An ACCEPT launching thousands of tasks is far above axum's 2 MiB default; the real
+        // master has no such limit of its own.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(App { tx, settings })
 }
 
