@@ -118,7 +118,11 @@ impl Master {
             }
             call::Type::Unknown => return CallResult::new(StatusCode::NOT_IMPLEMENTED, ""),
             call::Type::Subscribe => {
-                unreachable!("SUBSCRIBE is answered with a stream by the http layer")
+                // The http layer routes SUBSCRIBE to `Msg::Subscribe`; never answer it here.
+                return CallResult::new(
+                    StatusCode::BAD_REQUEST,
+                    "SUBSCRIBE must be sent on its own connection",
+                );
             }
         }
         CallResult::new(StatusCode::ACCEPTED, "")

@@ -185,11 +185,18 @@ pub(super) fn framework_info(
             ));
         }
     }
-    for r in info.offer_filters.keys() {
-        if !roles.contains(r) {
-            return Err(format!(
-                "'FrameworkInfo.offer_filters' contains role '{r}' which is not a role of the framework"
-            ));
+    for (r, filters) in &info.offer_filters {
+        let quantities = filters
+            .min_allocatable_resources
+            .iter()
+            .flat_map(|m| &m.quantities)
+            .flat_map(|q| &q.quantities);
+        for (name, scalar) in quantities {
+            if !scalar.value.is_finite() || scalar.value < 0.0 {
+                return Err(format!(
+                    "Invalid 'FrameworkInfo.offer_filters' for role '{r}': quantity of '{name}' must be a non-negative number"
+                ));
+            }
         }
     }
     for r in suppressed_roles {
