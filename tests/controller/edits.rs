@@ -238,3 +238,71 @@ async fn an_invalid_file_keeps_the_previous_version_and_a_new_invalid_file_launc
     ctl.stop().await;
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failing_new_generation_stops_the_rollout_and_a_newer_edit_replaces_it() {
+    let w = world("rollfail", vec![process_agent()]).await;
+    let ctl = w.start_controller().await;
+    w.write_spec("svc", &spec("sleep 300", 2, "rolling"));
+    let old = w.wait_running(&ctl, "svc", 2).await;
+
+    // The new generation exits at once: the rollout stops after its first task. Without a health
+    // check RUNNING is all a rollout can wait for, and a process that exits at once is briefly
+    // RUNNING (as under Mesos' command executor), so the old task of instance 0 may already have
+    // been replaced; the stopped rollout then runs the old generation there again. Instance 1 is
+    // never touched.
+    w.write_spec("svc", &spec("exit 1", 2, "rolling"));
+    let rollout = ctl
+        .wait_status("the rollout to stop", |s| {
+            let r = spec_of(s, "svc").and_then(|x| x.rollout.clone()).unwrap_or_default();
+            if r.contains("stopped") { Ok(r) } else { Err(r) }
+        })
+        .await;
+    assert!(rollout.contains("failed") && rollout.contains("TASK_FAILED"), "{rollout}");
+    let snap = w.settle(&ctl, 3).await;
+    let live = w
+        .wait(&ctl, "two tasks of the old generation", async || {
+            let live = w.live_tasks("svc").await;
+            let old_generation = live
+                .iter()
+                .all(|t| t.generation() == old[0].generation() && t.state == "TASK_RUNNING");
+            if live.len() == 2 && old_generation {
+                Ok(live)
+            } else {
+                Err(describe_tasks(&live))
+            }
+        })
+        .await;
+    assert!(live.contains(&old[1]), "instance 1 was not touched: {}", describe_tasks(&live));
+    let infos = w.cluster.received_task_infos().await;
+    for t in &live {
+        let info = infos.iter().find(|i| i.task_id.value == t.id).unwrap();
+        assert_eq!(command_of(info), "sleep 300");
+    }
+    let pending = &spec_of(&snap, "svc").unwrap().pending;
+    assert!(
+        pending.iter().all(|p| p.reason.contains("rollout of generation")),
+        "{pending:?}"
+    );
+    let failing = w
+        .cluster
+        .received_task_infos()
+        .await
+        .iter()
+        .filter(|i| command_of(i) == "exit 1")
+        .count();
+    assert_eq!(failing, 1, "one failed task stops the rollout");
+
+    // A newer edit starts a new rollout, which completes.
+    w.write_spec("svc", &spec("sleep 301", 2, "rolling"));
+    wait_generation(&w, &ctl, "svc", 2, "sleep 301").await;
+    ctl.wait_status("the rollout to be over", |s| {
+        match spec_of(s, "svc").map(|x| x.rollout.clone()) {
+            Some(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    ctl.stop().await;
+    w.shutdown().await;
+}

@@ -43,6 +43,29 @@ async fn deleting_most_specs_at_once_is_held_until_an_operator_approves() {
         assert_eq!(w.live_tasks(&t.name).await, vec![t.clone()], "{} still runs", t.name);
     }
 
+    // The files come back: the guard lets go and nothing was killed.
+    for id in &ids[1..] {
+        w.write_spec(id, SLEEPER);
+    }
+    ctl.wait_status("the guard to let go when the files come back", |s| {
+        if s.guard.is_none() { Ok(()) } else { Err(format!("{:?}", s.guard)) }
+    })
+    .await;
+    let snap = w.settle(&ctl, 2).await;
+    assert_eq!(snap.counters.kills, kills);
+    for t in &running {
+        assert_eq!(w.live_tasks(&t.name).await, vec![t.clone()], "{} still runs", t.name);
+    }
+
+    // Deleted again, and this time approved: the kills go through.
+    for id in &ids[1..] {
+        w.delete_spec(id);
+    }
+    ctl.wait_status("the guard to hold the kills again", |s| match &s.guard {
+        Some(_) => Ok(()),
+        None => Err("no guard".to_owned()),
+    })
+    .await;
     let answer = mesos_reconciler::status::approve_deletions(&ctl.status_url)
         .await
         .expect("approve-deletions answers");

@@ -48,3 +48,27 @@ async fn a_removed_framework_registers_anew_and_relaunches_everything() {
     ctl.stop().await;
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_master_failover_keeps_every_task_and_launches_nothing() {
+    let w = world("failover", vec![process_agent(), virtual_agent()]).await;
+    let ctl = w.start_controller().await;
+    w.write_spec("a", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\ninstances = 3\n");
+    let before = w.wait_running(&ctl, "a", 3).await;
+    let framework = ctl.status().await.framework_id;
+
+    w.cluster.faults().restart_master().await.unwrap();
+    ctl.wait_status("the controller to reconnect", |s| {
+        if s.connected { Ok(()) } else { Err("disconnected".to_owned()) }
+    })
+    .await;
+    let after = w.wait_running(&ctl, "a", 3).await;
+    assert_eq!(after, before, "the same tasks, re-registered with their agents");
+    let snap = w.settle(&ctl, 3).await;
+    assert_eq!(snap.framework_id, framework);
+    assert_eq!(snap.counters.launches, 3, "{}", describe_snapshot(&snap));
+    assert_eq!(snap.counters.kills, 0, "{}", describe_snapshot(&snap));
+    assert_eq!(w.live_tasks("a").await, before);
+    ctl.stop().await;
+    w.shutdown().await;
+}
