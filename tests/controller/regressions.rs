@@ -46,3 +46,36 @@ async fn regression_a_spec_with_a_new_role_added_after_subscribing_never_got_an_
     ctl.stop().await;
     w.shutdown().await;
 }
+
+/// Not a controller bug, but found here: the watcher (src/watch.rs) counts every inotify event
+/// under the directory as a change, including the OPEN and CLOSE_NOWRITE events of the
+/// controller's own re-read. Each re-read therefore triggers the next one: an idle controller
+/// re-reads the whole directory and runs a pass about every 150 ms (the watcher's quiet window),
+/// forever. Ignored until the watcher ignores access events (`EventKind::Access`).
+#[tokio::test]
+#[ignore = "src/watch.rs wakes the loop on the controller's own reads of the directory"]
+async fn regression_the_controllers_own_reread_wakes_it_again() {
+    let w = world("idle", vec![virtual_agent()]).await;
+    let ctl = w.start_controller().await;
+    w.write_spec("a", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n");
+    w.wait_running(&ctl, "a", 1).await;
+    w.settle(&ctl, 1).await;
+
+    // An observation window, not a synchronisation: nothing changes during it.
+    let count = |w: &World| {
+        w.logs
+            .matching("span pass")
+            .iter()
+            .filter(|e| e.field("why") == Some("desired changed"))
+            .count()
+    };
+    let before = count(&w);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let woken = count(&w) - before;
+    assert!(
+        woken <= 1,
+        "{woken} passes woken by 'desired changed' in 3 s with no change to the directory"
+    );
+    ctl.stop().await;
+    w.shutdown().await;
+}

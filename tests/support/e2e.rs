@@ -174,6 +174,29 @@ impl tracing::field::Visit for Visitor<'_> {
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    /// Spans are recorded as events whose message is `span <name>` (e.g. the controller's
+    /// `pass` span, with the `why` of each pass).
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let meta = attrs.metadata();
+        let mut message = String::new();
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut Visitor {
+            message: &mut message,
+            fields: &mut fields,
+        });
+        self.logs.events.lock().unwrap().push(LogEvent {
+            target: meta.target().to_owned(),
+            level: *meta.level(),
+            message: format!("span {}", meta.name()),
+            fields,
+        });
+    }
+
     fn on_event(
         &self,
         event: &tracing::Event<'_>,
