@@ -192,10 +192,7 @@ async fn crash_at_failpoint_then_converge(failpoint: &str) {
 /// the window between an ACCEPT and the task's RUNNING.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_random_kills_during_convergence_of_fifty_specs() {
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
+    let seed = seed_from_env();
     println!("crash loop seed: {seed} (set CRASH_SEED={seed} to replay the same delays)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
@@ -308,6 +305,97 @@ async fn specs_changed_while_killed_are_applied_on_restart() {
 
     drop(second);
     cluster.shutdown().await;
+}
+
+/// kill -9 at random instants during a rolling update of 3 instances, then a start left to
+/// finish: exactly 3 running tasks, all of the new generation, none duplicated, none orphaned,
+/// and the rollout over. (The rollout's own state is not flushed on its own; the ledger is.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_during_a_rolling_update_end_with_the_new_generation_only() {
+    let seed = seed_from_env();
+    println!("rollout kill seed: {seed} (set CRASH_SEED={seed} to replay the same delays)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let cluster = start_cluster(2, AGENT).await;
+    let mut fx = Fixture::new("rollout", &cluster.url());
+    let want = specs(&[("web", 3)]);
+    let v1 = format!("{}\n[update]\nstrategy = \"rolling\"\n", service_spec(3));
+    let v2 = v1.replace("sleep 3600", "sleep 7200");
+    fx.write_spec("web", &v1);
+
+    let mut first = fx.spawn(None);
+    first.status_url().await;
+    wait_converged(&cluster, &first, &want, DEADLINE).await;
+    // Slower RUNNING updates keep the rollout in flight across several kills.
+    cluster
+        .faults()
+        .delay_status_updates(Duration::from_millis(200))
+        .await
+        .unwrap();
+    fx.write_spec("web", &v2);
+    let delay = Duration::from_millis(rng.random_range(50..=800));
+    tokio::time::sleep(delay).await;
+    first.kill9().await;
+    println!("round 1: killed after {delay:?}");
+
+    for round in 2..=6 {
+        let mut child = fx.spawn(None);
+        let delay = Duration::from_millis(rng.random_range(50..=800));
+        // The delay is the test's input, not a wait for anything.
+        tokio::time::sleep(delay).await;
+        if let Some(exit) = child.exited() {
+            panic!(
+                "seed {seed}: round {round}: the controller exited by itself ({})",
+                describe_exit(exit)
+            );
+        }
+        child.kill9().await;
+        println!("round {round}: killed after {delay:?}");
+    }
+
+    let last = fx.spawn(None);
+    wait_for(
+        "the rollout to finish on the new generation",
+        DEADLINE,
+        || async {
+            let snapshot = last.status().await?;
+            let fws = frameworks(&cluster).await;
+            check_converged(&fws, &snapshot, &want)?;
+            let web = snapshot
+                .specs
+                .iter()
+                .find(|x| x.id == "web")
+                .ok_or("no web spec in the status")?;
+            let generation = web.generation.clone().ok_or("web has no generation")?;
+            if let Some(rollout) = &web.rollout {
+                return Err(format!("rollout: {rollout}"));
+            }
+            let running = running_ids(&fws);
+            match snapshot
+                .tasks
+                .iter()
+                .find(|t| running.contains(&t.task_id) && !t.generation.starts_with(&generation))
+            {
+                Some(old) => Err(format!(
+                    "{} runs generation {}, not {generation}",
+                    old.task_id, old.generation
+                )),
+                None => Ok(()),
+            }
+        },
+    )
+    .await;
+
+    drop(last);
+    cluster.shutdown().await;
+}
+
+/// The seed of a random crash schedule: `CRASH_SEED` to replay one, else a fresh one.
+fn seed_from_env() -> u64 {
+    std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>)
 }
 
 /// Regression: after a restart every live task's ledger record takes the reason of the master's
