@@ -6,7 +6,8 @@
 //! duplicated, none orphaned, and nothing launched again that was already running.
 //!
 //! The controller's stderr goes to `controller.log` in the test's temporary directory; a failing
-//! test prints its end and keeps the directory.
+//! test prints its end and keeps the directory (`CRASH_SHOW_LOGS=1` does so for passing tests
+//! too). The random crash schedules print their seed; `CRASH_SEED=<seed>` replays one.
 
 #[path = "support/proc.rs"]
 mod proc;
@@ -27,10 +28,6 @@ const AGENT: &str = "cpus:16;mem:8192;disk:20000;ports:[31000-32000]";
 const LOOP_DEADLINE: Duration = Duration::from_secs(90);
 /// Passes the controller runs after it is ready before "it launched nothing" is judged.
 const SETTLE_PASSES: u64 = 3;
-
-fn specs(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
-    list.iter().map(|(id, n)| ((*id).to_owned(), *n)).collect()
-}
 
 /// A kill -9 while tasks run, then a restart: the controller fails over with the stored framework
 /// id (one framework in the master, same id, active again), reconciles, and launches nothing.
@@ -390,14 +387,6 @@ async fn kills_during_a_rolling_update_end_with_the_new_generation_only() {
     cluster.shutdown().await;
 }
 
-/// The seed of a random crash schedule: `CRASH_SEED` to replay one, else a fresh one.
-fn seed_from_env() -> u64 {
-    std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>)
-}
-
 /// Regression: after a restart every live task's ledger record takes the reason of the master's
 /// reconciliation answer (`RECONCILIATION`), and a later update without a reason (a TASK_KILLED
 /// from the executor) keeps it, so the history and the pending reasons (`after TASK_FAILED
@@ -501,4 +490,17 @@ async fn sigterm_exits_zero_leaves_tasks_running_and_restart_launches_nothing() 
 
     drop(second);
     cluster.shutdown().await;
+}
+
+/// `spec id -> instances` from a literal list.
+fn specs(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    list.iter().map(|(id, n)| ((*id).to_owned(), *n)).collect()
+}
+
+/// The seed of a random crash schedule: `CRASH_SEED` to replay one, else a fresh one.
+fn seed_from_env() -> u64 {
+    std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>)
 }

@@ -57,19 +57,21 @@ pub fn service_spec(instances: u32) -> String {
 }
 
 /// Polls `check` until it returns `Ok`, or panics after `deadline` with `what` and the last reason
-/// `check` gave.
+/// `check` gave. A check that hangs (a controller that stopped answering) counts against the
+/// deadline too.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let started = Instant::now();
-    let end = started + deadline;
+    let end = Instant::now() + deadline;
+    let mut last = "nothing yet".to_owned();
     loop {
-        let last = match check().await {
-            Ok(value) => return value,
-            Err(reason) => reason,
-        };
+        match tokio::time::timeout_at(end, check()).await {
+            Ok(Ok(value)) => return value,
+            Ok(Err(reason)) => last = reason,
+            Err(_) => last = format!("the check itself hung; before that: {last}"),
+        }
         if Instant::now() >= end {
             panic!("timed out after {deadline:?} waiting for {what}; last seen: {last}");
         }
