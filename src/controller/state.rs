@@ -550,6 +550,7 @@ impl Controller {
         };
         let was_live = record.is_live();
         let mut r = record;
+        let previous_state = r.state;
         r.state = u.state;
         r.updated_at_ms = now;
         if u.agent_id.is_some() {
@@ -558,10 +559,12 @@ impl Controller {
         if u.healthy.is_some() {
             r.healthy = u.healthy;
         }
-        if u.reason.is_some() {
+        // The reason and message describe the latest update, so a later update without a reason
+        // clears them. A reconciliation answer that only repeats the state the ledger has keeps
+        // the reason that state came with ("exit 3" is worth more than "Latest task state").
+        let repeats_state = u.reason.as_deref() == Some("RECONCILIATION") && u.state == previous_state;
+        if !repeats_state {
             r.reason.clone_from(&u.reason);
-        }
-        if u.message.is_some() {
             r.message.clone_from(&u.message);
         }
         match u.state {
