@@ -647,7 +647,7 @@ impl Controller {
             Some(a) => {
                 a.state = r.state;
                 a.ended_ms = ended;
-                a.reason.clone_from(&r.reason);
+                a.reason = describe_outcome(r);
                 a.agent_id.clone_from(&r.agent_id);
             }
             None => {
@@ -656,7 +656,7 @@ impl Controller {
                     started_ms: r.launched_at_ms,
                     ended_ms: ended,
                     state: r.state,
-                    reason: r.reason.clone(),
+                    reason: describe_outcome(r),
                     agent_id: r.agent_id.clone(),
                     hostname: r.hostname.clone(),
                 });
@@ -901,5 +901,15 @@ impl Controller {
 
     pub fn reconciled(&self) -> bool {
         self.connected && self.reconciliation.done()
+    }
+}
+
+/// The reason and message of a task's latest update as one line for the history
+/// (`AGENT_REMOVED: agent lost`, or whichever of the two is present).
+fn describe_outcome(r: &TaskRecord) -> Option<String> {
+    match (&r.reason, &r.message) {
+        (Some(reason), Some(message)) => Some(format!("{reason}: {message}")),
+        (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+        (None, None) => None,
     }
 }
