@@ -38,6 +38,10 @@ pub use state::Clock;
 /// The file in the state directory holding the status server's address (`127.0.0.1:9797`).
 pub const STATUS_ADDR_FILE: &str = "status-addr";
 
+/// While the desired directory cannot be watched (it did not exist at start), how often to try
+/// again. Until then only the periodic re-read would notice changes, every 30 s.
+const WATCH_RETRY: Duration = Duration::from_secs(1);
+
 /// Everything `run` needs.
 #[derive(Debug)]
 pub struct ControllerConfig {
@@ -127,11 +131,12 @@ pub async fn run(
         None => None,
     };
 
-    let mut watcher = match crate::watch::watch(&config.desired) {
+    let desired_dir = config.desired.clone();
+    let mut watcher = match crate::watch::watch(&desired_dir) {
         Ok(w) => Some(w),
         Err(e) => {
-            // A missing directory is reported, never taken as the empty set; the periodic re-read
-            // picks it up once it exists.
+            // A missing directory is reported, never taken as the empty set; the loop retries the
+            // watch every WATCH_RETRY and re-reads the directory once it is watched.
             tracing::error!(dir = %config.desired.display(), error = %e, "cannot watch the desired directory");
             None
         }
@@ -152,14 +157,27 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let wake = ctl.next_wakeup();
+        let retry_watch = if watcher.is_none() {
+            Instant::now() + WATCH_RETRY
+        } else {
+            wake
+        };
         let event = tokio::select! {
             biased;
             () = &mut shutdown => break,
             Some(ev) = session_rx.recv() => Event::Session(ev),
             Some(cmd) = control_rx.recv() => Event::Control(cmd),
             Some(()) = next_hint(&mut watcher) => Event::DesiredChanged,
-            () = tokio::time::sleep_until(wake) => Event::Timer,
+            () = tokio::time::sleep_until(wake.min(retry_watch)) => Event::Timer,
         };
+        if watcher.is_none() {
+            if let Ok(w) = crate::watch::watch(&desired_dir) {
+                tracing::info!(dir = %desired_dir.display(), "watching the desired directory");
+                watcher = Some(w);
+                // Whatever woke the loop, the directory is re-read now that it can be watched.
+                ctl.handle(Event::DesiredChanged).await;
+            }
+        }
         let why = event.why();
         ctl.handle(event).await;
         // Coalesce: everything already queued is handled before one pass looks at the result.

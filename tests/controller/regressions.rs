@@ -79,3 +79,36 @@ async fn regression_the_controllers_own_reread_wakes_it_again() {
     ctl.stop().await;
     w.shutdown().await;
 }
+
+/// A desired directory that did not exist when the controller started was never watched, even
+/// after it appeared: the watcher was only created at start, so changes were picked up by the
+/// 30 s periodic re-read alone. The controller now retries the watch while it has none.
+#[tokio::test]
+async fn regression_a_directory_missing_at_start_was_never_watched() {
+    let w = world("latedir", vec![virtual_agent()]).await;
+    std::fs::remove_dir(&w.desired).unwrap();
+    let ctl = w.start_controller().await;
+    ctl.wait_status("the missing directory to be reported", |s| {
+        s.desired_error.clone().ok_or("no desired_error".to_owned())
+    })
+    .await;
+    assert_eq!(ctl.status().await.counters.launches, 0);
+
+    std::fs::create_dir(&w.desired).unwrap();
+    w.write_spec("a", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n");
+    w.wait_running(&ctl, "a", 1).await;
+
+    // The directory is watched now: a new file is launched at once, not at the next periodic
+    // re-read 30 s later.
+    let written = std::time::Instant::now();
+    w.write_spec("b", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n");
+    w.wait_running(&ctl, "b", 1).await;
+    let took = written.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "a new file took {took:?} to launch"
+    );
+    assert!(ctl.status().await.desired_error.is_none());
+    ctl.stop().await;
+    w.shutdown().await;
+}
