@@ -47,6 +47,11 @@ async fn on_failure_backs_off_with_growing_gaps_then_gives_up_at_max_failures() 
     let rows = attempts(&snap, "crash");
     assert_eq!(rows.len(), 4, "{rows:#?}");
     assert!(rows.iter().all(|a| a.state == "TASK_FAILED"), "{rows:#?}");
+    assert!(
+        rows.iter()
+            .all(|a| a.reason.as_deref().is_some_and(|r| r.contains("exited with status 3"))),
+        "each attempt says how it ended: {rows:#?}"
+    );
     let gaps: Vec<u64> = rows
         .windows(2)
         .map(|p| p[1].started_ms - p[0].ended_ms.expect("ended"))
