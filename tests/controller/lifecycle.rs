@@ -168,3 +168,76 @@ async fn a_clean_stop_leaves_tasks_running_and_a_restart_launches_nothing() {
     ctl.stop().await;
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn given_up_and_done_instances_stay_so_across_a_restart() {
+    let w = world("remember", vec![process_agent()]).await;
+    let ctl = w.start_controller().await;
+    w.write_spec(
+        "crash",
+        "command = \"exit 3\"\ncpus = 0.1\nmem = 16\n\n[backoff]\ninitial = \"100ms\"\nmax_failures = 2\n",
+    );
+    w.write_spec("once", "command = \"true\"\ncpus = 0.1\nmem = 16\nrestart = \"never\"\n");
+    ctl.wait_status("crash to give up and once to finish", |s| {
+        let gave_up = spec_of(s, "crash")
+            .is_some_and(|x| x.pending.iter().any(|p| p.reason.contains("gave up")));
+        let finished = spec_of(s, "once")
+            .is_some_and(|x| x.history.iter().any(|a| a.state == "TASK_FINISHED"));
+        if gave_up && finished { Ok(()) } else { Err(format!("gave_up={gave_up} finished={finished}")) }
+    })
+    .await;
+    ctl.stop().await;
+    let launched = w.cluster.received_task_infos().await.len();
+    assert_eq!(launched, 3);
+
+    let ctl = w.start_controller().await;
+    let snap = w.settle(&ctl, 3).await;
+    assert_eq!(snap.counters.launches, 0, "{}", describe_snapshot(&snap));
+    assert_eq!(w.cluster.received_task_infos().await.len(), launched);
+    let crash = spec_of(&snap, "crash").unwrap();
+    assert!(
+        crash.pending.iter().any(|p| p.reason.contains("gave up after 2")),
+        "{:?}",
+        crash.pending
+    );
+    ctl.stop().await;
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_task_that_failed_while_the_controller_was_down_is_relaunched_once_at_start() {
+    let w = world("faileddown", vec![virtual_agent()]).await;
+    let ctl = w.start_controller().await;
+    // Every attempt fails after 2 s; the second failure gives up.
+    w.write_spec(
+        "flaky",
+        "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n\n[backoff]\ninitial = \"100ms\"\nmax_failures = 2\n\n[labels]\n\"devcluster.run_for\" = \"2s\"\n\"devcluster.outcome\" = \"failed\"\n",
+    );
+    let first = w.wait_running(&ctl, "flaky", 1).await.remove(0);
+    ctl.stop().await;
+    w.wait_cluster("the task to fail while the controller is down", async || {
+        match w.master_tasks().await.into_iter().find(|t| t.id == first.id) {
+            Some(t) if t.state == "TASK_FAILED" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    let ctl = w.start_controller().await;
+    ctl.wait_status("the relaunch to fail and give up", |s| {
+        let pending = spec_of(s, "flaky").map(|x| x.pending.clone()).unwrap_or_default();
+        if pending.iter().any(|p| p.reason.contains("gave up after 2")) {
+            Ok(())
+        } else {
+            Err(format!("{pending:?}"))
+        }
+    })
+    .await;
+    let snap = w.settle(&ctl, 2).await;
+    let infos = w.cluster.received_task_infos().await;
+    assert_eq!(infos.len(), 2, "launched once before and once after the restart");
+    assert_eq!(snap.counters.launches, 1);
+    assert_eq!(snap.counters.failures, 2, "{}", describe_snapshot(&snap));
+    ctl.stop().await;
+    w.shutdown().await;
+}

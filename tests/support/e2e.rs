@@ -423,6 +423,24 @@ impl World {
         &self,
         ctl: &Controller,
         what: &str,
+        probe: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        self.wait_inner(Some(ctl), what, probe).await
+    }
+
+    /// [`World::wait`] while no controller runs.
+    pub async fn wait_cluster<T>(
+        &self,
+        what: &str,
+        probe: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        self.wait_inner(None, what, probe).await
+    }
+
+    async fn wait_inner<T>(
+        &self,
+        ctl: Option<&Controller>,
+        what: &str,
         mut probe: impl AsyncFnMut() -> Result<T, String>,
     ) -> T {
         let start = Instant::now();
@@ -434,10 +452,13 @@ impl World {
             }
             tokio::time::sleep(POLL).await;
         }
+        let controller = match ctl {
+            Some(ctl) => describe_snapshot(&ctl.status().await),
+            None => "(not running)".to_owned(),
+        };
         panic!(
-            "timed out after {DEADLINE:?} waiting for {what}\n--- last seen:\n{last}\n--- master tasks:\n{}\n--- controller:\n{}\n--- log:\n{}",
+            "timed out after {DEADLINE:?} waiting for {what}\n--- last seen:\n{last}\n--- master tasks:\n{}\n--- controller:\n{controller}\n--- log:\n{}",
             describe_tasks(&self.master_tasks().await),
-            describe_snapshot(&ctl.status().await),
             self.logs.tail(40)
         );
     }
