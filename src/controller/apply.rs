@@ -73,12 +73,14 @@ impl Controller {
         self.next_plan_wakeup_ms = plan.next_wakeup_ms;
         self.pending = plan.pending.clone();
         if plan.guard.is_some() && self.guard.is_none() {
+            self.guard_since_ms = Some(now_ms);
             tracing::warn!(
                 "mass-deletion guard: holding kills; run `mesos-reconciler approve-deletions` to apply them, or restore the files"
             );
         }
         if plan.guard.is_none() {
             self.deletions_approved = false;
+            self.guard_since_ms = None;
         }
         self.guard = plan.guard.clone();
         for (id, rollout) in &plan.rollout_updates {

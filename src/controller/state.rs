@@ -136,6 +136,8 @@ pub(super) struct Controller {
     pub counts: Counts,
     pub last_pass: Option<(u64, &'static str, u64)>,
     pub guard: Option<crate::plan::GuardHold>,
+    /// When the guard started holding the kills it holds now (ms since the epoch).
+    pub guard_since_ms: Option<u64>,
     pub pending: BTreeMap<InstanceKey, crate::plan::Pending>,
 }
 
@@ -218,6 +220,7 @@ impl Controller {
             counts: Counts::default(),
             last_pass: None,
             guard: None,
+            guard_since_ms: None,
             pending: BTreeMap::new(),
         })
     }
@@ -562,7 +565,8 @@ impl Controller {
         // The reason and message describe the latest update, so a later update without a reason
         // clears them. A reconciliation answer that only repeats the state the ledger has keeps
         // the reason that state came with ("exit 3" is worth more than "Latest task state").
-        let repeats_state = u.reason.as_deref() == Some("RECONCILIATION") && u.state == previous_state;
+        let repeats_state =
+            u.reason.as_deref() == Some("RECONCILIATION") && u.state == previous_state;
         if !repeats_state {
             r.reason.clone_from(&u.reason);
             r.message.clone_from(&u.message);

@@ -118,7 +118,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             specs: g.specs.iter().map(|s| s.as_str().to_owned()).collect(),
             instances: g.tasks as u32,
             total_specs: g.total_specs as u32,
-            since_ms: c.last_pass.map_or(0, |(t, _, _)| t),
+            since_ms: c.guard_since_ms.unwrap_or_default(),
             release: "run `mesos-reconciler approve-deletions`, or restore the files".to_owned(),
         }),
         counters,

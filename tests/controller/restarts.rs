@@ -195,3 +195,36 @@ fn find_file(root: &std::path::Path, task_id: &str, name: &str) -> Option<std::p
     }
     None
 }
+
+#[tokio::test]
+async fn duplicated_status_updates_count_each_failure_once() {
+    let w = world("dupes", vec![virtual_agent()]).await;
+    let ctl = w.start_controller().await;
+    w.cluster.faults().duplicate_status_updates(true).await.unwrap();
+    w.write_spec(
+        "flaky",
+        "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n\n[backoff]\ninitial = \"100ms\"\nmax_failures = 3\n\n[labels]\n\"devcluster.run_for\" = \"300ms\"\n\"devcluster.outcome\" = \"failed\"\n",
+    );
+    let snap = ctl
+        .wait_status("the spec to give up", |s| {
+            let pending = spec_of(s, "flaky").map(|x| x.pending.clone()).unwrap_or_default();
+            if pending.iter().any(|p| p.reason.contains("gave up")) {
+                Ok(s.clone())
+            } else {
+                Err(format!("{pending:?}"))
+            }
+        })
+        .await;
+    assert_eq!(snap.counters.failures, 3, "{}", describe_snapshot(&snap));
+    assert_eq!(snap.counters.launches, 3);
+    assert!(
+        snap.counters.status_updates >= 2 * 3 * 2,
+        "every update came twice: {:?}",
+        snap.counters
+    );
+    let snap = w.settle(&ctl, 2).await;
+    assert_eq!(snap.counters.launches, 3);
+    assert_eq!(w.cluster.received_task_infos().await.len(), 3);
+    ctl.stop().await;
+    w.shutdown().await;
+}
