@@ -607,6 +607,18 @@ impl Controller {
         self.persist_records(std::slice::from_ref(&r)).await;
         crate::failpoint::hit("after-persist-before-ack");
         self.acknowledge(&u).await;
+        // A kill sent while the task's agent was unreachable could not reach it (the master has
+        // no agent to forward it to). Now that the task is heard from again, the kill is sent
+        // again at once, not KILL_RETRY_MS after this update.
+        let back = matches!(previous_state, TaskState::Unreachable | TaskState::Unknown)
+            && r.is_live()
+            && !matches!(r.state, TaskState::Unreachable | TaskState::Unknown);
+        if back && r.kill_requested {
+            tracing::info!(task_id = %r.task_id, "reachable again: sending its kill again");
+            let grace = self.kill_grace_of(&r.task_id);
+            self.send_kill(&r.task_id, r.agent_id.as_deref(), grace)
+                .await;
+        }
     }
 
     /// A task of this framework the ledger does not know (found by implicit reconciliation, or a

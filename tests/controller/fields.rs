@@ -100,7 +100,11 @@ async fn every_spec_field_reaches_mesos_in_the_task_info() {
 
     let infos = w.cluster.received_task_infos().await;
     let full = infos.iter().find(|i| i.name == "team-a/full").unwrap();
-    assert!(full.task_id.value.starts_with("team-a.full.0."), "{}", full.task_id.value);
+    assert!(
+        full.task_id.value.starts_with("team-a.full.0."),
+        "{}",
+        full.task_id.value
+    );
 
     // Resources, from the offer of the spec's role.
     assert_eq!(scalar(full, "cpus"), Some(0.25));
@@ -178,9 +182,16 @@ async fn every_spec_field_reaches_mesos_in_the_task_info() {
         labels.get("mesos-reconciler.spec").map(String::as_str),
         Some("team-a/full")
     );
-    assert_eq!(labels.get("mesos-reconciler.instance").map(String::as_str), Some("0"));
+    assert_eq!(
+        labels.get("mesos-reconciler.instance").map(String::as_str),
+        Some("0")
+    );
     let snap = ctl.status().await;
-    let generation = spec_of(&snap, "team-a/full").unwrap().generation.clone().unwrap();
+    let generation = spec_of(&snap, "team-a/full")
+        .unwrap()
+        .generation
+        .clone()
+        .unwrap();
     assert!(
         labels["mesos-reconciler.generation"].starts_with(&generation),
         "{labels:?} vs {generation}"
@@ -197,13 +208,23 @@ async fn every_spec_field_reaches_mesos_in_the_task_info() {
     assert_eq!(scalar(argv, "cpus"), Some(0.1), "the default cpus");
     let container = argv.container.as_ref().unwrap();
     assert_eq!(container.r#type, pb::container_info::Type::Mesos as i32);
-    let image = container.mesos.as_ref().and_then(|m| m.image.as_ref()).unwrap();
-    assert_eq!(image.docker.as_ref().map(|d| d.name.as_str()), Some("busybox"));
+    let image = container
+        .mesos
+        .as_ref()
+        .and_then(|m| m.image.as_ref())
+        .unwrap();
+    assert_eq!(
+        image.docker.as_ref().map(|d| d.name.as_str()),
+        Some("busybox")
+    );
     let hc = argv.health_check.as_ref().unwrap();
     assert_eq!(hc.r#type, Some(pb::health_check::Type::Tcp as i32));
     assert_eq!(u64::from(hc.tcp.as_ref().unwrap().port), ports(argv)[0]);
     assert_eq!(
-        argv.kill_policy.as_ref().and_then(|k| k.grace_period.as_ref()).map(|d| d.nanoseconds),
+        argv.kill_policy
+            .as_ref()
+            .and_then(|k| k.grace_period.as_ref())
+            .map(|d| d.nanoseconds),
         Some(5_000_000_000),
         "the default kill grace"
     );
@@ -235,20 +256,31 @@ async fn rollouts_wait_for_healthy_and_stop_at_the_deadline_with_the_old_generat
     // runs, but never replaces the old task.
     w.write_spec("svc", &health_spec("sleep 301", "false", "10m"));
     let new = w
-        .wait(&ctl, "the new generation to run next to the old one", async || {
-            let live = w.live_tasks("svc").await;
-            let new: Vec<_> = live.iter().filter(|t| t.id != old.id).cloned().collect();
-            match new.as_slice() {
-                [n] if n.state == "TASK_RUNNING" && live.len() == 2 => Ok(n.clone()),
-                _ => Err(describe_tasks(&live)),
-            }
-        })
+        .wait(
+            &ctl,
+            "the new generation to run next to the old one",
+            async || {
+                let live = w.live_tasks("svc").await;
+                let new: Vec<_> = live.iter().filter(|t| t.id != old.id).cloned().collect();
+                match new.as_slice() {
+                    [n] if n.state == "TASK_RUNNING" && live.len() == 2 => Ok(n.clone()),
+                    _ => Err(describe_tasks(&live)),
+                }
+            },
+        )
         .await;
     let snap = w.settle(&ctl, 5).await;
     let live = w.live_tasks("svc").await;
     assert_eq!(live.len(), 2, "{}", describe_tasks(&live));
-    assert!(live.iter().any(|t| t.id == old.id && t.state == "TASK_RUNNING"));
-    let rollout = spec_of(&snap, "svc").unwrap().rollout.clone().unwrap_or_default();
+    assert!(
+        live.iter()
+            .any(|t| t.id == old.id && t.state == "TASK_RUNNING")
+    );
+    let rollout = spec_of(&snap, "svc")
+        .unwrap()
+        .rollout
+        .clone()
+        .unwrap_or_default();
     assert!(rollout.contains("rolling out"), "{rollout}");
 
     // A newer edit with a short deadline replaces that rollout; its task misses the deadline,
@@ -256,12 +288,17 @@ async fn rollouts_wait_for_healthy_and_stop_at_the_deadline_with_the_old_generat
     w.write_spec("svc", &health_spec("sleep 302", "false", "2s"));
     let rollout = ctl
         .wait_status("the rollout to stop at its deadline", |s| {
-            let r = spec_of(s, "svc").and_then(|x| x.rollout.clone()).unwrap_or_default();
+            let r = spec_of(s, "svc")
+                .and_then(|x| x.rollout.clone())
+                .unwrap_or_default();
             if r.contains("stopped") { Ok(r) } else { Err(r) }
         })
         .await;
     assert!(rollout.contains("deadline"), "{rollout}");
-    assert!(rollout.contains("the old generation keeps running"), "{rollout}");
+    assert!(
+        rollout.contains("the old generation keeps running"),
+        "{rollout}"
+    );
     w.wait(&ctl, "only the old task to run", async || {
         let live = w.live_tasks("svc").await;
         match live.as_slice() {
@@ -298,7 +335,11 @@ async fn an_instance_on_a_partitioned_agent_is_replaced_and_the_surplus_killed_o
         "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\nunreachable_after = \"1s\"\n",
     );
     let first = w.wait_running(&ctl, "svc", 1).await.remove(0);
-    w.cluster.faults().partition_agent(&first.agent).await.unwrap();
+    w.cluster
+        .faults()
+        .partition_agent(&first.agent)
+        .await
+        .unwrap();
 
     let replacement = w
         .wait(&ctl, "a replacement after unreachable_after", async || {
@@ -315,12 +356,19 @@ async fn an_instance_on_a_partitioned_agent_is_replaced_and_the_surplus_killed_o
     let rows = &spec_of(&snap, "svc").unwrap().history;
     let old_row = rows.iter().find(|a| a.task_id == first.id).unwrap();
     assert_eq!(old_row.state, "TASK_UNREACHABLE");
-    assert_eq!(snap.counters.failures, 0, "an unreachable agent is not a failure");
+    assert_eq!(
+        snap.counters.failures, 0,
+        "an unreachable agent is not a failure"
+    );
 
     let healed = w.cluster.faults().heal_agent(&first.agent).await.unwrap();
     assert_eq!(healed, first.agent);
     w.wait(&ctl, "the surplus copy to be killed", async || {
-        let old = w.master_tasks().await.into_iter().find(|t| t.id == first.id);
+        let old = w
+            .master_tasks()
+            .await
+            .into_iter()
+            .find(|t| t.id == first.id);
         let live = w.live_tasks("svc").await;
         match old {
             Some(o) if o.state == "TASK_KILLED" && live.len() == 1 => Ok(()),

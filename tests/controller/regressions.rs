@@ -19,29 +19,31 @@ async fn regression_a_spec_with_a_new_role_added_after_subscribing_never_got_an_
     assert_eq!(roles, serde_json::json!(["*", "batch"]));
     let info = w.cluster.received_task_infos().await.remove(0);
     assert!(
-        info.resources.iter().all(|r| r
-            .allocation_info
-            .as_ref()
-            .and_then(|a| a.role.as_deref())
-            == Some("batch")),
+        info.resources
+            .iter()
+            .all(|r| r.allocation_info.as_ref().and_then(|a| a.role.as_deref()) == Some("batch")),
         "{:?}",
         info.resources
     );
 
     // Deleting the spec drops the role again, and its task is still killed.
     w.delete_spec("batch");
-    w.wait(&ctl, "the task to be killed and the role dropped", async || {
-        let state = w.cluster.state().await;
-        let killed = master_tasks_of(&state)
-            .iter()
-            .any(|t| t.id == task.id && t.state == "TASK_KILLED");
-        let roles = state["frameworks"][0]["roles"].clone();
-        if killed && roles == serde_json::json!(["*"]) {
-            Ok(())
-        } else {
-            Err(format!("killed={killed} roles={roles}"))
-        }
-    })
+    w.wait(
+        &ctl,
+        "the task to be killed and the role dropped",
+        async || {
+            let state = w.cluster.state().await;
+            let killed = master_tasks_of(&state)
+                .iter()
+                .any(|t| t.id == task.id && t.state == "TASK_KILLED");
+            let roles = state["frameworks"][0]["roles"].clone();
+            if killed && roles == serde_json::json!(["*"]) {
+                Ok(())
+            } else {
+                Err(format!("killed={killed} roles={roles}"))
+            }
+        },
+    )
     .await;
     ctl.stop().await;
     w.shutdown().await;
@@ -109,6 +111,67 @@ async fn regression_a_directory_missing_at_start_was_never_watched() {
         "a new file took {took:?} to launch"
     );
     assert!(ctl.status().await.desired_error.is_none());
+    ctl.stop().await;
+    w.shutdown().await;
+}
+
+/// A spec deleted while its task's agent was partitioned: the KILL could not reach the agent,
+/// and when the agent came back (the task RUNNING again) the kill was only retried
+/// KILL_RETRY_MS (60 s) after that update. The controller now sends it again as soon as the task
+/// is heard from again.
+#[tokio::test]
+async fn regression_a_kill_sent_while_the_agent_was_unreachable_was_retried_only_60s_after_it_came_back()
+ {
+    let w = world(
+        "partkill",
+        vec![
+            agent_named(
+                mesos_reconciler::devcluster::AgentSpecKind::Virtual,
+                "host-a",
+            ),
+            agent_named(
+                mesos_reconciler::devcluster::AgentSpecKind::Virtual,
+                "host-b",
+            ),
+        ],
+    )
+    .await;
+    let ctl = w.start_controller().await;
+    w.write_spec("keep", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n");
+    w.write_spec("doomed", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n");
+    w.wait_running(&ctl, "keep", 1).await;
+    let task = w.wait_running(&ctl, "doomed", 1).await.remove(0);
+    w.cluster
+        .faults()
+        .partition_agent(&task.agent)
+        .await
+        .unwrap();
+    ctl.wait_status("the task to be unreachable", |s| {
+        match s.tasks.iter().find(|t| t.task_id == task.id) {
+            Some(t) if t.state == "TASK_UNREACHABLE" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    w.delete_spec("doomed");
+    w.settle(&ctl, 2).await;
+    w.cluster.faults().heal_agent(&task.agent).await.unwrap();
+    let healed = std::time::Instant::now();
+    w.wait(
+        &ctl,
+        "the deleted spec's task to be killed",
+        async || match w.master_tasks().await.into_iter().find(|t| t.id == task.id) {
+            Some(t) if t.state == "TASK_KILLED" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    let took = healed.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "killed {took:?} after its agent came back"
+    );
     ctl.stop().await;
     w.shutdown().await;
 }
