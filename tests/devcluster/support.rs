@@ -116,7 +116,18 @@ pub async fn post_raw(
     stream_id: Option<&str>,
     body: Vec<u8>,
 ) -> (StatusCode, String) {
-    let mut request = client().post(format!("{url}/api/v1/scheduler")).body(body);
+    post_raw_with(&client(), url, content_type, stream_id, body).await
+}
+
+/// [`post_raw`] on a given client (keeping its connections).
+pub async fn post_raw_with(
+    http: &reqwest::Client,
+    url: &str,
+    content_type: Option<&str>,
+    stream_id: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, String) {
+    let mut request = http.post(format!("{url}/api/v1/scheduler")).body(body);
     if let Some(ct) = content_type {
         request = request.header("Content-Type", ct);
     }
@@ -300,6 +311,8 @@ pub struct Sub {
     pub stream_id: String,
     pub subscribed: event::Subscribed,
     pub events: Events,
+    /// For calls: one client, so calls reuse connections as a real scheduler's would.
+    http: reqwest::Client,
 }
 
 /// Opens a subscription stream and returns the response (status and headers unchecked).
@@ -345,12 +358,20 @@ pub async fn subscribe(url: &str, encoding: Encoding, info: pb::FrameworkInfo) -
         stream_id,
         subscribed,
         events,
+        http: client(),
     }
 }
 
 impl Sub {
     pub async fn call(&self, call: &Call) -> (StatusCode, String) {
-        post(&self.url, self.encoding, Some(&self.stream_id), call).await
+        post_raw_with(
+            &self.http,
+            &self.url,
+            Some(self.encoding.content_type()),
+            Some(&self.stream_id),
+            self.encoding.encode(call),
+        )
+        .await
     }
 
     /// Sends a call that must be accepted (202).
