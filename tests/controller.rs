@@ -8,19 +8,19 @@
 #[path = "support/e2e.rs"]
 mod e2e;
 
-#[path = "controller/lifecycle.rs"]
-mod lifecycle;
 #[path = "controller/edits.rs"]
 mod edits;
-#[path = "controller/restarts.rs"]
-mod restarts;
-#[path = "controller/guard.rs"]
-mod guard;
-#[path = "controller/placement.rs"]
-mod placement;
 #[path = "controller/fields.rs"]
 mod fields;
+#[path = "controller/guard.rs"]
+mod guard;
+#[path = "controller/lifecycle.rs"]
+mod lifecycle;
+#[path = "controller/placement.rs"]
+mod placement;
 #[path = "controller/regressions.rs"]
 mod regressions;
+#[path = "controller/restarts.rs"]
+mod restarts;
 #[path = "controller/session.rs"]
 mod session;

@@ -24,24 +24,28 @@ async fn wait_generation(
     n: usize,
     command: &str,
 ) -> Vec<MasterTask> {
-    w.wait(ctl, &format!("{n} tasks of {spec} running `{command}`"), async || {
-        let infos = w.cluster.received_task_infos().await;
-        let live = w.live_tasks(spec).await;
-        let of_command: BTreeSet<String> = infos
-            .iter()
-            .filter(|i| command_of(i) == command)
-            .map(|i| i.task_id.value.clone())
-            .collect();
-        let ok = live.len() == n
-            && live
+    w.wait(
+        ctl,
+        &format!("{n} tasks of {spec} running `{command}`"),
+        async || {
+            let infos = w.cluster.received_task_infos().await;
+            let live = w.live_tasks(spec).await;
+            let of_command: BTreeSet<String> = infos
                 .iter()
-                .all(|t| t.state == "TASK_RUNNING" && of_command.contains(&t.id));
-        if ok {
-            Ok(live)
-        } else {
-            Err(describe_tasks(&live))
-        }
-    })
+                .filter(|i| command_of(i) == command)
+                .map(|i| i.task_id.value.clone())
+                .collect();
+            let ok = live.len() == n
+                && live
+                    .iter()
+                    .all(|t| t.state == "TASK_RUNNING" && of_command.contains(&t.id));
+            if ok {
+                Ok(live)
+            } else {
+                Err(describe_tasks(&live))
+            }
+        },
+    )
     .await
 }
 
@@ -143,8 +147,17 @@ async fn comment_and_key_order_edits_restart_nothing_and_instances_scale_in_plac
         "# the service, reordered\ninstances = 2\nmem = 16\n  cpus = 0.1\ncommand = \"sleep 300\"  # same\n\n[update]\nstrategy = \"rolling\"\n",
     );
     let snap = w.settle(&ctl, 3).await;
-    assert_eq!(snap.counters.launches, launches, "{}", describe_snapshot(&snap));
-    assert_eq!(w.live_tasks("svc").await, before, "the same tasks keep running");
+    assert_eq!(
+        snap.counters.launches,
+        launches,
+        "{}",
+        describe_snapshot(&snap)
+    );
+    assert_eq!(
+        w.live_tasks("svc").await,
+        before,
+        "the same tasks keep running"
+    );
 
     // Scale up: the old tasks stay, instance 2 is added.
     w.write_spec("svc", &spec("sleep 300", 3, "rolling"));
@@ -175,7 +188,10 @@ async fn an_invalid_file_keeps_the_previous_version_and_a_new_invalid_file_launc
     let launches = ctl.status().await.counters.launches;
 
     // A typo in a key of a running spec (line 3, column 1), and a new file with a bad value.
-    w.write_spec("good", "command = \"sleep 301\"\ncpus = 0.1\ninstnaces = 2\n");
+    w.write_spec(
+        "good",
+        "command = \"sleep 301\"\ncpus = 0.1\ninstnaces = 2\n",
+    );
     w.write_spec("fresh", "command = \"sleep 300\"\ncpus = \"lots\"\n");
     let snap = ctl
         .wait_status("both errors in the snapshot", |s| {
@@ -189,7 +205,11 @@ async fn an_invalid_file_keeps_the_previous_version_and_a_new_invalid_file_launc
         .await;
     let (snap, good_error, fresh_error) = snap;
     assert!(good_error.file.ends_with("good.toml"), "{good_error:?}");
-    assert_eq!((good_error.line, good_error.column), (3, 1), "{good_error:?}");
+    assert_eq!(
+        (good_error.line, good_error.column),
+        (3, 1),
+        "{good_error:?}"
+    );
     assert!(good_error.message.contains("instnaces") || good_error.field.contains("instnaces"));
     assert!(fresh_error.file.ends_with("fresh.toml"), "{fresh_error:?}");
     assert_eq!(fresh_error.line, 2, "{fresh_error:?}");
@@ -197,7 +217,9 @@ async fn an_invalid_file_keeps_the_previous_version_and_a_new_invalid_file_launc
     assert_eq!(snap.counters.invalid_specs, 2);
     let fresh_pending = &spec_of(&snap, "fresh").unwrap().pending;
     assert!(
-        fresh_pending.iter().any(|p| p.reason.contains("invalid spec")),
+        fresh_pending
+            .iter()
+            .any(|p| p.reason.contains("invalid spec")),
         "{fresh_pending:?}"
     );
 
@@ -213,7 +235,10 @@ async fn an_invalid_file_keeps_the_previous_version_and_a_new_invalid_file_launc
         logged.iter().any(|l| l.contains("good.toml:3:1")),
         "{logged:#?}"
     );
-    assert!(logged.iter().any(|l| l.contains("fresh.toml:2:")), "{logged:#?}");
+    assert!(
+        logged.iter().any(|l| l.contains("fresh.toml:2:")),
+        "{logged:#?}"
+    );
 
     // Nothing was restarted or launched for either.
     let snap = w.settle(&ctl, 3).await;
@@ -234,7 +259,12 @@ async fn an_invalid_file_keeps_the_previous_version_and_a_new_invalid_file_launc
     })
     .await;
     let snap = ctl.status().await;
-    assert_eq!(snap.counters.invalid_specs, 0, "{}", describe_snapshot(&snap));
+    assert_eq!(
+        snap.counters.invalid_specs,
+        0,
+        "{}",
+        describe_snapshot(&snap)
+    );
     ctl.stop().await;
     w.shutdown().await;
 }
@@ -254,11 +284,16 @@ async fn a_failing_new_generation_stops_the_rollout_and_a_newer_edit_replaces_it
     w.write_spec("svc", &spec("exit 1", 2, "rolling"));
     let rollout = ctl
         .wait_status("the rollout to stop", |s| {
-            let r = spec_of(s, "svc").and_then(|x| x.rollout.clone()).unwrap_or_default();
+            let r = spec_of(s, "svc")
+                .and_then(|x| x.rollout.clone())
+                .unwrap_or_default();
             if r.contains("stopped") { Ok(r) } else { Err(r) }
         })
         .await;
-    assert!(rollout.contains("failed") && rollout.contains("TASK_FAILED"), "{rollout}");
+    assert!(
+        rollout.contains("failed") && rollout.contains("TASK_FAILED"),
+        "{rollout}"
+    );
     let snap = w.settle(&ctl, 3).await;
     let live = w
         .wait(&ctl, "two tasks of the old generation", async || {
@@ -273,7 +308,11 @@ async fn a_failing_new_generation_stops_the_rollout_and_a_newer_edit_replaces_it
             }
         })
         .await;
-    assert!(live.contains(&old[1]), "instance 1 was not touched: {}", describe_tasks(&live));
+    assert!(
+        live.contains(&old[1]),
+        "instance 1 was not touched: {}",
+        describe_tasks(&live)
+    );
     let infos = w.cluster.received_task_infos().await;
     for t in &live {
         let info = infos.iter().find(|i| i.task_id.value == t.id).unwrap();
@@ -281,7 +320,9 @@ async fn a_failing_new_generation_stops_the_rollout_and_a_newer_edit_replaces_it
     }
     let pending = &spec_of(&snap, "svc").unwrap().pending;
     assert!(
-        pending.iter().all(|p| p.reason.contains("rollout of generation")),
+        pending
+            .iter()
+            .all(|p| p.reason.contains("rollout of generation")),
         "{pending:?}"
     );
     let failing = w

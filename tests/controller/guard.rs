@@ -35,7 +35,11 @@ async fn deleting_most_specs_at_once_is_held_until_an_operator_approves() {
     assert_eq!(guard.specs, ["team/b", "team/c", "team/d"]);
     assert_eq!(guard.instances, 3);
     assert_eq!(guard.total_specs, 4);
-    assert!(guard.release.contains("approve-deletions"), "{}", guard.release);
+    assert!(
+        guard.release.contains("approve-deletions"),
+        "{}",
+        guard.release
+    );
     let kills = snap.counters.kills;
 
     // Held: several passes later every task still runs, held since the same moment.
@@ -47,19 +51,33 @@ async fn deleting_most_specs_at_once_is_held_until_an_operator_approves() {
     );
     assert_eq!(snap.counters.kills, kills);
     for t in &running {
-        assert_eq!(w.live_tasks(&t.name).await, vec![t.clone()], "{} still runs", t.name);
+        assert_eq!(
+            w.live_tasks(&t.name).await,
+            vec![t.clone()],
+            "{} still runs",
+            t.name
+        );
     }
 
     // The files come back: the guard lets go and nothing was killed.
     std::fs::rename(&away, &team).unwrap();
     ctl.wait_status("the guard to let go when the files come back", |s| {
-        if s.guard.is_none() { Ok(()) } else { Err(format!("{:?}", s.guard)) }
+        if s.guard.is_none() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.guard))
+        }
     })
     .await;
     let snap = w.settle(&ctl, 2).await;
     assert_eq!(snap.counters.kills, kills);
     for t in &running {
-        assert_eq!(w.live_tasks(&t.name).await, vec![t.clone()], "{} still runs", t.name);
+        assert_eq!(
+            w.live_tasks(&t.name).await,
+            vec![t.clone()],
+            "{} still runs",
+            t.name
+        );
     }
 
     // Deleted again, and this time approved: the kills go through.
@@ -74,17 +92,24 @@ async fn deleting_most_specs_at_once_is_held_until_an_operator_approves() {
         .expect("approve-deletions answers");
     assert!(answer.contains("approved"), "{answer}");
     for t in &running[1..] {
-        w.wait(&ctl, &format!("{} to be killed", t.name), async || {
-            match w.master_tasks().await.into_iter().find(|x| x.id == t.id) {
-                Some(x) if x.state == "TASK_KILLED" => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
+        w.wait(&ctl, &format!("{} to be killed", t.name), async || match w
+            .master_tasks()
+            .await
+            .into_iter()
+            .find(|x| x.id == t.id)
+        {
+            Some(x) if x.state == "TASK_KILLED" => Ok(()),
+            other => Err(format!("{other:?}")),
         })
         .await;
     }
     let snap = ctl
         .wait_status("the guard to be released", |s| {
-            if s.guard.is_none() { Ok(s.clone()) } else { Err(format!("{:?}", s.guard)) }
+            if s.guard.is_none() {
+                Ok(s.clone())
+            } else {
+                Err(format!("{:?}", s.guard))
+            }
         })
         .await;
     assert_eq!(w.live_tasks("a").await, vec![running[0].clone()]);
@@ -115,7 +140,11 @@ async fn a_missing_desired_directory_is_an_error_never_the_empty_set() {
     // renamed away, no file event reaches the watcher): nothing is killed.
     let seen = ctl.status().await.counters.passes;
     ctl.wait_status("another pass", |s| {
-        if s.counters.passes > seen { Ok(()) } else { Err(format!("passes = {}", s.counters.passes)) }
+        if s.counters.passes > seen {
+            Ok(())
+        } else {
+            Err(format!("passes = {}", s.counters.passes))
+        }
     })
     .await;
     let snap = ctl.status().await;
@@ -126,9 +155,11 @@ async fn a_missing_desired_directory_is_an_error_never_the_empty_set() {
 
     std::fs::rename(&away, &w.desired).unwrap();
     let snap = ctl
-        .wait_status("the directory to be read again", |s| match &s.desired_error {
-            None => Ok(s.clone()),
-            Some(e) => Err(e.clone()),
+        .wait_status("the directory to be read again", |s| {
+            match &s.desired_error {
+                None => Ok(s.clone()),
+                Some(e) => Err(e.clone()),
+            }
         })
         .await;
     assert_eq!(snap.counters.kills, kills);
@@ -148,11 +179,31 @@ async fn a_repointed_symlink_is_applied_as_one_change() {
     let a = w.root.path().join("checkout-a");
     let b = w.root.path().join("checkout-b");
     for (dir, specs) in [
-        (&a, vec![("x", "sleep 300"), ("y", "sleep 300"), ("p", "sleep 300"), ("q", "sleep 300")]),
-        (&b, vec![("y", "sleep 301"), ("z", "sleep 300"), ("p", "sleep 300"), ("q", "sleep 300")]),
+        (
+            &a,
+            vec![
+                ("x", "sleep 300"),
+                ("y", "sleep 300"),
+                ("p", "sleep 300"),
+                ("q", "sleep 300"),
+            ],
+        ),
+        (
+            &b,
+            vec![
+                ("y", "sleep 301"),
+                ("z", "sleep 300"),
+                ("p", "sleep 300"),
+                ("q", "sleep 300"),
+            ],
+        ),
     ] {
         for (id, command) in specs {
-            write_spec_in(dir, id, &format!("command = \"{command}\"\ncpus = 0.1\nmem = 16\n"));
+            write_spec_in(
+                dir,
+                id,
+                &format!("command = \"{command}\"\ncpus = 0.1\nmem = 16\n"),
+            );
         }
     }
     let link = w.root.path().join("published");
@@ -175,7 +226,11 @@ async fn a_repointed_symlink_is_applied_as_one_change() {
     w.wait(&ctl, "checkout B to run", async || {
         let s = ctl.status().await;
         snapshots += 1;
-        assert!(s.guard.is_none(), "the guard fired during a repoint: {}", describe_snapshot(&s));
+        assert!(
+            s.guard.is_none(),
+            "the guard fired during a repoint: {}",
+            describe_snapshot(&s)
+        );
         let x = w.live_tasks("x").await;
         let y = w.live_tasks("y").await;
         let z = w.live_tasks("z").await;
@@ -184,17 +239,35 @@ async fn a_repointed_symlink_is_applied_as_one_change() {
         if x.is_empty() && y_new && z_up {
             Ok(())
         } else {
-            Err(format!("x: {}\ny: {}\nz: {}", describe_tasks(&x), describe_tasks(&y), describe_tasks(&z)))
+            Err(format!(
+                "x: {}\ny: {}\nz: {}",
+                describe_tasks(&x),
+                describe_tasks(&y),
+                describe_tasks(&z)
+            ))
         }
     })
     .await;
     assert!(snapshots > 0);
-    assert_eq!(w.live_tasks("p").await, vec![before["p"].clone()], "p was not touched");
-    assert_eq!(w.live_tasks("q").await, vec![before["q"].clone()], "q was not touched");
+    assert_eq!(
+        w.live_tasks("p").await,
+        vec![before["p"].clone()],
+        "p was not touched"
+    );
+    assert_eq!(
+        w.live_tasks("q").await,
+        vec![before["q"].clone()],
+        "q was not touched"
+    );
     let snap = w.settle(&ctl, 2).await;
     assert!(snap.guard.is_none());
     // Exactly two kills: x (deleted) and the old y (replaced).
-    assert_eq!(snap.counters.kills, kills + 2, "{}", describe_snapshot(&snap));
+    assert_eq!(
+        snap.counters.kills,
+        kills + 2,
+        "{}",
+        describe_snapshot(&snap)
+    );
     ctl.stop().await;
     w.shutdown().await;
 }

@@ -161,7 +161,12 @@ async fn a_clean_stop_leaves_tasks_running_and_a_restart_launches_nothing() {
     let snap = w.settle(&ctl, 3).await;
     assert_eq!(snap.framework_id.as_deref(), Some(framework.as_str()));
     assert_eq!(snap.counters.launches, 0, "{}", describe_snapshot(&snap));
-    assert_eq!(snap.counters.running_tasks, 2, "{}", describe_snapshot(&snap));
+    assert_eq!(
+        snap.counters.running_tasks,
+        2,
+        "{}",
+        describe_snapshot(&snap)
+    );
     assert_eq!(w.cluster.received_task_infos().await.len(), infos_before);
     assert_eq!(w.live_tasks("a").await, a);
     assert_eq!(w.live_tasks("b").await, b);
@@ -177,13 +182,20 @@ async fn given_up_and_done_instances_stay_so_across_a_restart() {
         "crash",
         "command = \"exit 3\"\ncpus = 0.1\nmem = 16\n\n[backoff]\ninitial = \"100ms\"\nmax_failures = 2\n",
     );
-    w.write_spec("once", "command = \"true\"\ncpus = 0.1\nmem = 16\nrestart = \"never\"\n");
+    w.write_spec(
+        "once",
+        "command = \"true\"\ncpus = 0.1\nmem = 16\nrestart = \"never\"\n",
+    );
     ctl.wait_status("crash to give up and once to finish", |s| {
         let gave_up = spec_of(s, "crash")
             .is_some_and(|x| x.pending.iter().any(|p| p.reason.contains("gave up")));
         let finished = spec_of(s, "once")
             .is_some_and(|x| x.history.iter().any(|a| a.state == "TASK_FINISHED"));
-        if gave_up && finished { Ok(()) } else { Err(format!("gave_up={gave_up} finished={finished}")) }
+        if gave_up && finished {
+            Ok(())
+        } else {
+            Err(format!("gave_up={gave_up} finished={finished}"))
+        }
     })
     .await;
     ctl.stop().await;
@@ -196,7 +208,10 @@ async fn given_up_and_done_instances_stay_so_across_a_restart() {
     assert_eq!(w.cluster.received_task_infos().await.len(), launched);
     let crash = spec_of(&snap, "crash").unwrap();
     assert!(
-        crash.pending.iter().any(|p| p.reason.contains("gave up after 2")),
+        crash
+            .pending
+            .iter()
+            .any(|p| p.reason.contains("gave up after 2")),
         "{:?}",
         crash.pending
     );
@@ -215,17 +230,25 @@ async fn a_task_that_failed_while_the_controller_was_down_is_relaunched_once_at_
     );
     let first = w.wait_running(&ctl, "flaky", 1).await.remove(0);
     ctl.stop().await;
-    w.wait_cluster("the task to fail while the controller is down", async || {
-        match w.master_tasks().await.into_iter().find(|t| t.id == first.id) {
+    w.wait_cluster(
+        "the task to fail while the controller is down",
+        async || match w
+            .master_tasks()
+            .await
+            .into_iter()
+            .find(|t| t.id == first.id)
+        {
             Some(t) if t.state == "TASK_FAILED" => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    })
+        },
+    )
     .await;
 
     let ctl = w.start_controller().await;
     ctl.wait_status("the relaunch to fail and give up", |s| {
-        let pending = spec_of(s, "flaky").map(|x| x.pending.clone()).unwrap_or_default();
+        let pending = spec_of(s, "flaky")
+            .map(|x| x.pending.clone())
+            .unwrap_or_default();
         if pending.iter().any(|p| p.reason.contains("gave up after 2")) {
             Ok(())
         } else {
@@ -235,7 +258,11 @@ async fn a_task_that_failed_while_the_controller_was_down_is_relaunched_once_at_
     .await;
     let snap = w.settle(&ctl, 2).await;
     let infos = w.cluster.received_task_infos().await;
-    assert_eq!(infos.len(), 2, "launched once before and once after the restart");
+    assert_eq!(
+        infos.len(),
+        2,
+        "launched once before and once after the restart"
+    );
     assert_eq!(snap.counters.launches, 1);
     assert_eq!(snap.counters.failures, 2, "{}", describe_snapshot(&snap));
     ctl.stop().await;

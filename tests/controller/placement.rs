@@ -26,28 +26,44 @@ async fn a_spec_no_offer_fits_stays_pending_with_a_reason_and_offers_are_decline
     let ctl = w.start_controller().await;
     // Nothing wanted at start: the controller suppresses offers.
     ctl.wait_status("a first pass", |s| {
-        if s.counters.passes > 0 { Ok(()) } else { Err(String::new()) }
+        if s.counters.passes > 0 {
+            Ok(())
+        } else {
+            Err(String::new())
+        }
     })
     .await;
     w.wait(&ctl, "a SUPPRESS with nothing to launch", async || {
         let n = calls_logged(&w, "SUPPRESS");
-        if n >= 1 { Ok(()) } else { Err(format!("{n} SUPPRESS calls")) }
+        if n >= 1 {
+            Ok(())
+        } else {
+            Err(format!("{n} SUPPRESS calls"))
+        }
     })
     .await;
 
     w.write_spec("huge", "command = \"sleep 300\"\ncpus = 8\nmem = 16\n");
     let reason = ctl
         .wait_status("the pending reason to name the missing cpus", |s| {
-            let pending = spec_of(s, "huge").map(|x| x.pending.clone()).unwrap_or_default();
+            let pending = spec_of(s, "huge")
+                .map(|x| x.pending.clone())
+                .unwrap_or_default();
             match pending.first() {
                 Some(p) if p.reason.contains("cpus") && s.counters.offers_declined > 0 => {
                     Ok(p.reason.clone())
                 }
-                _ => Err(format!("{pending:?} declined={}", s.counters.offers_declined)),
+                _ => Err(format!(
+                    "{pending:?} declined={}",
+                    s.counters.offers_declined
+                )),
             }
         })
         .await;
-    assert_eq!(reason, "needs 8 cpus; the largest offer in the last minute had 4");
+    assert_eq!(
+        reason,
+        "needs 8 cpus; the largest offer in the last minute had 4"
+    );
     let snap = w.settle(&ctl, 2).await;
     assert_eq!(snap.counters.launches, 0);
     assert!(w.live_tasks("huge").await.is_empty());
@@ -60,7 +76,11 @@ async fn a_spec_no_offer_fits_stays_pending_with_a_reason_and_offers_are_decline
     w.wait_running(&ctl, "huge", 1).await;
     w.wait(&ctl, "another SUPPRESS", async || {
         let n = calls_logged(&w, "SUPPRESS");
-        if n > suppressed { Ok(()) } else { Err(format!("{n} SUPPRESS calls")) }
+        if n > suppressed {
+            Ok(())
+        } else {
+            Err(format!("{n} SUPPRESS calls"))
+        }
     })
     .await;
     let declined = ctl.status().await.counters.offers_declined;
@@ -91,9 +111,11 @@ async fn tasks_see_their_ports_and_never_share_one() {
     for t in &tasks {
         let file = w.out.join(format!("env.{}", t.id));
         let env = w
-            .wait(&ctl, &format!("{} to write its environment", t.id), async || {
-                std::fs::read_to_string(&file).map_err(|e| e.to_string())
-            })
+            .wait(
+                &ctl,
+                &format!("{} to write its environment", t.id),
+                async || std::fs::read_to_string(&file).map_err(|e| e.to_string()),
+            )
             .await;
         let vars: BTreeMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
         let port0: u64 = vars["PORT0"].parse().unwrap();
@@ -137,7 +159,9 @@ async fn hostname_unique_spreads_instances_and_a_fourth_stays_pending_with_the_c
     w.write_spec("spread", &spec(4));
     let reason = ctl
         .wait_status("instance 3 pending on the constraint", |s| {
-            let pending = spec_of(s, "spread").map(|x| x.pending.clone()).unwrap_or_default();
+            let pending = spec_of(s, "spread")
+                .map(|x| x.pending.clone())
+                .unwrap_or_default();
             match pending.as_slice() {
                 [p] if p.instance == 3 && p.reason.contains("hostname") => Ok(p.reason.clone()),
                 _ => Err(format!("{pending:?}")),
@@ -147,7 +171,11 @@ async fn hostname_unique_spreads_instances_and_a_fourth_stays_pending_with_the_c
     assert!(reason.contains("unique"), "{reason}");
     let snap = w.settle(&ctl, 2).await;
     assert_eq!(snap.counters.launches, 3);
-    assert_eq!(w.live_tasks("spread").await, tasks, "the three keep running");
+    assert_eq!(
+        w.live_tasks("spread").await,
+        tasks,
+        "the three keep running"
+    );
     ctl.stop().await;
     w.shutdown().await;
 }
@@ -167,7 +195,11 @@ async fn tasks_that_fit_one_offer_are_launched_with_one_accept() {
     assert_eq!(infos.len(), 3);
     let agents: BTreeSet<&str> = infos.iter().map(|i| i.agent_id.value.as_str()).collect();
     assert_eq!(agents.len(), 1);
-    assert_eq!(calls_logged(&w, "ACCEPT"), 1, "one ACCEPT for the one offer");
+    assert_eq!(
+        calls_logged(&w, "ACCEPT"),
+        1,
+        "one ACCEPT for the one offer"
+    );
     ctl.stop().await;
     w.shutdown().await;
 }

@@ -28,7 +28,9 @@ async fn on_failure_backs_off_with_growing_gaps_then_gives_up_at_max_failures() 
     );
     let snap = ctl
         .wait_status("the spec to give up", |s| {
-            let pending = spec_of(s, "crash").map(|x| x.pending.clone()).unwrap_or_default();
+            let pending = spec_of(s, "crash")
+                .map(|x| x.pending.clone())
+                .unwrap_or_default();
             if pending.iter().any(|p| p.reason.contains("gave up")) {
                 Ok(s.clone())
             } else {
@@ -48,8 +50,10 @@ async fn on_failure_backs_off_with_growing_gaps_then_gives_up_at_max_failures() 
     assert_eq!(rows.len(), 4, "{rows:#?}");
     assert!(rows.iter().all(|a| a.state == "TASK_FAILED"), "{rows:#?}");
     assert!(
-        rows.iter()
-            .all(|a| a.reason.as_deref().is_some_and(|r| r.contains("exited with status 3"))),
+        rows.iter().all(|a| a
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("exited with status 3"))),
         "each attempt says how it ended: {rows:#?}"
     );
     let gaps: Vec<u64> = rows
@@ -58,8 +62,14 @@ async fn on_failure_backs_off_with_growing_gaps_then_gives_up_at_max_failures() 
         .collect();
     // The backoff is a lower bound (on the controller's own clock); offers and load only add.
     for (gap, wanted) in gaps.iter().zip([200, 400, 800]) {
-        assert!(*gap >= wanted, "gap {gap} ms is shorter than the backoff {wanted} ms: {gaps:?}");
-        assert!(*gap < wanted + 5_000, "gap {gap} ms is far above the backoff {wanted} ms: {gaps:?}");
+        assert!(
+            *gap >= wanted,
+            "gap {gap} ms is shorter than the backoff {wanted} ms: {gaps:?}"
+        );
+        assert!(
+            *gap < wanted + 5_000,
+            "gap {gap} ms is far above the backoff {wanted} ms: {gaps:?}"
+        );
     }
     assert!(
         gaps[2] > gaps[0] + 300,
@@ -87,7 +97,10 @@ async fn never_runs_once_always_relaunches_a_finished_task_and_hello_world_finis
         "command = \"true\"\ncpus = 0.1\nmem = 16\nrestart = \"always\"\n\n[backoff]\ninitial = \"100ms\"\nfactor = 1.0\n",
     );
     // The original tutorial's task, under the default policy (on-failure).
-    w.write_spec("hello", "command = \"echo HelloWorld\"\ncpus = 0.1\nmem = 100\n");
+    w.write_spec(
+        "hello",
+        "command = \"echo HelloWorld\"\ncpus = 0.1\nmem = 100\n",
+    );
 
     ctl.wait_status("`always` to have run `true` three times", |s| {
         let rows = attempts(s, "loop");
@@ -107,14 +120,26 @@ async fn never_runs_once_always_relaunches_a_finished_task_and_hello_world_finis
         if done(s, "once", "TASK_FAILED") && done(s, "hello", "TASK_FINISHED") {
             Ok(())
         } else {
-            Err(format!("{:?} {:?}", attempts(s, "once"), attempts(s, "hello")))
+            Err(format!(
+                "{:?} {:?}",
+                attempts(s, "once"),
+                attempts(s, "hello")
+            ))
         }
     })
     .await;
 
     let snap = w.settle(&ctl, 4).await;
-    assert!(done(&snap, "once", "TASK_FAILED"), "{}", describe_snapshot(&snap));
-    assert!(done(&snap, "hello", "TASK_FINISHED"), "{}", describe_snapshot(&snap));
+    assert!(
+        done(&snap, "once", "TASK_FAILED"),
+        "{}",
+        describe_snapshot(&snap)
+    );
+    assert!(
+        done(&snap, "hello", "TASK_FINISHED"),
+        "{}",
+        describe_snapshot(&snap)
+    );
     let infos = w.cluster.received_task_infos().await;
     for (name, launched) in [("once", 1), ("hello", 1)] {
         assert_eq!(
@@ -200,14 +225,20 @@ fn find_file(root: &std::path::Path, task_id: &str, name: &str) -> Option<std::p
 async fn duplicated_status_updates_count_each_failure_once() {
     let w = world("dupes", vec![virtual_agent()]).await;
     let ctl = w.start_controller().await;
-    w.cluster.faults().duplicate_status_updates(true).await.unwrap();
+    w.cluster
+        .faults()
+        .duplicate_status_updates(true)
+        .await
+        .unwrap();
     w.write_spec(
         "flaky",
         "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n\n[backoff]\ninitial = \"100ms\"\nmax_failures = 3\n\n[labels]\n\"devcluster.run_for\" = \"300ms\"\n\"devcluster.outcome\" = \"failed\"\n",
     );
     let snap = ctl
         .wait_status("the spec to give up", |s| {
-            let pending = spec_of(s, "flaky").map(|x| x.pending.clone()).unwrap_or_default();
+            let pending = spec_of(s, "flaky")
+                .map(|x| x.pending.clone())
+                .unwrap_or_default();
             if pending.iter().any(|p| p.reason.contains("gave up")) {
                 Ok(s.clone())
             } else {

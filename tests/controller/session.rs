@@ -12,12 +12,19 @@ async fn a_removed_framework_registers_anew_and_relaunches_everything() {
     // A zero failover timeout: the master removes the framework as soon as its stream drops.
     let ctl = w.start_controller_with(Duration::ZERO).await;
     w.write_spec("a", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n");
-    w.write_spec("b", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\ninstances = 2\n");
+    w.write_spec(
+        "b",
+        "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\ninstances = 2\n",
+    );
     let a = w.wait_running(&ctl, "a", 1).await;
     let b = w.wait_running(&ctl, "b", 2).await;
     let old = ctl.status().await.framework_id.expect("registered");
 
-    w.cluster.faults().drop_framework_stream(&old).await.unwrap();
+    w.cluster
+        .faults()
+        .drop_framework_stream(&old)
+        .await
+        .unwrap();
 
     let new = ctl
         .wait_status("a new framework id", |s| match &s.framework_id {
@@ -53,17 +60,27 @@ async fn a_removed_framework_registers_anew_and_relaunches_everything() {
 async fn a_master_failover_keeps_every_task_and_launches_nothing() {
     let w = world("failover", vec![process_agent(), virtual_agent()]).await;
     let ctl = w.start_controller().await;
-    w.write_spec("a", "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\ninstances = 3\n");
+    w.write_spec(
+        "a",
+        "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\ninstances = 3\n",
+    );
     let before = w.wait_running(&ctl, "a", 3).await;
     let framework = ctl.status().await.framework_id;
 
     w.cluster.faults().restart_master().await.unwrap();
     ctl.wait_status("the controller to reconnect", |s| {
-        if s.connected { Ok(()) } else { Err("disconnected".to_owned()) }
+        if s.connected {
+            Ok(())
+        } else {
+            Err("disconnected".to_owned())
+        }
     })
     .await;
     let after = w.wait_running(&ctl, "a", 3).await;
-    assert_eq!(after, before, "the same tasks, re-registered with their agents");
+    assert_eq!(
+        after, before,
+        "the same tasks, re-registered with their agents"
+    );
     let snap = w.settle(&ctl, 3).await;
     assert_eq!(snap.framework_id, framework);
     assert_eq!(snap.counters.launches, 3, "{}", describe_snapshot(&snap));

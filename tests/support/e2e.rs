@@ -9,7 +9,10 @@
 //! cluster and the controller then runs on the test's thread, which is what lets the log capture
 //! (a thread-local default subscriber) see all of them.
 
-#![allow(dead_code, reason = "each test binary uses a different part of these helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers"
+)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -159,7 +162,8 @@ impl tracing::field::Visit for Visitor<'_> {
         if field.name() == "message" {
             self.message_part(value);
         } else {
-            self.fields.insert(field.name().to_owned(), value.to_owned());
+            self.fields
+                .insert(field.name().to_owned(), value.to_owned());
         }
     }
 
@@ -228,12 +232,10 @@ fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
     let logs = Logs::default();
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("mesos_reconciler", tracing::Level::DEBUG);
-    let subscriber = tracing_subscriber::registry()
-        .with(filter)
-        .with(Capture {
-            logs: logs.clone(),
-            echo: std::env::var_os("E2E_LOG").is_some(),
-        });
+    let subscriber = tracing_subscriber::registry().with(filter).with(Capture {
+        logs: logs.clone(),
+        echo: std::env::var_os("E2E_LOG").is_some(),
+    });
     let guard = tracing::subscriber::set_default(subscriber);
     (logs, guard)
 }
@@ -472,14 +474,18 @@ impl World {
             let before = snap.counters.passes;
             self.nudge();
             snap = self
-                .wait(ctl, &format!("settling pass {} of {n}", i + 1), async || {
-                    let s = ctl.status().await;
-                    if s.counters.passes > before {
-                        Ok(s)
-                    } else {
-                        Err(format!("passes = {}", s.counters.passes))
-                    }
-                })
+                .wait(
+                    ctl,
+                    &format!("settling pass {} of {n}", i + 1),
+                    async || {
+                        let s = ctl.status().await;
+                        if s.counters.passes > before {
+                            Ok(s)
+                        } else {
+                            Err(format!("passes = {}", s.counters.passes))
+                        }
+                    },
+                )
                 .await;
         }
         snap
@@ -630,7 +636,10 @@ pub fn master_tasks_of(state: &Value) -> Vec<MasterTask> {
                     .map(|ls| {
                         ls.iter()
                             .filter_map(|l| {
-                                Some((l["key"].as_str()?.to_owned(), l["value"].as_str()?.to_owned()))
+                                Some((
+                                    l["key"].as_str()?.to_owned(),
+                                    l["value"].as_str()?.to_owned(),
+                                ))
                             })
                             .collect()
                     })
@@ -686,7 +695,11 @@ pub fn describe_snapshot(s: &Snapshot) -> String {
         }
     }
     for t in &s.tasks {
-        let _ = writeln!(out, "task {} {} #{} {}", t.task_id, t.spec, t.instance, t.state);
+        let _ = writeln!(
+            out,
+            "task {} {} #{} {}",
+            t.task_id, t.spec, t.instance, t.state
+        );
     }
     out
 }
