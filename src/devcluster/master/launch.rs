@@ -23,7 +23,10 @@ impl Master {
     pub(super) fn accept(&mut self, framework_id: &str, accept: call::Accept) {
         for op in &accept.operations {
             for task in operation_tasks(op) {
-                self.received_task_infos.push(task.clone());
+                self.received_task_infos.push_back(task.clone());
+                if self.received_task_infos.len() > super::state::RECEIVED_TASK_INFOS_KEPT {
+                    self.received_task_infos.pop_front();
+                }
             }
         }
         let mut pool = match self.take_offers(framework_id, &accept.offer_ids) {

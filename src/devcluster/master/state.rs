@@ -252,6 +252,9 @@ impl Agent {
     }
 }
 
+/// How many received TaskInfos the master keeps for inspection.
+pub(super) const RECEIVED_TASK_INFOS_KEPT: usize = 20_000;
+
 #[derive(Debug, Clone)]
 pub(super) struct Task {
     /// The TaskInfo as launched (with the group executor copied in for LAUNCH_GROUP).
@@ -329,8 +332,9 @@ pub(super) struct Master {
     pub offers: HashMap<String, OfferRec>,
     pub timers: BTreeMap<(Instant, u64), Timer>,
     pub timer_seq: u64,
-    /// Every TaskInfo received in an ACCEPT, exactly as sent, for tests to inspect.
-    pub received_task_infos: Vec<pb::TaskInfo>,
+    /// The TaskInfos received in ACCEPTs, exactly as sent, for tests to inspect: the latest
+    /// [`RECEIVED_TASK_INFOS_KEPT`], so a long-running `dev` cluster does not grow without bound.
+    pub received_task_infos: std::collections::VecDeque<pb::TaskInfo>,
     pub delay_updates: Duration,
     pub duplicate_updates: bool,
     /// Rotates which framework the allocator serves first.
@@ -365,7 +369,7 @@ impl Master {
             offers: HashMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
-            received_task_infos: Vec::new(),
+            received_task_infos: std::collections::VecDeque::new(),
             delay_updates: Duration::ZERO,
             duplicate_updates: false,
             allocation_cursor: 0,
@@ -439,7 +443,7 @@ impl Master {
                 let _ = reply.send(self.state_json());
             }
             Msg::TaskInfos { reply } => {
-                let _ = reply.send(self.received_task_infos.clone());
+                let _ = reply.send(self.received_task_infos.iter().cloned().collect());
             }
             Msg::Shutdown { .. } => unreachable!("handled in run"),
         }
