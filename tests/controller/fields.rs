@@ -315,6 +315,43 @@ async fn rollouts_wait_for_healthy_and_stop_at_the_deadline_with_the_old_generat
         infos.iter().map(command_of).collect::<Vec<_>>(),
         ["sleep 300", "sleep 301", "sleep 302"]
     );
+
+    // A generation that turns healthy replaces the old task, and the rollout is over.
+    w.write_spec("svc", &health_spec("sleep 303", "true", "10m"));
+    w.wait(
+        &ctl,
+        "the healthy generation to replace the old task",
+        async || {
+            let live = w.live_tasks("svc").await;
+            let infos = w.cluster.received_task_infos().await;
+            let command = |t: &MasterTask| {
+                infos
+                    .iter()
+                    .find(|i| i.task_id.value == t.id)
+                    .map(command_of)
+                    .unwrap_or_default()
+            };
+            match live.as_slice() {
+                [t] if command(t) == "sleep 303" && t.state == "TASK_RUNNING" => Ok(()),
+                _ => Err(describe_tasks(&live)),
+            }
+        },
+    )
+    .await;
+    ctl.wait_status("the rollout to be over", |s| {
+        match spec_of(s, "svc").map(|x| (x.rollout.clone(), x.running)) {
+            Some((None, 1)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let snap = ctl.status().await;
+    assert_eq!(snap.tasks.len(), 1);
+    assert_eq!(
+        snap.tasks[0].healthy,
+        Some(true),
+        "replaced only once healthy"
+    );
     ctl.stop().await;
     w.shutdown().await;
 }
