@@ -304,7 +304,7 @@ fn watch_parent(
                 let _ = raw_tx.send(Raw::Error);
             }
             Ok(event) => {
-                if event.paths.iter().any(&relevant) {
+                if is_change(&event) && event.paths.iter().any(&relevant) {
                     let _ = raw_tx.send(Raw::Parent);
                 }
             }
@@ -326,7 +326,21 @@ fn watch_parent(
     Ok(watcher)
 }
 
-/// Watches the resolved directory recursively; every event there counts.
+/// Whether an event can mean the directory's content changed. Opening, reading and closing a file
+/// without writing are not changes, and must not count: the controller's own re-read opens every
+/// spec file, and counting that would wake it again, forever. Closing a file opened for writing
+/// does count (some editors and sync tools only show up that way).
+fn is_change(event: &notify::Event) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Watches the resolved directory recursively; every change there counts.
 fn watch_target(
     target: &Path,
     generation: u64,
@@ -334,6 +348,7 @@ fn watch_target(
 ) -> Result<RecommendedWatcher, WatchError> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let raw = match event {
+            Ok(event) if !is_change(&event) => return,
             Ok(_) => Raw::Target(generation),
             Err(err) => {
                 tracing::warn!(%err, "file watcher error in the desired directory");

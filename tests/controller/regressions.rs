@@ -49,13 +49,12 @@ async fn regression_a_spec_with_a_new_role_added_after_subscribing_never_got_an_
     w.shutdown().await;
 }
 
-/// Not a controller bug, but found here: the watcher (src/watch.rs) counts every inotify event
-/// under the directory as a change, including the OPEN and CLOSE_NOWRITE events of the
-/// controller's own re-read. Each re-read therefore triggers the next one: an idle controller
-/// re-reads the whole directory and runs a pass about every 150 ms (the watcher's quiet window),
-/// forever. Ignored until the watcher ignores access events (`EventKind::Access`).
+/// The watcher (src/watch.rs) counted every inotify event under the directory as a change,
+/// including the OPEN and CLOSE_NOWRITE events of the controller's own re-read. Each re-read
+/// therefore triggered the next one: an idle controller re-read the whole directory and ran a
+/// pass about every 150 ms (the watcher's quiet window), forever. It now ignores access events
+/// other than closing a file opened for writing.
 #[tokio::test]
-#[ignore = "src/watch.rs wakes the loop on the controller's own reads of the directory"]
 async fn regression_the_controllers_own_reread_wakes_it_again() {
     let w = world("idle", vec![virtual_agent()]).await;
     let ctl = w.start_controller().await;
