@@ -467,7 +467,7 @@ impl Controller {
                 if removed {
                     self.on_framework_removed(&message).await;
                 } else {
-                    tracing::error!(%message, "mesos ended the subscription");
+                    tracing::error!(error = %message, "mesos ended the subscription");
                 }
                 self.subscription = None;
                 self.schedule_resubscribe();

@@ -15,8 +15,9 @@ use crate::spec::{Backoff, RestartPolicy, Spec};
 /// - An end the controller asked for (`kill_requested`) changes nothing but the last end: scaling,
 ///   rollouts and surplus kills are not failures, and are relaunched (if still wanted) at once.
 /// - A task that ran for `backoff.reset_after` first resets the failure count.
-/// - `never`: done after any end, except a cluster-caused end of a task that never reached
-///   RUNNING (an offer rescinded, an agent lost while staging): it did not get its one run.
+/// - `never`: done after any end the task itself caused. A cluster-caused end (agent lost,
+///   framework removed by the master, offer rescinded) is not the task's one run: it is
+///   relaunched at once, as the task spec says of every failure the cluster caused.
 /// - `on-failure`: FINISHED is done; a cluster-caused failure is relaunched at once and not
 ///   counted; any other end counts, waits for the backoff, and gives up at `max_failures` (> 0).
 /// - `always`: like `on-failure`, except that FINISHED counts too (a service that keeps exiting
@@ -50,8 +51,7 @@ pub fn instance_after_end(
     let finished = record.state == TaskState::Finished;
     match spec.restart {
         RestartPolicy::Never => {
-            let never_ran = record.cluster_caused && record.running_since_ms.is_none();
-            if !never_ran {
+            if !record.cluster_caused {
                 next.done = true;
             }
         }

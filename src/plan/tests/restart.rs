@@ -113,8 +113,11 @@ fn instance_after_end_follows_the_restart_policy() {
         },
         Case {
             cluster: true,
-            done: true,
-            ..case("never: lost after running was its run", Never, Lost)
+            ..case(
+                "never: lost after running (the cluster's doing) runs again",
+                Never,
+                Lost,
+            )
         },
     ];
     for c in cases {
