@@ -7,7 +7,9 @@
 //! - `ledger`: one record per task id the controller may have launched;
 //! - `backoff`: the relaunch backoff of each instance;
 //! - `history`: the last attempts of each instance, bounded;
-//! - `rollouts`: rollouts that stopped (the generation that failed and why).
+//! - `rollouts`: rollouts that stopped (the generation that failed and why);
+//! - `previous_specs`: the spec in force before each spec's latest generation change (a stopped
+//!   rollout relaunches lost instances from it).
 //!
 //! Durability promises (the README repeats them for operators):
 //! - A method documented as *flushed* returns only after sled has written the change to disk
@@ -38,6 +40,7 @@ pub enum Tree {
     Backoff,
     History,
     Rollouts,
+    Previous,
 }
 
 impl Tree {
@@ -48,6 +51,7 @@ impl Tree {
             Tree::Backoff => "backoff",
             Tree::History => "history",
             Tree::Rollouts => "rollouts",
+            Tree::Previous => "previous_specs",
         }
     }
 }

@@ -179,6 +179,11 @@ impl Controller {
             .into_iter()
             .map(|(_, kv)| kv)
             .collect();
+        let previous = store
+            .all::<Spec>(Tree::Previous)?
+            .into_iter()
+            .map(|(_, s)| (s.id.clone(), s))
+            .collect();
         let desired = DesiredSet {
             specs: applied,
             ..Default::default()
@@ -199,7 +204,7 @@ impl Controller {
             history,
             offers: BTreeMap::new(),
             agents: BTreeMap::new(),
-            previous: BTreeMap::new(),
+            previous,
             retired: BTreeMap::new(),
             offer_log: VecDeque::new(),
             framework_id,
@@ -326,12 +331,20 @@ impl Controller {
             if let Some(old) = self.desired.specs.get(id) {
                 self.retired.insert(id.clone(), old.clone());
             }
+            if self.previous.remove(id).is_some() {
+                if let Err(e) = self.store.remove(Tree::Previous, id.as_str()) {
+                    tracing::warn!(error = %e, "cannot forget the previous generation");
+                }
+            }
         }
         for (id, spec) in &set.specs {
             self.retired.remove(id);
             if let Some(old) = self.desired.specs.get(id) {
                 if old.content_hash() != spec.content_hash() {
                     self.previous.insert(id.clone(), old.clone());
+                    if let Err(e) = self.store.put(Tree::Previous, id.as_str(), old) {
+                        tracing::warn!(error = %e, "cannot record the previous generation");
+                    }
                 }
             }
         }
