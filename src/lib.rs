@@ -13,4 +13,5 @@ pub mod plan;
 pub mod spec;
 pub mod status;
 pub mod store;
+pub mod timefmt;
 pub mod watch;

@@ -316,22 +316,10 @@ impl Json {
     }
 }
 
+/// A JSON string literal; serde_json escapes exactly as stout does (`\"`, `\\`, `\n`, `\r`, `\t`,
+/// `\b`, `\f`, other control characters as `\u00XX`).
 fn write_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    out.push_str(&serde_json::Value::from(s).to_string());
 }
 
 fn message_json(msg: &DynamicMessage) -> Json {

@@ -429,7 +429,7 @@ impl<'a> SpecPass<'_, 'a> {
                     PendingReason::Backoff { until_ms },
                     format!(
                         "waiting for backoff until {}, last failure: {}",
-                        super::reasons::utc(until_ms),
+                        crate::timefmt::utc(until_ms),
                         last_failure(s)
                     ),
                 );

@@ -172,11 +172,11 @@ impl RolloutState {
         match &self.stopped {
             None => format!(
                 "rolling out generation {generation} since {}",
-                reasons::utc(self.started_at_ms)
+                crate::timefmt::utc(self.started_at_ms)
             ),
             Some(stop) => format!(
                 "rollout of generation {generation} stopped at {}: {}; the old generation keeps running",
-                reasons::utc(stop.at_ms),
+                crate::timefmt::utc(stop.at_ms),
                 stop.reason
             ),
         }

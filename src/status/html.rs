@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::snapshot::{AttemptRow, Snapshot, SpecStatus};
+use crate::timefmt::utc;
 
 /// How many history rows the page shows (newest first, across all specs).
 const HISTORY_ROWS: usize = 50;
@@ -326,29 +327,6 @@ fn relative(at_ms: u64, now_ms: u64) -> String {
     }
 }
 
-/// `2024-05-01 12:34:56 UTC` from ms since the Unix epoch, without a date crate: days to civil
-/// date by Howard Hinnant's algorithm (`civil_from_days`).
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,14 +337,6 @@ mod tests {
             escape(r#"<script>alert("x") & 'y'</script>"#),
             "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
         );
-    }
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        // 2000-02-29 is a leap day; 951782400 s since the epoch.
-        assert_eq!(utc(951_782_400_000 + 3_723_000), "2000-02-29 01:02:03 UTC");
-        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
     }
 
     #[test]

@@ -117,21 +117,7 @@ impl StatusFactory {
     }
 }
 
-/// Mesos' own `isTerminalState` (API notes §10).
-pub(crate) fn is_terminal(state: i32) -> bool {
-    use pb::TaskState as S;
-    matches!(
-        pb::TaskState::try_from(state),
-        Ok(S::TaskFinished
-            | S::TaskFailed
-            | S::TaskKilled
-            | S::TaskError
-            | S::TaskLost
-            | S::TaskDropped
-            | S::TaskGone
-            | S::TaskGoneByOperator)
-    )
-}
+pub(crate) use crate::mesos::proto::is_terminal_state as is_terminal;
 
 fn now_seconds() -> f64 {
     SystemTime::now()

@@ -571,20 +571,7 @@ pub(super) fn state_name(state: i32) -> &'static str {
     pb::TaskState::try_from(state).map_or("TASK_UNKNOWN_STATE", |s| s.as_str_name())
 }
 
-pub(super) fn is_terminal(state: i32) -> bool {
-    use pb::TaskState as S;
-    matches!(
-        pb::TaskState::try_from(state),
-        Ok(S::TaskFinished
-            | S::TaskFailed
-            | S::TaskKilled
-            | S::TaskError
-            | S::TaskLost
-            | S::TaskDropped
-            | S::TaskGone
-            | S::TaskGoneByOperator)
-    )
-}
+pub(super) use crate::mesos::proto::is_terminal_state as is_terminal;
 
 /// A master-generated TaskStatus: SOURCE_MASTER, a timestamp, no uuid.
 pub(super) fn master_status(
