@@ -32,6 +32,7 @@ pub mod env {
     pub const CA_BUNDLE: &str = "MESOS_RECONCILER_CA_BUNDLE";
     pub const STATUS_URL: &str = "MESOS_RECONCILER_STATUS_URL";
     pub const LOG: &str = "MESOS_RECONCILER_LOG";
+    pub const MASTER_LISTEN: &str = "MESOS_RECONCILER_MASTER_LISTEN";
 }
 
 /// Makes an Apache Mesos cluster match a directory of TOML task specs.
@@ -108,7 +109,7 @@ pub struct DevArgs {
     #[command(flatten)]
     pub controller: ControllerArgs,
     /// Where the embedded master listens.
-    #[arg(long, default_value = "127.0.0.1:5050")]
+    #[arg(long, env = env::MASTER_LISTEN, default_value = "127.0.0.1:5050")]
     pub master_listen: SocketAddr,
 }
 

@@ -531,7 +531,7 @@ impl Controller {
     async fn on_framework_removed(&mut self, message: &str) {
         tracing::error!(
             framework_id = ?self.framework_id,
-            %message,
+            reason = %message,
             "MESOS REMOVED THIS FRAMEWORK: all its tasks are gone; registering anew and relaunching everything the specs want"
         );
         if let Err(e) = self.store.clear_framework_id().await {
