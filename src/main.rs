@@ -1,17 +1,26 @@
 //! The `mesos-reconciler` binary: parses the command line, sets up logging and runs one command.
 
 use clap::Parser;
-use mesos_reconciler::cli::{Cli, Command, env};
+use mesos_reconciler::cli::{Cli, Command, env, exit};
 use mesos_reconciler::commands;
 
 fn main() {
-    let cli = Cli::parse();
+    // clap exits with 2 on a usage error, which here means "invalid specs": usage errors get 64.
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let code = if e.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        };
+        let _ = e.print();
+        std::process::exit(code);
+    });
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(mesos_reconciler::cli::exit::FAILURE);
+            std::process::exit(exit::FAILURE);
         }
     };
     let code = runtime.block_on(async move {
