@@ -18,6 +18,8 @@ mod desired;
 mod reconcile;
 mod session;
 mod state;
+mod updates;
+mod upkeep;
 mod view;
 
 use std::future::Future;

@@ -10,14 +10,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::desired::{self, DesiredSet};
-use super::reconcile::{ReconcileCall, Reconciliation};
+use super::reconcile::Reconciliation;
 use super::session::{self, SessionEvent};
 use super::{ControllerError, Event};
 use crate::mesos::client::SchedulerClient;
 use crate::mesos::convert::{self, FrameworkSettings};
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{Call, call};
-use crate::model::{Offer, Resources, TaskId, TaskRecord, TaskState, TaskUpdate};
+use crate::model::{Offer, Resources, TaskId, TaskRecord, TaskState};
 use crate::plan::{InstanceKey, InstanceState, RolloutState};
 use crate::spec::model::{Spec, SpecId};
 use crate::status::{ControlCommand, Snapshot};
@@ -27,16 +27,6 @@ use crate::store::{Store, Tree};
 const OFFER_MEMORY_MS: u64 = 60_000;
 /// A full re-read of the directory at least this often, in case a file event was lost.
 const RESCAN_EVERY: Duration = Duration::from_secs(30);
-/// A launch with no word from Mesos after this long is asked about explicitly.
-const STALE_STAGING_MS: u64 = 30_000;
-/// Periodic reconciliation, as the Mesos reconciliation guide recommends.
-const RECONCILE_EVERY_MS: u64 = 15 * 60_000;
-/// A kill with no end after this long is sent again.
-const KILL_RETRY_MS: u64 = 60_000;
-/// Terminal ledger records kept per instance (for backoff, history and the status page).
-const KEEP_TERMINAL_PER_INSTANCE: usize = 5;
-/// Attempts kept per instance in the history.
-pub(super) const HISTORY_PER_INSTANCE: usize = 10;
 
 /// Milliseconds since the epoch, from tokio's clock so that tests on a paused clock control it.
 #[derive(Debug, Clone)]
@@ -277,7 +267,7 @@ impl Controller {
         }
     }
 
-    async fn reread(&mut self) {
+    pub(super) async fn reread(&mut self) {
         let dir = self.desired_dir.clone();
         let applied = self.desired.specs.clone();
         let set = match tokio::task::spawn_blocking(move || desired::reread(&dir, &applied)).await {
@@ -358,7 +348,7 @@ impl Controller {
         self.update_roles().await;
     }
 
-    fn subscribe(&mut self) {
+    pub(super) fn subscribe(&mut self) {
         if let Some(old) = self.subscription.take() {
             old.abort();
         }
@@ -385,7 +375,7 @@ impl Controller {
     /// 1.9+) changes the roles without dropping the subscription. Its `suppressed_roles` is left
     /// empty, which revives every role; the next pass suppresses again if nothing is pending.
     /// While disconnected nothing is sent: the next SUBSCRIBE carries the roles.
-    async fn update_roles(&mut self) {
+    pub(super) async fn update_roles(&mut self) {
         let roles = self.roles();
         if !self.connected || roles == self.subscribed_roles {
             return;
@@ -436,7 +426,7 @@ impl Controller {
         roles
     }
 
-    fn schedule_resubscribe(&mut self) {
+    pub(super) fn schedule_resubscribe(&mut self) {
         self.connected = false;
         self.offers.clear();
         self.reconciliation.stop();
@@ -451,7 +441,7 @@ impl Controller {
         tracing::info!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
     }
 
-    async fn on_session(&mut self, ev: SessionEvent) {
+    pub(super) async fn on_session(&mut self, ev: SessionEvent) {
         match ev {
             SessionEvent::Subscribed {
                 framework_id,
@@ -493,7 +483,7 @@ impl Controller {
         }
     }
 
-    async fn on_subscribed(&mut self, framework_id: String, master: String) {
+    pub(super) async fn on_subscribed(&mut self, framework_id: String, master: String) {
         if self.framework_id.as_deref() != Some(framework_id.as_str()) {
             // Durability rule 1: flushed before anything else happens under this id.
             if let Err(e) = self.store.set_framework_id(&framework_id).await {
@@ -528,7 +518,7 @@ impl Controller {
         self.update_roles().await;
     }
 
-    async fn on_framework_removed(&mut self, message: &str) {
+    pub(super) async fn on_framework_removed(&mut self, message: &str) {
         tracing::error!(
             framework_id = ?self.framework_id,
             reason = %message,
@@ -553,169 +543,7 @@ impl Controller {
         self.persist_records(&changed).await;
     }
 
-    async fn on_update(&mut self, u: TaskUpdate) {
-        self.counts.status_updates += 1;
-        if let Some(call) = self.reconciliation.answered(&u.task_id) {
-            self.send_reconcile(call).await;
-        }
-        self.asked_stale.remove(&u.task_id);
-        let now = self.clock.now_ms();
-        let Some(record) = self.ledger.get(&u.task_id).cloned() else {
-            self.on_unknown_task(&u).await;
-            return;
-        };
-        let was_live = record.is_live();
-        let mut r = record;
-        let previous_state = r.state;
-        r.state = u.state;
-        r.updated_at_ms = now;
-        if u.agent_id.is_some() {
-            r.agent_id.clone_from(&u.agent_id);
-        }
-        if u.healthy.is_some() {
-            r.healthy = u.healthy;
-        }
-        // The reason and message describe the latest update, so a later update without a reason
-        // clears them. A reconciliation answer that only repeats the state the ledger has keeps
-        // the reason that state came with ("exit 3" is worth more than "Latest task state").
-        let repeats_state =
-            u.reason.as_deref() == Some("RECONCILIATION") && u.state == previous_state;
-        if !repeats_state {
-            r.reason.clone_from(&u.reason);
-            r.message.clone_from(&u.message);
-        }
-        match u.state {
-            TaskState::Running => {
-                r.unreachable_since_ms = None;
-                if r.running_since_ms.is_none() {
-                    r.running_since_ms = Some(now);
-                }
-            }
-            TaskState::Unreachable => {
-                r.unreachable_since_ms.get_or_insert(now);
-            }
-            _ => {}
-        }
-        if r.state.is_terminal() {
-            r.cluster_caused = u.cluster_caused();
-        }
-        if self.ledger.get(&r.task_id).map(|o| (o.state, o.healthy)) != Some((r.state, r.healthy)) {
-            tracing::info!(
-                task_id = %r.task_id,
-                healthy = ?r.healthy,
-                reason = r.reason.as_deref().unwrap_or(""),
-                detail = r.message.as_deref().unwrap_or(""),
-                "{}#{} {}",
-                r.spec_id,
-                r.instance,
-                r.state
-            );
-        }
-        if was_live && r.state.is_terminal() {
-            self.record_end(&r);
-        }
-        self.touch_history(&r);
-        self.ledger.insert(r.task_id.clone(), r.clone());
-        // Durability rule 3: written and flushed, then acknowledged.
-        self.persist_records(std::slice::from_ref(&r)).await;
-        crate::failpoint::hit("after-persist-before-ack");
-        self.acknowledge(&u).await;
-        // A kill sent while the task's agent was unreachable could not reach it (the master has
-        // no agent to forward it to). Now that the task is heard from again, the kill is sent
-        // again at once, not KILL_RETRY_MS after this update.
-        let back = matches!(previous_state, TaskState::Unreachable | TaskState::Unknown)
-            && r.is_live()
-            && !matches!(r.state, TaskState::Unreachable | TaskState::Unknown);
-        if back && r.kill_requested {
-            tracing::info!(task_id = %r.task_id, "reachable again: sending its kill again");
-            let grace = self.kill_grace_of(&r.task_id);
-            self.send_kill(&r.task_id, r.agent_id.as_deref(), grace)
-                .await;
-        }
-    }
-
-    /// A task of this framework the ledger does not know (found by implicit reconciliation, or a
-    /// launch from a ledger that was lost): nothing wants it, so it is killed.
-    async fn on_unknown_task(&mut self, u: &TaskUpdate) {
-        if !u.state.is_terminal() {
-            tracing::warn!(task_id = %u.task_id, agent = ?u.agent_id, state = %u.state, "killing a task the ledger does not know");
-            self.send_kill(&u.task_id, u.agent_id.as_deref(), Duration::from_secs(5))
-                .await;
-        }
-        self.acknowledge(u).await;
-    }
-
-    /// Bookkeeping when a task reaches a terminal state: the instance's backoff and failure count.
-    fn record_end(&mut self, r: &TaskRecord) {
-        let Some(spec) = SpecId::new(r.spec_id.clone())
-            .ok()
-            .and_then(|id| self.desired.specs.get(&id))
-        else {
-            return;
-        };
-        let key = InstanceKey::new(spec.id.clone(), r.instance);
-        let now = self.clock.now_ms();
-        let next = crate::plan::instance_after_end(self.instances.get(&key), r, spec, now);
-        if next.counts_failure(self.instances.get(&key)) {
-            self.counts.failures += 1;
-        }
-        if let Err(e) = self
-            .store
-            .put(Tree::Backoff, &key.to_string(), &(&key, &next))
-        {
-            tracing::error!(error = %e, "cannot record the instance's backoff");
-        }
-        self.instances.insert(key, next);
-    }
-
-    pub(super) fn touch_history(&mut self, r: &TaskRecord) {
-        let key = format!("{}#{}", r.spec_id, r.instance);
-        let list = self.history.entry(key.clone()).or_default();
-        let ended = r.state.is_terminal().then_some(r.updated_at_ms);
-        match list.iter_mut().find(|a| a.task_id == r.task_id.0) {
-            Some(a) => {
-                a.state = r.state;
-                a.ended_ms = ended;
-                a.reason = describe_outcome(r);
-                a.agent_id.clone_from(&r.agent_id);
-            }
-            None => {
-                list.push_back(Attempt {
-                    task_id: r.task_id.0.clone(),
-                    started_ms: r.launched_at_ms,
-                    ended_ms: ended,
-                    state: r.state,
-                    reason: describe_outcome(r),
-                    agent_id: r.agent_id.clone(),
-                    hostname: r.hostname.clone(),
-                });
-                while list.len() > HISTORY_PER_INSTANCE {
-                    list.pop_front();
-                }
-            }
-        }
-        // History may be lost in a crash (it is not flushed on its own); the ledger is the truth.
-        if let Err(e) = self.store.put(Tree::History, &key, list) {
-            tracing::warn!(error = %e, "cannot record history");
-        }
-    }
-
-    /// Writes ledger records and flushes them.
-    pub async fn persist_records(&mut self, records: &[TaskRecord]) {
-        let write = self.store.put_all(
-            Tree::Ledger,
-            records.iter().map(|r| (r.task_id.0.as_str(), r)),
-        );
-        if let Err(e) = write {
-            tracing::error!(error = %e, "cannot write the ledger");
-            return;
-        }
-        if let Err(e) = self.store.flush().await {
-            tracing::error!(error = %e, "cannot flush the ledger");
-        }
-    }
-
-    fn on_control(&mut self, cmd: ControlCommand) {
+    pub(super) fn on_control(&mut self, cmd: ControlCommand) {
         match cmd {
             ControlCommand::ApproveDeletions { reply } => {
                 let text = match &self.guard {
@@ -732,184 +560,6 @@ impl Controller {
                 let _ = reply.send(text);
             }
         }
-    }
-
-    async fn on_timer(&mut self) {
-        let now = Instant::now();
-        if self.resubscribe_at.is_some_and(|at| now >= at) && self.subscription.is_none() {
-            self.subscribe();
-        }
-        if now >= self.next_rescan {
-            self.reread().await;
-        }
-        let now_ms = self.clock.now_ms();
-        if let Some(call) = self.reconciliation.tick(now_ms) {
-            self.send_reconcile(call).await;
-        }
-        if self.connected {
-            self.check_stale_launches(now_ms).await;
-            self.retry_kills(now_ms).await;
-            if now_ms.saturating_sub(self.last_reconcile_ms) >= RECONCILE_EVERY_MS
-                && !self.reconciliation.awaiting()
-            {
-                self.last_reconcile_ms = now_ms;
-                let tasks: Vec<_> = self
-                    .ledger
-                    .values()
-                    .filter(|r| r.is_live())
-                    .map(|r| (r.task_id.clone(), r.agent_id.clone()))
-                    .collect();
-                let call = self.reconciliation.start(tasks, now_ms);
-                self.send_reconcile(call).await;
-            }
-        }
-    }
-
-    /// Launches Mesos never answered (the ACCEPT may have been lost with a connection) are asked
-    /// about explicitly; the answer (TASK_LOST/GONE/UNKNOWN for a task the master never saw) makes
-    /// them terminal and the plan relaunches them.
-    async fn check_stale_launches(&mut self, now_ms: u64) {
-        let stale: Vec<(TaskId, Option<String>)> = self
-            .ledger
-            .values()
-            .filter(|r| {
-                r.state == TaskState::Staging
-                    && now_ms.saturating_sub(r.updated_at_ms) >= STALE_STAGING_MS
-                    && !self.asked_stale.contains(&r.task_id)
-            })
-            .map(|r| (r.task_id.clone(), r.agent_id.clone()))
-            .collect();
-        if stale.is_empty() {
-            return;
-        }
-        tracing::info!(
-            tasks = stale.len(),
-            "asking mesos about launches it has not answered"
-        );
-        self.asked_stale
-            .extend(stale.iter().map(|(t, _)| t.clone()));
-        self.send_reconcile(ReconcileCall::Explicit(stale)).await;
-    }
-
-    /// Forgets terminal records beyond the few kept per instance, and every terminal record of a
-    /// spec that no longer exists.
-    pub fn prune_ledger(&mut self) {
-        let mut by_instance: BTreeMap<(String, u32), Vec<(u64, TaskId)>> = BTreeMap::new();
-        for r in self.ledger.values().filter(|r| !r.is_live()) {
-            by_instance
-                .entry((r.spec_id.clone(), r.instance))
-                .or_default()
-                .push((r.updated_at_ms, r.task_id.clone()));
-        }
-        let mut forget = Vec::new();
-        for ((spec, _), mut list) in by_instance {
-            let spec_exists = SpecId::new(spec)
-                .ok()
-                .is_some_and(|id| self.desired.specs.contains_key(&id));
-            list.sort();
-            let keep = if spec_exists {
-                KEEP_TERMINAL_PER_INSTANCE
-            } else {
-                0
-            };
-            let drop_n = list.len().saturating_sub(keep);
-            forget.extend(list.into_iter().take(drop_n).map(|(_, id)| id));
-        }
-        for id in forget {
-            self.ledger.remove(&id);
-            if let Err(e) = self.store.remove(Tree::Ledger, &id.0) {
-                tracing::warn!(error = %e, "cannot prune the ledger");
-            }
-        }
-    }
-
-    /// Records a rollout change from the plan (`None` = the rollout is over).
-    pub fn set_rollout(&mut self, id: &SpecId, rollout: Option<RolloutState>) {
-        let result = match &rollout {
-            Some(r) => {
-                if let Some(stop) = &r.stopped {
-                    if self
-                        .rollouts
-                        .get(id)
-                        .is_none_or(|old| old.stopped.is_none())
-                    {
-                        tracing::error!(spec = %id.as_str(), reason = %stop.reason, "rollout stopped; the previous generation keeps running");
-                    }
-                }
-                self.rollouts.insert(id.clone(), r.clone());
-                self.store.put(Tree::Rollouts, id.as_str(), &(id, r))
-            }
-            None => {
-                self.rollouts.remove(id);
-                self.store.remove(Tree::Rollouts, id.as_str())
-            }
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cannot record the rollout state");
-        }
-    }
-
-    /// Drops the backoff state of instances no spec wants any more (scaled down or deleted), so a
-    /// later scale-up starts them fresh, and retired specs whose tasks are all gone.
-    pub fn forget_unwanted_instances(&mut self) {
-        let unwanted: Vec<InstanceKey> = self
-            .instances
-            .keys()
-            .filter(|k| {
-                self.desired
-                    .specs
-                    .get(&k.spec)
-                    .is_none_or(|s| k.instance >= s.instances)
-            })
-            .cloned()
-            .collect();
-        for k in unwanted {
-            self.instances.remove(&k);
-            if let Err(e) = self.store.remove(Tree::Backoff, &k.to_string()) {
-                tracing::warn!(error = %e, "cannot forget an instance's backoff");
-            }
-        }
-        let ledger = &self.ledger;
-        self.retired.retain(|id, _| {
-            ledger
-                .values()
-                .any(|r| r.is_live() && r.spec_id == id.as_str())
-        });
-    }
-
-    /// Kills that did not take effect (a lost call, an agent that was away) are sent again.
-    pub(super) async fn retry_kills(&mut self, now_ms: u64) {
-        let stuck: Vec<(TaskId, Option<String>)> = self
-            .ledger
-            .values()
-            .filter(|r| {
-                r.kill_requested
-                    && r.is_live()
-                    && now_ms.saturating_sub(r.updated_at_ms) >= KILL_RETRY_MS
-            })
-            .map(|r| (r.task_id.clone(), r.agent_id.clone()))
-            .collect();
-        for (task_id, agent) in stuck {
-            tracing::info!(%task_id, "kill not confirmed yet: sending it again");
-            if let Some(r) = self.ledger.get_mut(&task_id) {
-                r.updated_at_ms = now_ms;
-            }
-            let grace = self.kill_grace_of(&task_id);
-            self.send_kill(&task_id, agent.as_deref(), grace).await;
-        }
-    }
-
-    fn kill_grace_of(&self, task_id: &TaskId) -> Duration {
-        self.ledger
-            .get(task_id)
-            .and_then(|r| SpecId::new(r.spec_id.clone()).ok())
-            .and_then(|id| {
-                self.desired
-                    .specs
-                    .get(&id)
-                    .or_else(|| self.retired.get(&id))
-            })
-            .map_or(crate::plan::DEFAULT_KILL_GRACE, |s| s.kill_grace)
     }
 
     /// Stops launching, flushes everything, and closes the subscription without tearing the
@@ -930,15 +580,5 @@ impl Controller {
 
     pub fn reconciled(&self) -> bool {
         self.connected && self.reconciliation.done()
-    }
-}
-
-/// The reason and message of a task's latest update as one line for the history
-/// (`AGENT_REMOVED: agent lost`, or whichever of the two is present).
-fn describe_outcome(r: &TaskRecord) -> Option<String> {
-    match (&r.reason, &r.message) {
-        (Some(reason), Some(message)) => Some(format!("{reason}: {message}")),
-        (Some(one), None) | (None, Some(one)) => Some(one.clone()),
-        (None, None) => None,
     }
 }

@@ -1,0 +1,187 @@
+//! How a status update changes the state: the ledger record, the instance's backoff and the
+//! history, written and flushed before the update is acknowledged (durability rule 3).
+
+use std::time::Duration;
+
+use super::state::{Attempt, Controller};
+use crate::model::{TaskRecord, TaskState, TaskUpdate};
+use crate::plan::InstanceKey;
+use crate::spec::model::SpecId;
+use crate::store::Tree;
+
+/// Attempts kept per instance in the history.
+const HISTORY_PER_INSTANCE: usize = 10;
+
+impl Controller {
+    pub(super) async fn on_update(&mut self, u: TaskUpdate) {
+        self.counts.status_updates += 1;
+        if let Some(call) = self.reconciliation.answered(&u.task_id) {
+            self.send_reconcile(call).await;
+        }
+        self.asked_stale.remove(&u.task_id);
+        let now = self.clock.now_ms();
+        let Some(record) = self.ledger.get(&u.task_id).cloned() else {
+            self.on_unknown_task(&u).await;
+            return;
+        };
+        let was_live = record.is_live();
+        let mut r = record;
+        let previous_state = r.state;
+        r.state = u.state;
+        r.updated_at_ms = now;
+        if u.agent_id.is_some() {
+            r.agent_id.clone_from(&u.agent_id);
+        }
+        if u.healthy.is_some() {
+            r.healthy = u.healthy;
+        }
+        // The reason and message describe the latest update, so a later update without a reason
+        // clears them. A reconciliation answer that only repeats the state the ledger has keeps
+        // the reason that state came with ("exit 3" is worth more than "Latest task state").
+        let repeats_state =
+            u.reason.as_deref() == Some("RECONCILIATION") && u.state == previous_state;
+        if !repeats_state {
+            r.reason.clone_from(&u.reason);
+            r.message.clone_from(&u.message);
+        }
+        match u.state {
+            TaskState::Running => {
+                r.unreachable_since_ms = None;
+                if r.running_since_ms.is_none() {
+                    r.running_since_ms = Some(now);
+                }
+            }
+            TaskState::Unreachable => {
+                r.unreachable_since_ms.get_or_insert(now);
+            }
+            _ => {}
+        }
+        if r.state.is_terminal() {
+            r.cluster_caused = u.cluster_caused();
+        }
+        if self.ledger.get(&r.task_id).map(|o| (o.state, o.healthy)) != Some((r.state, r.healthy)) {
+            tracing::info!(
+                task_id = %r.task_id,
+                healthy = ?r.healthy,
+                reason = r.reason.as_deref().unwrap_or(""),
+                detail = r.message.as_deref().unwrap_or(""),
+                "{}#{} {}",
+                r.spec_id,
+                r.instance,
+                r.state
+            );
+        }
+        if was_live && r.state.is_terminal() {
+            self.record_end(&r);
+        }
+        self.touch_history(&r);
+        self.ledger.insert(r.task_id.clone(), r.clone());
+        // Durability rule 3: written and flushed, then acknowledged.
+        self.persist_records(std::slice::from_ref(&r)).await;
+        crate::failpoint::hit("after-persist-before-ack");
+        self.acknowledge(&u).await;
+        // A kill sent while the task's agent was unreachable could not reach it (the master has
+        // no agent to forward it to). Now that the task is heard from again, the kill is sent
+        // again at once, not KILL_RETRY_MS after this update.
+        let back = matches!(previous_state, TaskState::Unreachable | TaskState::Unknown)
+            && r.is_live()
+            && !matches!(r.state, TaskState::Unreachable | TaskState::Unknown);
+        if back && r.kill_requested {
+            tracing::info!(task_id = %r.task_id, "reachable again: sending its kill again");
+            let grace = self.kill_grace_of(&r.task_id);
+            self.send_kill(&r.task_id, r.agent_id.as_deref(), grace)
+                .await;
+        }
+    }
+
+    /// A task of this framework the ledger does not know (found by implicit reconciliation, or a
+    /// launch from a ledger that was lost): nothing wants it, so it is killed.
+    pub(super) async fn on_unknown_task(&mut self, u: &TaskUpdate) {
+        if !u.state.is_terminal() {
+            tracing::warn!(task_id = %u.task_id, agent = ?u.agent_id, state = %u.state, "killing a task the ledger does not know");
+            self.send_kill(&u.task_id, u.agent_id.as_deref(), Duration::from_secs(5))
+                .await;
+        }
+        self.acknowledge(u).await;
+    }
+
+    /// Bookkeeping when a task reaches a terminal state: the instance's backoff and failure count.
+    pub(super) fn record_end(&mut self, r: &TaskRecord) {
+        let Some(spec) = SpecId::new(r.spec_id.clone())
+            .ok()
+            .and_then(|id| self.desired.specs.get(&id))
+        else {
+            return;
+        };
+        let key = InstanceKey::new(spec.id.clone(), r.instance);
+        let now = self.clock.now_ms();
+        let next = crate::plan::instance_after_end(self.instances.get(&key), r, spec, now);
+        if next.counts_failure(self.instances.get(&key)) {
+            self.counts.failures += 1;
+        }
+        if let Err(e) = self
+            .store
+            .put(Tree::Backoff, &key.to_string(), &(&key, &next))
+        {
+            tracing::error!(error = %e, "cannot record the instance's backoff");
+        }
+        self.instances.insert(key, next);
+    }
+
+    pub(super) fn touch_history(&mut self, r: &TaskRecord) {
+        let key = format!("{}#{}", r.spec_id, r.instance);
+        let list = self.history.entry(key.clone()).or_default();
+        let ended = r.state.is_terminal().then_some(r.updated_at_ms);
+        match list.iter_mut().find(|a| a.task_id == r.task_id.0) {
+            Some(a) => {
+                a.state = r.state;
+                a.ended_ms = ended;
+                a.reason = describe_outcome(r);
+                a.agent_id.clone_from(&r.agent_id);
+            }
+            None => {
+                list.push_back(Attempt {
+                    task_id: r.task_id.0.clone(),
+                    started_ms: r.launched_at_ms,
+                    ended_ms: ended,
+                    state: r.state,
+                    reason: describe_outcome(r),
+                    agent_id: r.agent_id.clone(),
+                    hostname: r.hostname.clone(),
+                });
+                while list.len() > HISTORY_PER_INSTANCE {
+                    list.pop_front();
+                }
+            }
+        }
+        // History may be lost in a crash (it is not flushed on its own); the ledger is the truth.
+        if let Err(e) = self.store.put(Tree::History, &key, list) {
+            tracing::warn!(error = %e, "cannot record history");
+        }
+    }
+
+    /// Writes ledger records and flushes them.
+    pub(super) async fn persist_records(&mut self, records: &[TaskRecord]) {
+        let write = self.store.put_all(
+            Tree::Ledger,
+            records.iter().map(|r| (r.task_id.0.as_str(), r)),
+        );
+        if let Err(e) = write {
+            tracing::error!(error = %e, "cannot write the ledger");
+            return;
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "cannot flush the ledger");
+        }
+    }
+}
+
+/// The reason and message of a task's latest update as one line for the history
+/// (`AGENT_REMOVED: agent lost`, or whichever of the two is present).
+fn describe_outcome(r: &TaskRecord) -> Option<String> {
+    match (&r.reason, &r.message) {
+        (Some(reason), Some(message)) => Some(format!("{reason}: {message}")),
+        (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+        (None, None) => None,
+    }
+}

@@ -1,0 +1,203 @@
+//! Upkeep driven by time and by the end of a pass: periodic and stale-launch reconciliation,
+//! unconfirmed kills sent again, the ledger and instance states pruned, rollout changes recorded.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::reconcile::ReconcileCall;
+use super::state::Controller;
+use crate::model::{TaskId, TaskState};
+use crate::plan::{InstanceKey, RolloutState};
+use crate::spec::model::SpecId;
+use crate::store::Tree;
+
+/// A launch with no word from Mesos after this long is asked about explicitly.
+const STALE_STAGING_MS: u64 = 30_000;
+/// Periodic reconciliation, as the Mesos reconciliation guide recommends.
+const RECONCILE_EVERY_MS: u64 = 15 * 60_000;
+/// A kill with no end after this long is sent again.
+const KILL_RETRY_MS: u64 = 60_000;
+/// Terminal ledger records kept per instance (for backoff, history and the status page).
+const KEEP_TERMINAL_PER_INSTANCE: usize = 5;
+
+impl Controller {
+    pub(super) async fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.resubscribe_at.is_some_and(|at| now >= at) && self.subscription.is_none() {
+            self.subscribe();
+        }
+        if now >= self.next_rescan {
+            self.reread().await;
+        }
+        let now_ms = self.clock.now_ms();
+        if let Some(call) = self.reconciliation.tick(now_ms) {
+            self.send_reconcile(call).await;
+        }
+        if self.connected {
+            self.check_stale_launches(now_ms).await;
+            self.retry_kills(now_ms).await;
+            if now_ms.saturating_sub(self.last_reconcile_ms) >= RECONCILE_EVERY_MS
+                && !self.reconciliation.awaiting()
+            {
+                self.last_reconcile_ms = now_ms;
+                let tasks: Vec<_> = self
+                    .ledger
+                    .values()
+                    .filter(|r| r.is_live())
+                    .map(|r| (r.task_id.clone(), r.agent_id.clone()))
+                    .collect();
+                let call = self.reconciliation.start(tasks, now_ms);
+                self.send_reconcile(call).await;
+            }
+        }
+    }
+
+    /// Launches Mesos never answered (the ACCEPT may have been lost with a connection) are asked
+    /// about explicitly; the answer (TASK_LOST/GONE/UNKNOWN for a task the master never saw) makes
+    /// them terminal and the plan relaunches them.
+    pub(super) async fn check_stale_launches(&mut self, now_ms: u64) {
+        let stale: Vec<(TaskId, Option<String>)> = self
+            .ledger
+            .values()
+            .filter(|r| {
+                r.state == TaskState::Staging
+                    && now_ms.saturating_sub(r.updated_at_ms) >= STALE_STAGING_MS
+                    && !self.asked_stale.contains(&r.task_id)
+            })
+            .map(|r| (r.task_id.clone(), r.agent_id.clone()))
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        tracing::info!(
+            tasks = stale.len(),
+            "asking mesos about launches it has not answered"
+        );
+        self.asked_stale
+            .extend(stale.iter().map(|(t, _)| t.clone()));
+        self.send_reconcile(ReconcileCall::Explicit(stale)).await;
+    }
+
+    /// Forgets terminal records beyond the few kept per instance, and every terminal record of a
+    /// spec that no longer exists.
+    pub(super) fn prune_ledger(&mut self) {
+        let mut by_instance: BTreeMap<(String, u32), Vec<(u64, TaskId)>> = BTreeMap::new();
+        for r in self.ledger.values().filter(|r| !r.is_live()) {
+            by_instance
+                .entry((r.spec_id.clone(), r.instance))
+                .or_default()
+                .push((r.updated_at_ms, r.task_id.clone()));
+        }
+        let mut forget = Vec::new();
+        for ((spec, _), mut list) in by_instance {
+            let spec_exists = SpecId::new(spec)
+                .ok()
+                .is_some_and(|id| self.desired.specs.contains_key(&id));
+            list.sort();
+            let keep = if spec_exists {
+                KEEP_TERMINAL_PER_INSTANCE
+            } else {
+                0
+            };
+            let drop_n = list.len().saturating_sub(keep);
+            forget.extend(list.into_iter().take(drop_n).map(|(_, id)| id));
+        }
+        for id in forget {
+            self.ledger.remove(&id);
+            if let Err(e) = self.store.remove(Tree::Ledger, &id.0) {
+                tracing::warn!(error = %e, "cannot prune the ledger");
+            }
+        }
+    }
+
+    /// Records a rollout change from the plan (`None` = the rollout is over).
+    pub(super) fn set_rollout(&mut self, id: &SpecId, rollout: Option<RolloutState>) {
+        let result = match &rollout {
+            Some(r) => {
+                if let Some(stop) = &r.stopped {
+                    if self
+                        .rollouts
+                        .get(id)
+                        .is_none_or(|old| old.stopped.is_none())
+                    {
+                        tracing::error!(spec = %id.as_str(), reason = %stop.reason, "rollout stopped; the previous generation keeps running");
+                    }
+                }
+                self.rollouts.insert(id.clone(), r.clone());
+                self.store.put(Tree::Rollouts, id.as_str(), &(id, r))
+            }
+            None => {
+                self.rollouts.remove(id);
+                self.store.remove(Tree::Rollouts, id.as_str())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot record the rollout state");
+        }
+    }
+
+    /// Drops the backoff state of instances no spec wants any more (scaled down or deleted), so a
+    /// later scale-up starts them fresh, and retired specs whose tasks are all gone.
+    pub(super) fn forget_unwanted_instances(&mut self) {
+        let unwanted: Vec<InstanceKey> = self
+            .instances
+            .keys()
+            .filter(|k| {
+                self.desired
+                    .specs
+                    .get(&k.spec)
+                    .is_none_or(|s| k.instance >= s.instances)
+            })
+            .cloned()
+            .collect();
+        for k in unwanted {
+            self.instances.remove(&k);
+            if let Err(e) = self.store.remove(Tree::Backoff, &k.to_string()) {
+                tracing::warn!(error = %e, "cannot forget an instance's backoff");
+            }
+        }
+        let ledger = &self.ledger;
+        self.retired.retain(|id, _| {
+            ledger
+                .values()
+                .any(|r| r.is_live() && r.spec_id == id.as_str())
+        });
+    }
+
+    /// Kills that did not take effect (a lost call, an agent that was away) are sent again.
+    pub(super) async fn retry_kills(&mut self, now_ms: u64) {
+        let stuck: Vec<(TaskId, Option<String>)> = self
+            .ledger
+            .values()
+            .filter(|r| {
+                r.kill_requested
+                    && r.is_live()
+                    && now_ms.saturating_sub(r.updated_at_ms) >= KILL_RETRY_MS
+            })
+            .map(|r| (r.task_id.clone(), r.agent_id.clone()))
+            .collect();
+        for (task_id, agent) in stuck {
+            tracing::info!(%task_id, "kill not confirmed yet: sending it again");
+            if let Some(r) = self.ledger.get_mut(&task_id) {
+                r.updated_at_ms = now_ms;
+            }
+            let grace = self.kill_grace_of(&task_id);
+            self.send_kill(&task_id, agent.as_deref(), grace).await;
+        }
+    }
+
+    pub(super) fn kill_grace_of(&self, task_id: &TaskId) -> Duration {
+        self.ledger
+            .get(task_id)
+            .and_then(|r| SpecId::new(r.spec_id.clone()).ok())
+            .and_then(|id| {
+                self.desired
+                    .specs
+                    .get(&id)
+                    .or_else(|| self.retired.get(&id))
+            })
+            .map_or(crate::plan::DEFAULT_KILL_GRACE, |s| s.kill_grace)
+    }
+}
