@@ -15,7 +15,13 @@ fn main() {
         let _ = e.print();
         std::process::exit(code);
     });
-    init_logging();
+    // In `dev` the embedded cluster logs only warnings by default, so the log shows one line per
+    // task transition (the controller's), not three.
+    let default_filter = match cli.command {
+        Command::Dev(_) => "info,mesos_reconciler::devcluster=warn",
+        _ => "info",
+    };
+    init_logging(default_filter);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -35,11 +41,11 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Logs go to stderr; `MESOS_RECONCILER_LOG` (or `RUST_LOG`) filters them, `info` by default.
-fn init_logging() {
+/// Logs go to stderr; `MESOS_RECONCILER_LOG` (or `RUST_LOG`) filters them.
+fn init_logging(default_filter: &str) {
     let filter = std::env::var(env::LOG)
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
+        .unwrap_or_else(|_| default_filter.to_owned());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

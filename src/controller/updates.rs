@@ -60,16 +60,7 @@ impl Controller {
             r.cluster_caused = u.cluster_caused();
         }
         if self.ledger.get(&r.task_id).map(|o| (o.state, o.healthy)) != Some((r.state, r.healthy)) {
-            tracing::info!(
-                task_id = %r.task_id,
-                healthy = ?r.healthy,
-                reason = r.reason.as_deref().unwrap_or(""),
-                detail = r.message.as_deref().unwrap_or(""),
-                "{}#{} {}",
-                r.spec_id,
-                r.instance,
-                r.state
-            );
+            tracing::info!(task_id = %r.task_id, "{}", transition_line(&r));
         }
         if was_live && r.state.is_terminal() {
             self.record_end(&r);
@@ -184,4 +175,20 @@ fn describe_outcome(r: &TaskRecord) -> Option<String> {
         (Some(one), None) | (None, Some(one)) => Some(one.clone()),
         (None, None) => None,
     }
+}
+
+/// One log line per task transition, e.g. `web#0 TASK_RUNNING (healthy)` or
+/// `hello#0 TASK_FINISHED: Command exited with status 0`.
+fn transition_line(r: &TaskRecord) -> String {
+    let mut line = format!("{}#{} {}", r.spec_id, r.instance, r.state);
+    match r.healthy {
+        Some(true) => line.push_str(" (healthy)"),
+        Some(false) => line.push_str(" (unhealthy)"),
+        None => {}
+    }
+    if let Some(outcome) = describe_outcome(r) {
+        line.push_str(": ");
+        line.push_str(&outcome);
+    }
+    line
 }
