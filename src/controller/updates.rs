@@ -51,10 +51,16 @@ impl Controller {
                     r.running_since_ms = Some(now);
                 }
             }
-            TaskState::Unreachable => {
+            // Both mean "Mesos cannot see the task now"; the time it started is kept across
+            // repeated answers, for `unreachable_after` and for forgetting UNKNOWN tasks.
+            TaskState::Unreachable | TaskState::Unknown => {
                 r.unreachable_since_ms.get_or_insert(now);
             }
             _ => {}
+        }
+        // Health is a property of a running task: a task that is no longer running is neither.
+        if u.healthy.is_none() && u.state != TaskState::Running {
+            r.healthy = None;
         }
         if r.state.is_terminal() {
             r.cluster_caused = u.cluster_caused();

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::reconcile::ReconcileCall;
 use super::state::Controller;
-use crate::model::{TaskId, TaskState};
+use crate::model::{TaskId, TaskRecord, TaskState};
 use crate::plan::{InstanceKey, RolloutState};
 use crate::spec::model::SpecId;
 use crate::store::Tree;
@@ -21,6 +21,11 @@ const RECONCILE_EVERY_MS: u64 = 15 * 60_000;
 const KILL_RETRY_MS: u64 = 60_000;
 /// Terminal ledger records kept per instance (for backoff, history and the status page).
 const KEEP_TERMINAL_PER_INSTANCE: usize = 5;
+
+/// A task the master has answered TASK_UNKNOWN for this long (its agent unknown to the master) is
+/// taken as gone: Mesos' own agent re-registration timeout is 10 minutes, after which such an agent
+/// can no longer bring its tasks back.
+const FORGET_UNKNOWN_MS: u64 = 10 * 60_000;
 
 impl Controller {
     pub(super) async fn on_timer(&mut self) {
@@ -37,6 +42,7 @@ impl Controller {
         }
         if self.connected {
             self.check_stale_launches(now_ms).await;
+            self.forget_unknown_tasks(now_ms).await;
             self.retry_kills(now_ms).await;
             if now_ms.saturating_sub(self.last_reconcile_ms) >= RECONCILE_EVERY_MS
                 && !self.reconciliation.awaiting()
@@ -78,6 +84,37 @@ impl Controller {
         self.asked_stale
             .extend(stale.iter().map(|(t, _)| t.clone()));
         self.send_reconcile(ReconcileCall::Explicit(stale)).await;
+    }
+
+    /// Tasks the master has not known for [`FORGET_UNKNOWN_MS`] become TASK_GONE in the ledger (the
+    /// plan replaced them long ago), so they stop being reconciled and listed forever.
+    pub(super) async fn forget_unknown_tasks(&mut self, now_ms: u64) {
+        let expired: Vec<TaskRecord> = self
+            .ledger
+            .values()
+            .filter(|r| {
+                r.state == TaskState::Unknown
+                    && r.unreachable_since_ms
+                        .is_some_and(|since| now_ms.saturating_sub(since) >= FORGET_UNKNOWN_MS)
+            })
+            .cloned()
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut gone = Vec::new();
+        for mut r in expired {
+            tracing::info!(task_id = %r.task_id, "the master has not known this task for 10 minutes: taking it as gone");
+            r.state = TaskState::Gone;
+            r.cluster_caused = true;
+            r.updated_at_ms = now_ms;
+            r.message = Some("unknown to the master for 10 minutes".to_owned());
+            self.record_end(&r);
+            self.touch_history(&r);
+            self.ledger.insert(r.task_id.clone(), r.clone());
+            gone.push(r);
+        }
+        self.persist_records(&gone).await;
     }
 
     /// Forgets terminal records beyond the few kept per instance, and every terminal record of a

@@ -1,6 +1,7 @@
 //! Regression tests, each named after a controller bug these end-to-end tests found.
 
 use crate::e2e::*;
+use mesos_reconciler::devcluster::{DevCluster, DevClusterConfig};
 
 /// The framework's roles were computed only when subscribing, so a spec added later with a role
 /// of its own never got an offer of that role and stayed "waiting for an offer" forever. The
@@ -170,6 +171,59 @@ async fn regression_a_kill_sent_while_the_agent_was_unreachable_was_retried_only
     assert!(
         took < std::time::Duration::from_secs(20),
         "killed {took:?} after its agent came back"
+    );
+    ctl.stop().await;
+    w.shutdown().await;
+}
+
+/// A controller whose master was replaced by one that never heard of its tasks (what `dev` does
+/// on every start) gets TASK_UNKNOWN answers. It replaced those tasks, but kept listing the
+/// UNKNOWN ones as healthy: health now belongs to running tasks only.
+#[tokio::test]
+async fn regression_tasks_unknown_to_a_new_master_kept_showing_healthy() {
+    let mut w = world("newmaster", vec![virtual_agent()]).await;
+    let ctl = w.start_controller().await;
+    w.write_spec(
+        "a",
+        "command = \"sleep 300\"\ncpus = 0.1\nmem = 16\n[health]\ncommand = \"true\"\n",
+    );
+    let old = w.wait_running(&ctl, "a", 1).await.remove(0);
+    ctl.wait_status("the task to be healthy", |s| {
+        match s.tasks.iter().find(|t| t.task_id == old.id) {
+            Some(t) if t.healthy == Some(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    ctl.stop().await;
+
+    // A new master with a new agent: it knows nothing of the old task.
+    let fresh = DevCluster::start(DevClusterConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        agents: vec![virtual_agent()],
+        allocation_interval: std::time::Duration::from_millis(50),
+        heartbeat_interval: std::time::Duration::from_secs(1),
+        work_dir: w.root.path().join("cluster-2"),
+        ..DevClusterConfig::default()
+    })
+    .await
+    .expect("a second dev cluster starts");
+    std::mem::replace(&mut w.cluster, fresh).shutdown().await;
+
+    let ctl = w.start_controller().await;
+    let new = w.wait_running(&ctl, "a", 1).await.remove(0);
+    assert_ne!(new.id, old.id, "the unknown task is replaced");
+    let snap = ctl
+        .wait_status("the old task to be reported unknown", |s| {
+            match s.tasks.iter().find(|t| t.task_id == old.id) {
+                Some(t) if t.state == "TASK_UNKNOWN" => Ok(t.clone()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    assert_eq!(
+        snap.healthy, None,
+        "an unknown task is not healthy: {snap:?}"
     );
     ctl.stop().await;
     w.shutdown().await;
