@@ -92,11 +92,7 @@ impl Controller {
         let expired: Vec<TaskRecord> = self
             .ledger
             .values()
-            .filter(|r| {
-                r.state == TaskState::Unknown
-                    && r.unreachable_since_ms
-                        .is_some_and(|since| now_ms.saturating_sub(since) >= FORGET_UNKNOWN_MS)
-            })
+            .filter(|r| unknown_for_too_long(r, now_ms))
             .cloned()
             .collect();
         if expired.is_empty() {
@@ -236,5 +232,55 @@ impl Controller {
                     .or_else(|| self.retired.get(&id))
             })
             .map_or(crate::plan::DEFAULT_KILL_GRACE, |s| s.kill_grace)
+    }
+}
+
+/// TASK_UNKNOWN since at least [`FORGET_UNKNOWN_MS`] ago.
+fn unknown_for_too_long(r: &TaskRecord, now_ms: u64) -> bool {
+    r.state == TaskState::Unknown
+        && r.unreachable_since_ms
+            .is_some_and(|since| now_ms.saturating_sub(since) >= FORGET_UNKNOWN_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: TaskState, since: Option<u64>) -> TaskRecord {
+        TaskRecord {
+            task_id: TaskId("a.0.x".to_owned()),
+            spec_id: "a".to_owned(),
+            generation: "g".to_owned(),
+            instance: 0,
+            agent_id: None,
+            hostname: None,
+            ports: vec![],
+            state,
+            launched_at_ms: 0,
+            running_since_ms: None,
+            unreachable_since_ms: since,
+            updated_at_ms: 0,
+            healthy: None,
+            reason: None,
+            message: None,
+            kill_requested: false,
+            cluster_caused: false,
+        }
+    }
+
+    #[test]
+    fn unknown_tasks_are_forgotten_after_ten_minutes_only() {
+        let t0 = 1_000_000;
+        let unknown = record(TaskState::Unknown, Some(t0));
+        assert!(!unknown_for_too_long(&unknown, t0 + FORGET_UNKNOWN_MS - 1));
+        assert!(unknown_for_too_long(&unknown, t0 + FORGET_UNKNOWN_MS));
+        // Unreachable tasks follow the spec's `unreachable_after` (the plan), not this rule.
+        let unreachable = record(TaskState::Unreachable, Some(t0));
+        assert!(!unknown_for_too_long(
+            &unreachable,
+            t0 + 2 * FORGET_UNKNOWN_MS
+        ));
+        let running = record(TaskState::Running, None);
+        assert!(!unknown_for_too_long(&running, t0 + 2 * FORGET_UNKNOWN_MS));
     }
 }
