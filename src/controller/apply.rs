@@ -340,20 +340,47 @@ impl Controller {
     /// Acknowledges an update that carries a uuid (agent and executor updates); master-generated
     /// ones carry none and must not be acknowledged.
     pub(super) async fn acknowledge(&mut self, u: &TaskUpdate) {
-        let (Some(uuid), Some(agent)) = (&u.uuid, &u.agent_id) else {
+        self.acknowledge_all(std::slice::from_ref(u)).await;
+    }
+
+    /// Acknowledges several updates, a few calls at a time (each is its own HTTP request).
+    pub(super) async fn acknowledge_all(&mut self, updates: &[TaskUpdate]) {
+        const IN_FLIGHT: usize = 32;
+        let Some(framework_id) = self.framework_id.clone() else {
             return;
         };
-        let ack = call::Acknowledge {
-            agent_id: pb::AgentId {
-                value: agent.clone(),
-            },
-            task_id: pb::TaskId {
-                value: u.task_id.0.clone(),
-            },
-            uuid: uuid.clone(),
-        };
-        self.send(call::Type::Acknowledge, |c| c.acknowledge = Some(ack))
-            .await;
+        let calls: Vec<Call> = updates
+            .iter()
+            .filter_map(|u| {
+                let (Some(uuid), Some(agent)) = (&u.uuid, &u.agent_id) else {
+                    return None;
+                };
+                Some(Call {
+                    framework_id: Some(pb::FrameworkId {
+                        value: framework_id.clone(),
+                    }),
+                    r#type: Some(call::Type::Acknowledge as i32),
+                    acknowledge: Some(call::Acknowledge {
+                        agent_id: pb::AgentId {
+                            value: agent.clone(),
+                        },
+                        task_id: pb::TaskId {
+                            value: u.task_id.0.clone(),
+                        },
+                        uuid: uuid.clone(),
+                    }),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        for chunk in calls.chunks(IN_FLIGHT) {
+            let results =
+                futures_util::future::join_all(chunk.iter().map(|c| self.client.call(c.clone())))
+                    .await;
+            for e in results.into_iter().filter_map(Result::err) {
+                tracing::warn!(call = "ACKNOWLEDGE", error = %e, "mesos call failed");
+            }
+        }
     }
 }
 

@@ -44,6 +44,9 @@ pub const STATUS_ADDR_FILE: &str = "status-addr";
 /// again. Until then only the periodic re-read would notice changes, every 30 s.
 const WATCH_RETRY: Duration = Duration::from_secs(1);
 
+/// At most this many queued session events are handled before a pass.
+const MAX_EVENTS_PER_PASS: usize = 1024;
+
 /// Everything `run` needs.
 #[derive(Debug)]
 pub struct ControllerConfig {
@@ -183,9 +186,15 @@ pub async fn run(
         let why = event.why();
         ctl.handle(event).await;
         // Coalesce: everything already queued is handled before one pass looks at the result.
-        while let Ok(ev) = session_rx.try_recv() {
+        // Bounded, so a steady stream of events still gets passes (and acknowledgements).
+        for _ in 0..MAX_EVENTS_PER_PASS {
+            let Ok(ev) = session_rx.try_recv() else {
+                break;
+            };
             ctl.handle(Event::Session(ev)).await;
         }
+        // One flush for the whole burst of status updates, then their acknowledgements.
+        ctl.flush_and_acknowledge().await;
         ctl.pass(why).await;
     }
 

@@ -17,7 +17,7 @@ use crate::mesos::client::SchedulerClient;
 use crate::mesos::convert::{self, FrameworkSettings};
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{Call, call};
-use crate::model::{Offer, Resources, TaskId, TaskRecord, TaskState};
+use crate::model::{Offer, Resources, TaskId, TaskRecord, TaskState, TaskUpdate};
 use crate::plan::{InstanceKey, InstanceState, RolloutState};
 use crate::spec::model::{Spec, SpecId};
 use crate::status::{ControlCommand, Snapshot};
@@ -129,6 +129,8 @@ pub(super) struct Controller {
     /// When the guard started holding the kills it holds now (ms since the epoch).
     pub guard_since_ms: Option<u64>,
     pub pending: BTreeMap<InstanceKey, crate::plan::Pending>,
+    /// Updates written to the store but not yet flushed and acknowledged (see `updates.rs`).
+    pub pending_acks: Vec<TaskUpdate>,
 }
 
 impl Controller {
@@ -217,6 +219,7 @@ impl Controller {
             guard: None,
             guard_since_ms: None,
             pending: BTreeMap::new(),
+            pending_acks: Vec::new(),
         })
     }
 

@@ -1,5 +1,11 @@
 //! How a status update changes the state: the ledger record, the instance's backoff and the
 //! history, written and flushed before the update is acknowledged (durability rule 3).
+//!
+//! Updates arrive in bursts (a thousand tasks starting, an agent re-sending after a
+//! re-subscription). Each is written to the store as it is handled, and its acknowledgement
+//! waits in `pending_acks`; [`Controller::flush_and_acknowledge`] then flushes once for the whole
+//! burst and sends the acknowledgements together. The rule is unchanged: nothing is acknowledged
+//! before it is on disk.
 
 use std::time::Duration;
 
@@ -73,10 +79,15 @@ impl Controller {
         }
         self.touch_history(&r);
         self.ledger.insert(r.task_id.clone(), r.clone());
-        // Durability rule 3: written and flushed, then acknowledged.
-        self.persist_records(std::slice::from_ref(&r)).await;
-        crate::failpoint::hit("after-persist-before-ack");
-        self.acknowledge(&u).await;
+        // Durability rule 3: written now, flushed and then acknowledged with the rest of the burst.
+        if let Err(e) = self.store.put(Tree::Ledger, &r.task_id.0, &r) {
+            // Not acknowledged: the agent will send the update again.
+            tracing::error!(error = %e, task_id = %r.task_id, "cannot write the ledger");
+            return;
+        }
+        if u.uuid.is_some() {
+            self.pending_acks.push(u);
+        }
         // A kill sent while the task's agent was unreachable could not reach it (the master has
         // no agent to forward it to). Now that the task is heard from again, the kill is sent
         // again at once, not KILL_RETRY_MS after this update.
@@ -158,6 +169,21 @@ impl Controller {
     }
 
     /// Writes ledger records and flushes them.
+    /// Flushes every update written since the last call, then acknowledges them. If the flush
+    /// fails nothing is acknowledged: the agents send the updates again.
+    pub(super) async fn flush_and_acknowledge(&mut self) {
+        if self.pending_acks.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.pending_acks);
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "cannot flush the ledger; status updates stay unacknowledged");
+            return;
+        }
+        crate::failpoint::hit("after-persist-before-ack");
+        self.acknowledge_all(&acks).await;
+    }
+
     pub(super) async fn persist_records(&mut self, records: &[TaskRecord]) {
         let write = self.store.put_all(
             Tree::Ledger,
