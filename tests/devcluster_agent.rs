@@ -101,6 +101,18 @@ impl TestAgent {
         status
     }
 
+    /// The next update is the agent failing the launch (TASK_FAILED from the agent with
+    /// REASON_CONTAINER_LAUNCH_FAILED) with a message containing every one of `needles`.
+    async fn expect_launch_failure(&mut self, needles: &[&str]) {
+        let failed = self.expect(S::TaskFailed).await;
+        assert_eq!(failed.source, Some(Source::Agent as i32));
+        assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
+        let message = failed.message.unwrap_or_default();
+        for needle in needles {
+            assert!(message.contains(needle), "{needle:?} not in {message:?}");
+        }
+    }
+
     async fn list(&self) -> Vec<TaskReport> {
         let (reply, rx) = oneshot::channel();
         self.handle.send(AgentCommand::ListTasks { reply });
@@ -373,10 +385,7 @@ async fn virtual_health_check_reports_healthy_once() {
 async fn virtual_bad_script_fails_the_launch() {
     let mut agent = virtual_agent();
     agent.launch(with_labels(task("bad"), &[(labels::RUN_FOR, "soon")]));
-    let failed = agent.expect(S::TaskFailed).await;
-    assert_eq!(failed.source, Some(Source::Agent as i32));
-    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
-    assert!(failed.message.unwrap().contains(labels::RUN_FOR));
+    agent.expect_launch_failure(&[labels::RUN_FOR]).await;
     agent.stop().await;
 }
 
@@ -826,18 +835,12 @@ async fn process_docker_and_image_containers_fail_to_launch() {
         ..Default::default()
     });
     agent.launch(t);
-    let failed = agent.expect(S::TaskFailed).await;
-    assert_eq!(failed.source, Some(Source::Agent as i32));
-    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
-    let message = failed.message.unwrap();
-    assert!(
-        message.starts_with("Failed to launch container: "),
-        "{message}"
-    );
-    assert!(
-        message.contains("docker containerizer is not enabled"),
-        "{message}"
-    );
+    agent
+        .expect_launch_failure(&[
+            "Failed to launch container: ",
+            "docker containerizer is not enabled",
+        ])
+        .await;
 
     let mut t = shell_task("image", "true");
     t.container = Some(pb::ContainerInfo {
@@ -848,9 +851,7 @@ async fn process_docker_and_image_containers_fail_to_launch() {
         ..Default::default()
     });
     agent.launch(t);
-    let failed = agent.expect(S::TaskFailed).await;
-    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
-    assert!(failed.message.unwrap().contains("image provisioning"));
+    agent.expect_launch_failure(&["image provisioning"]).await;
 
     // A MESOS container without an image runs on the host.
     let mut t = shell_task("plain", "true");
@@ -931,26 +932,18 @@ async fn process_fetch_failures_fail_the_launch() {
     let mut t = shell_task("remote", "true");
     t.command.as_mut().unwrap().uris = vec![uri("https://example.invalid/app.tgz")];
     agent.launch(t);
-    let failed = agent.expect(S::TaskFailed).await;
-    assert_eq!(failed.source, Some(Source::Agent as i32));
-    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
-    let message = failed.message.unwrap();
-    assert!(
-        message.contains("Failed to fetch all URIs for container"),
-        "{message}"
-    );
-    assert!(
-        message.contains("scheme 'https' is not supported"),
-        "{message}"
-    );
+    agent
+        .expect_launch_failure(&[
+            "Failed to fetch all URIs for container",
+            "scheme 'https' is not supported",
+        ])
+        .await;
 
     let mut t = shell_task("missing", "true");
     let missing = dir.path().join("nope.txt");
     t.command.as_mut().unwrap().uris = vec![uri(missing.to_str().unwrap())];
     agent.launch(t);
-    let failed = agent.expect(S::TaskFailed).await;
-    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed as i32));
-    assert!(failed.message.unwrap().contains("nope.txt"));
+    agent.expect_launch_failure(&["nope.txt"]).await;
     agent.stop().await;
 }
 
