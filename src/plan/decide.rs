@@ -38,8 +38,6 @@ pub(super) struct Decisions<'a> {
     pub pending: BTreeMap<InstanceKey, Pending>,
     pub rollout_updates: BTreeMap<SpecId, Option<RolloutState>>,
     pub wakeup: Option<u64>,
-    /// Tasks of deleted specs (spec id as the ledger spells it), which the guard may hold.
-    pub deletions: BTreeMap<&'a str, Vec<&'a TaskRecord>>,
 }
 
 #[derive(Debug)]
@@ -128,45 +126,41 @@ pub(super) fn ready(r: &TaskRecord, spec: &Spec) -> bool {
     r.state == TaskState::Running && (spec.health.is_none() || r.healthy == Some(true))
 }
 
-/// Runs the per-spec decisions for every spec in force, pends invalid new specs, and collects the
-/// tasks of deleted specs for the guard.
-pub(super) fn decide<'a>(input: &PlanInput<'a>, out: &mut Decisions<'a>) {
-    let mut by_spec: BTreeMap<&'a str, Vec<&'a TaskRecord>> = BTreeMap::new();
-    for r in input.ledger.values() {
-        by_spec.entry(r.spec_id.as_str()).or_default().push(r);
+/// Runs the decisions of one spec in force, given all its ledger records.
+pub(super) fn decide_spec<'a>(
+    input: &PlanInput<'a>,
+    id: &'a SpecId,
+    desired: &'a Desired,
+    records: &[&'a TaskRecord],
+    out: &mut Decisions<'a>,
+) {
+    SpecPass {
+        input,
+        id,
+        desired,
+        records,
     }
-    for (id, desired) in input.desired {
-        let records = by_spec.remove(id.as_str()).unwrap_or_default();
-        SpecPass {
-            input,
-            id,
-            desired,
-            records: &records,
-        }
-        .run(out);
-    }
-    for (id, error) in input.invalid {
-        if input.desired.contains_key(id) {
-            continue;
-        }
-        // A new file that does not validate: its intent is unknown, so whatever the ledger has
-        // under its id is left alone rather than treated as deleted.
-        by_spec.remove(id.as_str());
-        out.pend(
-            InstanceKey::new(id.clone(), 0),
-            PendingReason::InvalidSpec,
-            format!("invalid spec, nothing is launched until the file is fixed: {error}"),
-        );
-    }
-    for (spec_id, records) in by_spec {
-        let victims: Vec<_> = records
-            .into_iter()
-            .filter(|r| !r.state.is_terminal() && !r.kill_requested)
-            .collect();
-        if !victims.is_empty() {
-            out.deletions.insert(spec_id, victims);
-        }
-    }
+    .run(out);
+}
+
+/// The pending reason of a new spec file that does not validate: its intent is unknown, so
+/// whatever the ledger has under its id is left alone rather than treated as deleted.
+pub(super) fn pend_invalid(id: &SpecId, error: &str, out: &mut Decisions<'_>) {
+    out.pend(
+        InstanceKey::new(id.clone(), 0),
+        PendingReason::InvalidSpec,
+        format!("invalid spec, nothing is launched until the file is fixed: {error}"),
+    );
+}
+
+/// The tasks of a deleted spec that a deletion would kill (the guard may hold them).
+pub(super) fn deletion_victims<'a>(
+    records: impl IntoIterator<Item = &'a TaskRecord>,
+) -> Vec<&'a TaskRecord> {
+    records
+        .into_iter()
+        .filter(|r| !r.state.is_terminal() && !r.kill_requested)
+        .collect()
 }
 
 /// One spec in force and all its ledger records.

@@ -6,28 +6,27 @@
 //! "All specs known" are the specs in force, the new invalid ones, and the deleted ones that still
 //! have tasks: a spec deleted long ago with nothing left does not dilute the count.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use super::decide::Decisions;
 use super::{DEFAULT_KILL_GRACE, GuardHold, InstanceKey, KillReason, PendingReason, PlanInput};
+use crate::model::TaskRecord;
 use crate::spec::SpecId;
 
 /// The guard never holds the deletion of fewer specs than this.
 pub(super) const MIN_SPECS: usize = 3;
 
-/// Turns the deletions collected by `decide` into kills, or holds them all.
-pub(super) fn apply<'a>(input: &PlanInput<'a>, out: &mut Decisions<'a>) -> Option<GuardHold> {
-    let deletions = std::mem::take(&mut out.deletions);
-    let known: BTreeSet<&str> = input
-        .desired
-        .keys()
-        .chain(input.invalid.keys())
-        .map(SpecId::as_str)
-        .chain(deletions.keys().copied())
-        .collect();
-    let held = !input.deletions_approved
-        && deletions.len() >= MIN_SPECS
-        && deletions.len() * 2 > known.len();
+/// Turns the deletions (the live tasks of deleted specs, by spec id as the ledger spells it) into
+/// kills, or holds them all. `known` counts all specs known: in force, invalid new, and deleted
+/// with tasks left.
+pub(super) fn apply<'a>(
+    input: &PlanInput<'a>,
+    deletions: BTreeMap<&'a str, Vec<&'a TaskRecord>>,
+    known: usize,
+    out: &mut Decisions<'a>,
+) -> Option<GuardHold> {
+    let held =
+        !input.deletions_approved && deletions.len() >= MIN_SPECS && deletions.len() * 2 > known;
     if held {
         let hold = GuardHold {
             specs: deletions
@@ -35,7 +34,7 @@ pub(super) fn apply<'a>(input: &PlanInput<'a>, out: &mut Decisions<'a>) -> Optio
                 .filter_map(|id| SpecId::new(*id).ok())
                 .collect(),
             tasks: deletions.values().map(Vec::len).sum(),
-            total_specs: known.len(),
+            total_specs: known,
         };
         let message = format!(
             "spec deleted, but kept running: the mass-deletion guard holds the kills of {} of {} \

@@ -447,40 +447,184 @@ impl GuardHold {
     }
 }
 
-/// Plans one pass. `new_task_id` names each task placed on an offer (the controller's
-/// `<spec id with / as .>.<instance>.<uuid>`); it is called only for tasks actually launched.
-pub fn plan(input: &PlanInput<'_>, new_task_id: &mut dyn FnMut(&SpecId, u32) -> TaskId) -> Plan {
-    let mut out = decide::Decisions::default();
-    decide::decide(input, &mut out);
-    let guard = guard::apply(input, &mut out);
+/// What `plan` decided about one spec in force, owned, so that a caller that plans incrementally
+/// (the controller) can keep it until something about the spec changes: its spec, its ledger
+/// records, its instances' backoff, its rollout, or the time passing [`SpecDecision::wakeup_ms`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecDecision {
+    /// Kills, in the order the per-spec step decided them (sorted again by [`finish`]).
+    pub kills: Vec<KillOrder>,
+    /// Instances to launch, in instance order.
+    pub wants: Vec<WantOrder>,
+    /// Instances that wait, and why (placement adds its own reasons for wants it cannot place).
+    pub pending: Vec<(InstanceKey, Pending)>,
+    /// `Some(Some(state))`: write this rollout state; `Some(None)`: the rollout is over.
+    pub rollout_update: Option<Option<RolloutState>>,
+    /// The earliest time at which the passing of time alone changes this decision.
+    pub wakeup_ms: Option<u64>,
+}
 
-    let mut placer = placement::Placer::new(input, &out);
+/// One kill a per-spec decision asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KillOrder {
+    pub task_id: TaskId,
+    pub agent_id: Option<String>,
+    /// The spec id as the ledger spells it, and the instance: the order kills are sent in.
+    pub spec_id: String,
+    pub instance: u32,
+    pub grace: Duration,
+    pub reason: KillReason,
+}
+
+/// One instance to launch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WantOrder {
+    pub key: InstanceKey,
+    pub generation: String,
+    /// Launch from [`Desired::previous`] (a stopped rollout) rather than the spec in force.
+    pub previous: bool,
+}
+
+/// Decides one spec in force, given all the ledger records of its id.
+pub fn decide_spec<'a>(
+    input: &PlanInput<'a>,
+    id: &'a SpecId,
+    desired: &'a Desired,
+    records: &[&'a TaskRecord],
+) -> SpecDecision {
+    let mut out = decide::Decisions::default();
+    decide::decide_spec(input, id, desired, records, &mut out);
+    SpecDecision {
+        kills: out.kills.iter().map(kill_order).collect(),
+        wants: out
+            .wants
+            .iter()
+            .map(|w| WantOrder {
+                key: w.key.clone(),
+                generation: w.generation.clone(),
+                previous: !std::ptr::eq(w.spec, &desired.spec),
+            })
+            .collect(),
+        pending: out.pending.into_iter().collect(),
+        rollout_update: out.rollout_updates.into_values().next(),
+        wakeup_ms: out.wakeup,
+    }
+}
+
+/// The pending entry of a new spec file that does not validate (and has no valid version).
+pub fn invalid_pending(id: &SpecId, error: &str) -> (InstanceKey, Pending) {
+    let mut out = decide::Decisions::default();
+    decide::pend_invalid(id, error, &mut out);
+    out.pending
+        .into_iter()
+        .next()
+        .expect("pend_invalid pends one instance")
+}
+
+/// The live tasks of a deleted spec that deleting it kills (or the guard holds).
+pub fn deletion_victims<'a>(
+    records: impl IntoIterator<Item = &'a TaskRecord>,
+) -> Vec<&'a TaskRecord> {
+    decide::deletion_victims(records)
+}
+
+fn kill_order(k: &decide::Kill<'_>) -> KillOrder {
+    KillOrder {
+        task_id: k.record.task_id.clone(),
+        agent_id: k.record.agent_id.clone(),
+        spec_id: k.record.spec_id.clone(),
+        instance: k.record.instance,
+        grace: k.grace,
+        reason: k.reason,
+    }
+}
+
+/// What is outstanding across all specs, for [`finish`].
+#[derive(Debug, Default)]
+pub struct Outstanding<'a> {
+    /// The kills of the per-spec decisions.
+    pub kills: Vec<&'a KillOrder>,
+    /// The wants of the per-spec decisions, in (spec id, instance) order.
+    pub wants: Vec<&'a WantOrder>,
+    /// The live tasks of deleted specs (from [`deletion_victims`]), by spec id as the ledger
+    /// spells it; only specs with victims.
+    pub deletions: BTreeMap<&'a str, Vec<&'a TaskRecord>>,
+    /// All specs known: in force, invalid new, and deleted with tasks left (for the guard).
+    pub known_specs: usize,
+}
+
+/// The part of a pass that looks across specs: the mass-deletion guard, placement of the wants on
+/// the offers, declines, and suppress or revive.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Kills (sorted, one per task), launches, at most one decline, then revive or suppress.
+    pub actions: Vec<Action>,
+    /// Pending reasons of wants no offer took, and of deleted specs' tasks the guard holds.
+    pub pending: Vec<(InstanceKey, Pending)>,
+    /// Rollouts to forget (their spec is gone).
+    pub rollouts_over: Vec<SpecId>,
+    pub guard: Option<GuardHold>,
+}
+
+/// Finishes a pass over the outstanding decisions. `records_of` gives every ledger record of a spec
+/// id (only asked for specs whose wants have constraints). Work is proportional to the outstanding
+/// kills, wants and deletions, and to the offers held; not to the number of specs.
+pub fn finish<'a>(
+    input: &PlanInput<'a>,
+    outstanding: Outstanding<'a>,
+    records_of: &dyn Fn(&str) -> Vec<&'a TaskRecord>,
+    new_task_id: &mut dyn FnMut(&SpecId, u32) -> TaskId,
+) -> Finished {
+    let mut held = decide::Decisions::default();
+    let guard = guard::apply(
+        input,
+        outstanding.deletions,
+        outstanding.known_specs,
+        &mut held,
+    );
+    let wants: Vec<decide::Want<'a>> = outstanding
+        .wants
+        .iter()
+        .filter_map(|w| {
+            let desired = input.desired.get(&w.key.spec)?;
+            let spec = if w.previous {
+                desired.previous.as_ref()?
+            } else {
+                &desired.spec
+            };
+            Some(decide::Want {
+                key: w.key.clone(),
+                spec,
+                generation: w.generation.clone(),
+            })
+        })
+        .collect();
+
+    // One kill per task, in (spec id, instance, task id) order whatever step decided it.
+    let guard_kills: Vec<KillOrder> = held.kills.iter().map(kill_order).collect();
+    let mut kills: Vec<&KillOrder> = outstanding.kills;
+    kills.extend(guard_kills.iter());
+    kills.sort_by_key(|k| (k.spec_id.as_str(), k.instance, k.task_id.0.as_str()));
+    kills.dedup_by(|a, b| a.task_id == b.task_id);
+    let killed: std::collections::BTreeSet<&TaskId> = kills.iter().map(|k| &k.task_id).collect();
+
+    let mut placer = placement::Placer::new(input, &wants, &killed, records_of);
     let mut unplaced = Vec::new();
-    for want in &out.wants {
+    for want in &wants {
         if !placer.place(want, new_task_id) {
             unplaced.push(want);
         }
     }
-    let mut pending = out.pending.clone();
+    let mut pending: Vec<(InstanceKey, Pending)> = held.pending.into_iter().collect();
     for want in &unplaced {
-        pending.insert(want.key.clone(), reasons::explain(input, &placer, want));
+        pending.push((want.key.clone(), reasons::explain(input, &placer, want)));
     }
 
-    // One kill per task, in (spec id, instance, task id) order whatever step decided it.
-    let mut kills: Vec<&decide::Kill<'_>> = out.kills.iter().collect();
-    kills.sort_by_key(|k| {
-        (
-            k.record.spec_id.as_str(),
-            k.record.instance,
-            k.record.task_id.0.as_str(),
-        )
-    });
-    kills.dedup_by(|a, b| a.record.task_id == b.record.task_id);
     let mut actions: Vec<Action> = kills
         .into_iter()
         .map(|k| Action::Kill {
-            task_id: k.record.task_id.clone(),
-            agent_id: k.record.agent_id.clone(),
+            task_id: k.task_id.clone(),
+            agent_id: k.agent_id.clone(),
             grace: k.grace,
             reason: k.reason,
         })
@@ -503,13 +647,89 @@ pub fn plan(input: &PlanInput<'_>, new_task_id: &mut dyn FnMut(&SpecId, u32) -> 
     } else if !needs_offers && !input.suppressed {
         actions.push(Action::Suppress);
     }
-
-    Plan {
+    Finished {
         actions,
         pending,
-        rollout_updates: out.rollout_updates,
+        rollouts_over: held
+            .rollout_updates
+            .into_iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect(),
         guard,
-        next_wakeup_ms: out.wakeup,
+    }
+}
+
+/// Plans one whole pass: every spec in force decided afresh, then [`finish`]. `new_task_id` names
+/// each task placed on an offer (the controller's `<spec id with / as .>.<instance>.<uuid>`); it is
+/// called only for tasks actually launched. The controller plans incrementally with the same
+/// pieces ([`decide_spec`], [`finish`]); this is the reference it is tested against.
+pub fn plan(input: &PlanInput<'_>, new_task_id: &mut dyn FnMut(&SpecId, u32) -> TaskId) -> Plan {
+    let mut by_spec: BTreeMap<&str, Vec<&TaskRecord>> = BTreeMap::new();
+    for r in input.ledger.values() {
+        by_spec.entry(r.spec_id.as_str()).or_default().push(r);
+    }
+    let decisions: Vec<SpecDecision> = input
+        .desired
+        .iter()
+        .map(|(id, desired)| {
+            let records = by_spec.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+            decide_spec(input, id, desired, records)
+        })
+        .collect();
+    let mut pending: BTreeMap<InstanceKey, Pending> = BTreeMap::new();
+    let mut rollout_updates = BTreeMap::new();
+    let mut wakeup: Option<u64> = None;
+    for (id, d) in input.desired.keys().zip(&decisions) {
+        pending.extend(d.pending.iter().cloned());
+        if let Some(update) = &d.rollout_update {
+            rollout_updates.insert(id.clone(), update.clone());
+        }
+        if let Some(at) = d.wakeup_ms {
+            wakeup = Some(wakeup.map_or(at, |w| w.min(at)));
+        }
+    }
+    let mut invalid_known = 0;
+    for (id, error) in input.invalid {
+        if input.desired.contains_key(id) {
+            continue;
+        }
+        invalid_known += 1;
+        let (key, p) = invalid_pending(id, error);
+        pending.insert(key, p);
+    }
+    let mut deletions = BTreeMap::new();
+    for (spec_id, records) in &by_spec {
+        let id = SpecId::new(*spec_id).ok();
+        let known = id
+            .as_ref()
+            .is_some_and(|id| input.desired.contains_key(id) || input.invalid.contains_key(id));
+        if known {
+            continue;
+        }
+        let victims = deletion_victims(records.iter().copied());
+        if !victims.is_empty() {
+            deletions.insert(*spec_id, victims);
+        }
+    }
+    let outstanding = Outstanding {
+        kills: decisions.iter().flat_map(|d| &d.kills).collect(),
+        wants: decisions.iter().flat_map(|d| &d.wants).collect(),
+        known_specs: input.desired.len() + invalid_known + deletions.len(),
+        deletions,
+    };
+    let records_of = |id: &str| by_spec.get(id).cloned().unwrap_or_default();
+    let finished = finish(input, outstanding, &records_of, new_task_id);
+    pending.extend(finished.pending);
+    for id in finished.rollouts_over {
+        rollout_updates.insert(id, None);
+    }
+    Plan {
+        actions: finished.actions,
+        pending,
+        rollout_updates,
+        guard: finished.guard,
+        next_wakeup_ms: wakeup,
     }
 }
 

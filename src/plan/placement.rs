@@ -19,9 +19,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::decide::{Decisions, Presence, Want, presence};
+use super::decide::{Presence, Want, presence};
 use super::{Action, AgentInfo, Launch, PlanInput};
-use crate::model::{Offer, Resources, TaskId};
+use crate::model::{Offer, Resources, TaskId, TaskRecord};
 use crate::spec::regex::Regex;
 use crate::spec::{Constraint, ConstraintOp, Spec, SpecId};
 
@@ -86,33 +86,40 @@ pub(super) struct Placer<'a> {
 }
 
 impl<'a> Placer<'a> {
-    /// Prepares the offers of `input`. The spec's live tasks count for constraints, except those
-    /// this pass kills.
-    pub fn new(input: &PlanInput<'a>, decided: &Decisions<'a>) -> Self {
-        let killed: BTreeSet<&TaskId> = decided.kills.iter().map(|k| &k.record.task_id).collect();
+    /// Prepares the offers of `input` for `wants`. For each spec of a want that has constraints,
+    /// its live tasks (from `records_of`, all ledger records of a spec id) count for its
+    /// constraints, except those in `killed` (killed by this pass). Specs without constraints
+    /// never read their occupants, so their tasks are not even looked at.
+    pub fn new<'r>(
+        input: &PlanInput<'a>,
+        wants: &[Want<'a>],
+        killed: &BTreeSet<&TaskId>,
+        records_of: &dyn Fn(&str) -> Vec<&'r TaskRecord>,
+    ) -> Self {
         let mut occupants: BTreeMap<String, Vec<Occupant>> = BTreeMap::new();
-        for r in input.ledger.values() {
-            let Some(desired) = SpecId::new(r.spec_id.as_str())
-                .ok()
-                .and_then(|id| input.desired.get(&id))
-            else {
+        for want in wants {
+            let id = want.key.spec.as_str();
+            if want.spec.constraints.is_empty() || occupants.contains_key(id) {
+                continue;
+            }
+            let Some(desired) = input.desired.get(&want.key.spec) else {
                 continue;
             };
-            let live = presence(
-                r,
-                &desired.spec,
-                input.now_ms,
-                input.awaiting_reconciliation,
-            ) == Presence::Live;
-            if live && !killed.contains(&r.task_id) {
-                occupants
-                    .entry(r.spec_id.clone())
-                    .or_default()
-                    .push(Occupant {
+            let list = occupants.entry(id.to_owned()).or_default();
+            for r in records_of(id) {
+                let live = presence(
+                    r,
+                    &desired.spec,
+                    input.now_ms,
+                    input.awaiting_reconciliation,
+                ) == Presence::Live;
+                if live && !killed.contains(&r.task_id) {
+                    list.push(Occupant {
                         instance: r.instance,
                         agent_id: r.agent_id.clone(),
                         hostname: r.hostname.clone(),
                     });
+                }
             }
         }
         let mut agents = input.offer_stats.agents.clone();
