@@ -1,7 +1,6 @@
 //! One pass: run `plan` on the whole state and apply its actions through the Mesos client, keeping
 //! the write-ahead rule (a launch is flushed to the ledger before its ACCEPT is sent).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant as StdInstant};
 
 use super::reconcile::ReconcileCall;
@@ -10,7 +9,7 @@ use crate::mesos::convert::{self, LaunchTarget};
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{Call, call};
 use crate::model::{TaskId, TaskRecord, TaskState, TaskUpdate};
-use crate::plan::{self, Action, Desired, OfferStats, PlanInput};
+use crate::plan::{self, Action, OfferStats, PlanInput};
 use crate::spec::model::SpecId;
 
 /// Filter on the unused part of an accepted offer: short, the rest of the agent may fit the next task.
@@ -19,30 +18,21 @@ const ACCEPT_REFUSE_SECONDS: f64 = 1.0;
 impl Controller {
     /// Plans and applies. Only a subscribed controller acts; a disconnected one still plans so that
     /// the status page shows what is pending and why.
+    ///
+    /// Incremental: only the specs something happened to are decided again (see `planned.rs`);
+    /// the cross-spec step then looks at what is outstanding.
     pub async fn pass(&mut self, why: &'static str) {
         let started = StdInstant::now();
         let now_ms = self.clock.now_ms();
         let span = tracing::debug_span!("pass", why);
         let _enter = span.enter();
-        let desired: BTreeMap<SpecId, Desired> = self
-            .desired
-            .specs
-            .iter()
-            .map(|(id, spec)| {
-                let d = Desired::new(spec.clone());
-                let d = match self.previous.get(id) {
-                    Some(prev) => d.with_previous(prev.clone()),
-                    None => d,
-                };
-                (id.clone(), d)
-            })
-            .collect();
-        let mut applied = self.retired.clone();
-        applied.extend(
-            self.desired
-                .specs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
+        let awaiting = !self.connected || self.reconciliation.awaiting();
+        let dirty = self.planned.take_dirty(
+            now_ms,
+            awaiting,
+            &mut self.ledger,
+            &self.plan_desired,
+            &self.desired.invalid_new,
         );
         let offers: Vec<_> = if self.connected {
             self.offers.values().cloned().collect()
@@ -53,45 +43,66 @@ impl Controller {
             .with_agents(self.agents.values());
         let input = PlanInput {
             now_ms,
-            desired: &desired,
+            desired: &self.plan_desired,
             invalid: &self.desired.invalid_new,
-            applied: &applied,
-            ledger: &self.ledger,
+            applied: &self.retired,
+            ledger: self.ledger.map(),
             instances: &self.instances,
             rollouts: &self.rollouts,
             offers: &offers,
             offer_stats: &offer_stats,
             framework_role: &self.role,
-            awaiting_reconciliation: !self.connected || self.reconciliation.awaiting(),
+            awaiting_reconciliation: awaiting,
             deletions_approved: self.deletions_approved,
             suppressed: self.suppressed,
         };
+        for id in &dirty {
+            self.planned.redecide(&input, &self.ledger, id);
+        }
+        let known_in_force = self.plan_desired.len()
+            + self
+                .desired
+                .invalid_new
+                .keys()
+                .filter(|id| !self.plan_desired.contains_key(*id))
+                .count();
+        let outstanding = self.planned.outstanding(&self.ledger, known_in_force);
+        let ledger = &self.ledger;
+        let records_of = |id: &str| ledger.of_spec(id);
         let mut new_id = |spec: &SpecId, instance: u32| new_task_id(spec, instance);
-        let plan = plan::plan(&input, &mut new_id);
+        let finished = plan::finish(&input, outstanding, &records_of, &mut new_id);
+        let rollout_updates: Vec<(SpecId, Option<crate::plan::RolloutState>)> = self
+            .planned
+            .rollout_updates(&dirty)
+            .map(|(id, u)| (id.clone(), u.clone()))
+            .collect();
         drop(_enter);
 
-        self.next_plan_wakeup_ms = plan.next_wakeup_ms;
-        self.pending = plan.pending.clone();
-        if plan.guard.is_some() && self.guard.is_none() {
+        self.planned.work.passes += 1;
+        self.planned.extra_pending = finished.pending.into_iter().collect();
+        if finished.guard.is_some() && self.guard.is_none() {
             self.guard_since_ms = Some(now_ms);
             tracing::warn!(
                 "mass-deletion guard: holding kills; run `mesos-reconciler approve-deletions` to apply them, or restore the files"
             );
         }
-        if plan.guard.is_none() {
+        if finished.guard.is_none() {
             self.deletions_approved = false;
             self.guard_since_ms = None;
         }
-        self.guard = plan.guard.clone();
-        for (id, rollout) in &plan.rollout_updates {
-            self.set_rollout(id, rollout.clone());
+        self.guard = finished.guard;
+        for (id, rollout) in rollout_updates {
+            self.set_rollout(&id, rollout);
+        }
+        for id in finished.rollouts_over {
+            self.set_rollout(&id, None);
         }
 
         if self.connected {
-            self.apply(plan.actions).await;
+            self.apply(finished.actions).await;
         }
-        self.forget_unwanted_instances();
-        self.prune_ledger();
+        self.forget_unwanted_instances(&dirty);
+        self.prune_ledger(&dirty);
         self.counts.passes += 1;
         self.last_pass = Some((now_ms, why, started.elapsed().as_millis() as u64));
         if !self.ready && self.reconciled() {
@@ -121,11 +132,13 @@ impl Controller {
             let mut marked = Vec::new();
             for a in &kills {
                 if let Action::Kill { task_id, .. } = a {
-                    if let Some(r) = self.ledger.get_mut(task_id) {
+                    if let Some(r) = self.ledger.get(task_id) {
                         if !r.kill_requested {
+                            let mut r = r.clone();
                             r.kill_requested = true;
                             r.updated_at_ms = now_ms;
-                            marked.push(r.clone());
+                            self.ledger.put(r.clone());
+                            marked.push(r);
                         }
                     }
                 }
@@ -180,7 +193,7 @@ impl Controller {
                 }
             }
             for r in &records {
-                self.ledger.insert(r.task_id.clone(), r.clone());
+                self.ledger.put(r.clone());
                 self.touch_history(r);
             }
             self.persist_records(&records).await;

@@ -1,15 +1,17 @@
 //! The desired set in force: what the spec files say, except that a file which does not parse or
 //! validate keeps its last valid version in force, and a directory that cannot be read changes
 //! nothing at all. This is where "a bad commit never kills a running task" is kept.
+//!
+//! The set is changed by the differences a scan of the directory reports (`spec::dir::scan_dir`),
+//! so a re-read costs a `stat` per file plus the work of the files that changed.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::spec::dir::{DirSnapshot, load_dir};
+use crate::spec::dir::DirDiff;
 use crate::spec::error::SpecError;
 use crate::spec::model::{Spec, SpecId};
 
-/// The result of one full re-read of the directory, merged with what was applied before.
+/// The specs in force, merged from every scan of the directory.
 #[derive(Debug, Clone, Default)]
 pub struct DesiredSet {
     /// The specs in force, by id.
@@ -24,39 +26,73 @@ pub struct DesiredSet {
     pub dir_error: Option<String>,
 }
 
-/// Re-reads `dir` and merges the result with `applied` (the specs in force before).
-pub fn reread(dir: &Path, applied: &BTreeMap<SpecId, Spec>) -> DesiredSet {
-    match load_dir(dir) {
-        Ok(snapshot) => merge(snapshot, applied),
-        Err(e) => DesiredSet {
-            specs: applied.clone(),
-            dir_error: Some(format!(
-                "{e}; keeping the {} specs in force, nothing is killed",
-                applied.len()
-            )),
-            ..Default::default()
-        },
-    }
+/// What one scan changed in force.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Specs new or changed, with the version in force before (if any).
+    pub changed: Vec<(SpecId, Option<Spec>)>,
+    /// Specs no longer in force (their file is gone), with their last version.
+    pub removed: Vec<(SpecId, Spec)>,
+    /// Spec ids that became, or stopped being, invalid new specs.
+    pub invalid: BTreeSet<SpecId>,
 }
 
-fn merge(snapshot: DirSnapshot, applied: &BTreeMap<SpecId, Spec>) -> DesiredSet {
-    let mut set = DesiredSet {
-        specs: snapshot.specs,
-        ..Default::default()
-    };
-    for (key, error) in snapshot.errors {
-        let id = SpecId::new(key.clone()).ok();
-        match id.as_ref().and_then(|id| applied.get(id).map(|s| (id, s))) {
-            Some((id, previous)) => {
-                set.specs.insert(id.clone(), previous.clone());
+impl DesiredSet {
+    /// Applies the differences one scan found.
+    pub fn apply(&mut self, diff: DirDiff) -> Changes {
+        let mut changes = Changes::default();
+        self.dir_error = None;
+        self.errors = diff.errors;
+        let candidates: Vec<SpecId> = if diff.complete {
+            self.specs
+                .keys()
+                .filter(|id| !diff.changed.contains_key(*id))
+                .cloned()
+                .collect()
+        } else {
+            diff.removed
+                .into_iter()
+                .filter(|id| !diff.changed.contains_key(id))
+                .collect()
+        };
+        for id in candidates {
+            // An invalid file keeps its previous version in force.
+            if self.errors.contains_key(id.as_str()) {
+                continue;
             }
-            None => {
-                if let Some(id) = id {
-                    set.invalid_new.insert(id, error.to_string());
-                }
+            if let Some(old) = self.specs.remove(&id) {
+                changes.removed.push((id, old));
             }
         }
-        set.errors.insert(key, error);
+        for (id, spec) in diff.changed {
+            if self.specs.get(&id) == Some(&spec) {
+                continue;
+            }
+            let old = self.specs.insert(id.clone(), spec);
+            changes.changed.push((id, old));
+        }
+        let invalid_new: BTreeMap<SpecId, String> = self
+            .errors
+            .iter()
+            .filter_map(|(key, error)| {
+                let id = SpecId::new(key.clone()).ok()?;
+                (!self.specs.contains_key(&id)).then(|| (id, error.to_string()))
+            })
+            .collect();
+        for id in self.invalid_new.keys().chain(invalid_new.keys()) {
+            if self.invalid_new.get(id) != invalid_new.get(id) {
+                changes.invalid.insert(id.clone());
+            }
+        }
+        self.invalid_new = invalid_new;
+        changes
     }
-    set
+
+    /// The directory could not be read: everything stays in force.
+    pub fn failed(&mut self, error: &dyn std::fmt::Display) {
+        self.dir_error = Some(format!(
+            "{error}; keeping the {} specs in force, nothing is killed",
+            self.specs.len()
+        ));
+    }
 }

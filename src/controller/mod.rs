@@ -15,6 +15,8 @@
 
 mod apply;
 mod desired;
+mod ledger;
+mod planned;
 mod reconcile;
 mod session;
 mod state;

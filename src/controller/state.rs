@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::desired::{self, DesiredSet};
+use super::desired::DesiredSet;
+use super::ledger::Ledger;
+use super::planned::Planned;
 use super::reconcile::Reconciliation;
 use super::session::{self, SessionEvent};
 use super::{ControllerError, Event};
@@ -18,10 +20,27 @@ use crate::mesos::convert::{self, FrameworkSettings};
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{Call, call};
 use crate::model::{Offer, Resources, TaskId, TaskRecord, TaskState, TaskUpdate};
-use crate::plan::{InstanceKey, InstanceState, RolloutState};
+use crate::plan::{Desired, InstanceKey, InstanceState, RolloutState};
 use crate::spec::model::{Spec, SpecId};
 use crate::status::{ControlCommand, Snapshot};
 use crate::store::{Store, Tree};
+
+/// See [`Controller::publish`].
+const PUBLISH_COST_RATIO: u32 = 10;
+const PUBLISH_MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// When the status snapshot was published and when the next one may be.
+#[derive(Debug, Default)]
+pub(super) struct Published {
+    /// (ready, connected, guard holding) of the last snapshot published.
+    flags: Option<(bool, bool, bool)>,
+    /// No regular publication before this.
+    next_at: Option<Instant>,
+    /// A publication was deferred to this instant.
+    pub due: Option<Instant>,
+    /// Snapshots built.
+    pub builds: u64,
+}
 
 /// How long an offer counts toward "the largest offer in the last minute".
 const OFFER_MEMORY_MS: u64 = 60_000;
@@ -92,7 +111,15 @@ pub(super) struct Controller {
     pub clock: Clock,
 
     pub desired: DesiredSet,
-    pub ledger: BTreeMap<TaskId, TaskRecord>,
+    /// What the last scan of the directory saw of each file (see `spec::dir::scan_dir`).
+    pub dir_cache: crate::spec::dir::DirCache,
+    /// The specs in force as `plan` sees them (with their generation and previous version), kept
+    /// in step with `desired` by `reread`.
+    pub plan_desired: BTreeMap<SpecId, Desired>,
+    /// How many specs in force name each role (other than the default).
+    pub role_counts: BTreeMap<String, usize>,
+    pub ledger: Ledger,
+    pub planned: Planned,
     pub instances: BTreeMap<InstanceKey, InstanceState>,
     pub rollouts: BTreeMap<SpecId, RolloutState>,
     pub history: BTreeMap<String, VecDeque<Attempt>>,
@@ -121,14 +148,13 @@ pub(super) struct Controller {
     pub suppressed: bool,
     pub deletions_approved: bool,
     pub ready: bool,
-    pub next_plan_wakeup_ms: Option<u64>,
     pub next_rescan: Instant,
     pub counts: Counts,
     pub last_pass: Option<(u64, &'static str, u64)>,
     pub guard: Option<crate::plan::GuardHold>,
     /// When the guard started holding the kills it holds now (ms since the epoch).
     pub guard_since_ms: Option<u64>,
-    pub pending: BTreeMap<InstanceKey, crate::plan::Pending>,
+    pub published: Published,
     /// Updates written to the store but not yet flushed and acknowledged (see `updates.rs`).
     pub pending_acks: Vec<TaskUpdate>,
 }
@@ -152,11 +178,12 @@ impl Controller {
             .into_iter()
             .map(|(_, s)| (s.id.clone(), s))
             .collect();
-        let ledger = store
-            .all::<TaskRecord>(Tree::Ledger)?
-            .into_iter()
-            .map(|(_, r)| (r.task_id.clone(), r))
-            .collect();
+        let ledger = Ledger::from_records(
+            store
+                .all::<TaskRecord>(Tree::Ledger)?
+                .into_iter()
+                .map(|(_, r)| r),
+        );
         let instances = store
             .all::<(InstanceKey, InstanceState)>(Tree::Backoff)?
             .into_iter()
@@ -171,11 +198,26 @@ impl Controller {
             .into_iter()
             .map(|(_, kv)| kv)
             .collect();
-        let previous = store
+        let previous: BTreeMap<SpecId, Spec> = store
             .all::<Spec>(Tree::Previous)?
             .into_iter()
             .map(|(_, s)| (s.id.clone(), s))
             .collect();
+        let plan_desired = applied
+            .iter()
+            .map(|(id, spec)| {
+                let d = Desired::new(spec.clone());
+                let d = match previous.get(id) {
+                    Some(p) => d.with_previous(Spec::clone(p)),
+                    None => d,
+                };
+                (id.clone(), d)
+            })
+            .collect();
+        let mut role_counts = BTreeMap::new();
+        for spec in applied.values() {
+            count_role(&mut role_counts, spec, 1);
+        }
         let desired = DesiredSet {
             specs: applied,
             ..Default::default()
@@ -190,7 +232,11 @@ impl Controller {
             snapshot_tx,
             clock,
             desired,
+            dir_cache: Default::default(),
+            plan_desired,
+            role_counts,
             ledger,
+            planned: Planned::default(),
             instances,
             rollouts,
             history,
@@ -212,13 +258,12 @@ impl Controller {
             suppressed: false,
             deletions_approved: false,
             ready: false,
-            next_plan_wakeup_ms: None,
             next_rescan: Instant::now() + RESCAN_EVERY,
             counts: Counts::default(),
             last_pass: None,
             guard: None,
             guard_since_ms: None,
-            pending: BTreeMap::new(),
+            published: Published::default(),
             pending_acks: Vec::new(),
         })
     }
@@ -240,11 +285,14 @@ impl Controller {
     /// The earliest instant something is due by time alone.
     pub fn next_wakeup(&self) -> Instant {
         let mut wake = self.next_rescan;
-        if let Some(at) = self.resubscribe_at {
+        for at in [self.resubscribe_at, self.published.due]
+            .into_iter()
+            .flatten()
+        {
             wake = wake.min(at);
         }
         for at_ms in [
-            self.next_plan_wakeup_ms,
+            self.planned.next_wakeup_ms(),
             self.reconciliation.next_wakeup_ms(),
         ]
         .into_iter()
@@ -272,82 +320,112 @@ impl Controller {
 
     pub(super) async fn reread(&mut self) {
         let dir = self.desired_dir.clone();
-        let applied = self.desired.specs.clone();
-        let set = match tokio::task::spawn_blocking(move || desired::reread(&dir, &applied)).await {
-            Ok(set) => set,
-            Err(e) => {
-                tracing::error!(error = %e, "re-reading the desired directory panicked");
+        let mut cache = std::mem::take(&mut self.dir_cache);
+        let scanned = tokio::task::spawn_blocking(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::spec::dir::scan_dir(&dir, &mut cache)
+            }));
+            (cache, result)
+        })
+        .await;
+        self.next_rescan = Instant::now() + RESCAN_EVERY;
+        let diff = match scanned {
+            Ok((cache, Ok(Ok(diff)))) => {
+                self.dir_cache = cache;
+                diff
+            }
+            Ok((cache, Ok(Err(e)))) => {
+                self.dir_cache = cache;
+                let before = self.desired.dir_error.clone();
+                self.desired.failed(&e);
+                if self.desired.dir_error != before {
+                    if let Some(message) = &self.desired.dir_error {
+                        tracing::error!("{message}");
+                    }
+                }
+                return;
+            }
+            // The cache is dropped: the next scan reads everything again.
+            Ok((_, Err(_))) | Err(_) => {
+                tracing::error!("re-reading the desired directory panicked");
                 return;
             }
         };
-        for (file, err) in &set.errors {
-            if !self.desired.errors.get(file).is_some_and(|old| old == err) {
+        let old_errors = std::mem::take(&mut self.desired.errors);
+        let count_before = self.desired.specs.len();
+        let changes = self.desired.apply(diff);
+        for (file, err) in &self.desired.errors {
+            if !old_errors.get(file).is_some_and(|old| old == err) {
                 tracing::error!(spec = %file, "invalid spec, previous version (if any) stays in force: {err}");
             }
         }
-        if let Some(e) = &set.dir_error {
-            if self.desired.dir_error.as_ref() != Some(e) {
-                tracing::error!("{e}");
-            }
+        for id in &changes.invalid {
+            self.planned.mark(id.as_str());
+        }
+        if changes.changed.is_empty() && changes.removed.is_empty() {
+            return;
         }
         // Persist the specs in force so that a spec deleted while the controller is down is
         // noticed, and so that an invalid edit after a restart still has its previous version.
-        let removed: Vec<SpecId> = self
-            .desired
-            .specs
-            .keys()
-            .filter(|id| !set.specs.contains_key(*id))
-            .cloned()
-            .collect();
-        let changed: Vec<(&SpecId, &Spec)> = set
-            .specs
-            .iter()
-            .filter(|(id, s)| self.desired.specs.get(*id) != Some(*s))
-            .collect();
-        if !changed.is_empty() || !removed.is_empty() {
-            for (id, _) in &changed {
-                tracing::info!(spec = %id.as_str(), "spec applied");
-            }
-            let write = self
-                .store
-                .put_all(Tree::Specs, changed.iter().map(|(id, s)| (id.as_str(), *s)))
-                .and_then(|()| {
-                    removed
-                        .iter()
-                        .try_for_each(|id| self.store.remove(Tree::Specs, id.as_str()))
-                });
-            if let Err(e) = write {
-                tracing::error!(error = %e, "cannot record the applied specs");
-            }
+        let write = self
+            .store
+            .put_all(
+                Tree::Specs,
+                changes
+                    .changed
+                    .iter()
+                    .filter_map(|(id, _)| self.desired.specs.get_key_value(id))
+                    .map(|(id, s)| (id.as_str(), s)),
+            )
+            .and_then(|()| {
+                changes
+                    .removed
+                    .iter()
+                    .try_for_each(|(id, _)| self.store.remove(Tree::Specs, id.as_str()))
+            });
+        if let Err(e) = write {
+            tracing::error!(error = %e, "cannot record the applied specs");
         }
-        for id in &removed {
-            if let Some(old) = self.desired.specs.get(id) {
-                self.retired.insert(id.clone(), old.clone());
-            }
-            if self.previous.remove(id).is_some() {
+        for (id, old) in changes.removed {
+            tracing::info!(spec = %id.as_str(), "spec file removed");
+            count_role(&mut self.role_counts, &old, -1);
+            self.planned.mark(id.as_str());
+            self.plan_desired.remove(&id);
+            if self.previous.remove(&id).is_some() {
                 if let Err(e) = self.store.remove(Tree::Previous, id.as_str()) {
                     tracing::warn!(error = %e, "cannot forget the previous generation");
                 }
             }
+            self.retired.insert(id, old);
         }
-        for (id, spec) in &set.specs {
-            self.retired.remove(id);
-            if let Some(old) = self.desired.specs.get(id) {
-                if old.content_hash() != spec.content_hash() {
-                    self.previous.insert(id.clone(), old.clone());
-                    if let Err(e) = self.store.put(Tree::Previous, id.as_str(), old) {
+        for (id, old) in changes.changed {
+            let Some(spec) = self.desired.specs.get(&id) else {
+                continue;
+            };
+            tracing::info!(spec = %id.as_str(), "spec applied");
+            self.retired.remove(&id);
+            self.planned.mark(id.as_str());
+            count_role(&mut self.role_counts, spec, 1);
+            let mut d = Desired::new(spec.clone());
+            if let Some(old) = old {
+                count_role(&mut self.role_counts, &old, -1);
+                if old.content_hash().to_string() != d.generation {
+                    if let Err(e) = self.store.put(Tree::Previous, id.as_str(), &old) {
                         tracing::warn!(error = %e, "cannot record the previous generation");
                     }
+                    self.previous.insert(id.clone(), old);
                 }
             }
+            if let Some(previous) = self.previous.get(&id) {
+                d = d.with_previous(previous.clone());
+            }
+            self.plan_desired.insert(id, d);
         }
         // The held kills of the deletion guard were approved for the set the operator saw.
-        if self.desired.specs.len() != set.specs.len() {
-            self.deletions_approved =
-                self.deletions_approved && set.specs.len() < self.desired.specs.len();
+        let count_after = self.desired.specs.len();
+        if count_before != count_after {
+            self.deletions_approved = self.deletions_approved && count_after < count_before;
         }
-        self.desired = set;
-        self.next_rescan = Instant::now() + RESCAN_EVERY;
         self.update_roles().await;
     }
 
@@ -416,16 +494,15 @@ impl Controller {
         }
     }
 
-    /// The default role first, then every other role a spec in force names.
+    /// The default role first, then every other role a spec in force names (in name order).
     pub fn roles(&self) -> Vec<String> {
         let mut roles = vec![self.role.clone()];
-        for spec in self.desired.specs.values() {
-            if let Some(r) = &spec.role {
-                if !roles.contains(r) {
-                    roles.push(r.clone());
-                }
-            }
-        }
+        roles.extend(
+            self.role_counts
+                .keys()
+                .filter(|r| **r != self.role)
+                .cloned(),
+        );
         roles
     }
 
@@ -533,14 +610,16 @@ impl Controller {
         self.framework_id = None;
         let now = self.clock.now_ms();
         let mut changed = Vec::new();
-        for r in self.ledger.values_mut().filter(|r| r.is_live()) {
+        for r in self.ledger.values().filter(|r| r.is_live()) {
+            let mut r = r.clone();
             r.state = TaskState::Lost;
             r.reason = Some("FRAMEWORK_REMOVED".to_owned());
             r.cluster_caused = true;
             r.updated_at_ms = now;
-            changed.push(r.clone());
+            changed.push(r);
         }
         for r in &changed {
+            self.ledger.put(r.clone());
             self.record_end(r);
         }
         self.persist_records(&changed).await;
@@ -575,13 +654,44 @@ impl Controller {
         Ok(())
     }
 
-    /// Publishes the status snapshot.
-    pub fn publish(&self) {
+    /// Publishes the status snapshot, at a bounded rate: building it costs time in proportion to
+    /// the specs and tasks, so after a build that took `t` the next one waits `PUBLISH_COST_RATIO *
+    /// t` (at most [`PUBLISH_MAX_DELAY`]). A small controller publishes after every pass; one with
+    /// 100,000 tasks spends at most a tenth of its time on the status page. A change that readers
+    /// wait for (ready, connected, the guard) is published at once.
+    pub fn publish(&mut self) {
+        let now = Instant::now();
+        let flags = (self.ready, self.connected, self.guard.is_some());
+        let urgent = self.published.flags != Some(flags);
+        if let (false, Some(at)) = (urgent, self.published.next_at) {
+            if now < at {
+                self.published.due = Some(at);
+                return;
+            }
+        }
+        let started = std::time::Instant::now();
         let snapshot = super::view::snapshot(self);
         self.snapshot_tx.send_replace(Arc::new(snapshot));
+        let cost = started.elapsed();
+        self.published = Published {
+            flags: Some(flags),
+            next_at: Some(now + (cost * PUBLISH_COST_RATIO).min(PUBLISH_MAX_DELAY)),
+            due: None,
+            builds: self.published.builds + 1,
+        };
     }
 
     pub fn reconciled(&self) -> bool {
         self.connected && self.reconciliation.done()
+    }
+}
+
+/// Counts (`delta` = 1) or uncounts (`delta` = -1) the role of a spec in force.
+pub(super) fn count_role(counts: &mut BTreeMap<String, usize>, spec: &Spec, delta: isize) {
+    let Some(role) = &spec.role else { return };
+    let n = counts.entry(role.clone()).or_default();
+    *n = n.saturating_add_signed(delta);
+    if *n == 0 {
+        counts.remove(role);
     }
 }

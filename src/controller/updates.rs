@@ -78,7 +78,7 @@ impl Controller {
             self.record_end(&r);
         }
         self.touch_history(&r);
-        self.ledger.insert(r.task_id.clone(), r.clone());
+        self.ledger.put(r.clone());
         // Durability rule 3: written now, flushed and then acknowledged with the rest of the burst.
         if let Err(e) = self.store.put(Tree::Ledger, &r.task_id.0, &r) {
             // Not acknowledged: the agent will send the update again.

@@ -1,7 +1,7 @@
 //! Upkeep driven by time and by the end of a pass: periodic and stale-launch reconciliation,
 //! unconfirmed kills sent again, the ledger and instance states pruned, rollout changes recorded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -66,7 +66,7 @@ impl Controller {
     pub(super) async fn check_stale_launches(&mut self, now_ms: u64) {
         let stale: Vec<(TaskId, Option<String>)> = self
             .ledger
-            .values()
+            .attention()
             .filter(|r| {
                 r.state == TaskState::Staging
                     && now_ms.saturating_sub(r.updated_at_ms) >= STALE_STAGING_MS
@@ -91,7 +91,7 @@ impl Controller {
     pub(super) async fn forget_unknown_tasks(&mut self, now_ms: u64) {
         let expired: Vec<TaskRecord> = self
             .ledger
-            .values()
+            .attention()
             .filter(|r| unknown_for_too_long(r, now_ms))
             .cloned()
             .collect();
@@ -107,35 +107,42 @@ impl Controller {
             r.message = Some("unknown to the master for 10 minutes".to_owned());
             self.record_end(&r);
             self.touch_history(&r);
-            self.ledger.insert(r.task_id.clone(), r.clone());
+            self.ledger.put(r.clone());
             gone.push(r);
         }
         self.persist_records(&gone).await;
     }
 
     /// Forgets terminal records beyond the few kept per instance, and every terminal record of a
-    /// spec that no longer exists.
-    pub(super) fn prune_ledger(&mut self) {
-        let mut by_instance: BTreeMap<(String, u32), Vec<(u64, TaskId)>> = BTreeMap::new();
-        for r in self.ledger.values().filter(|r| !r.is_live()) {
-            by_instance
-                .entry((r.spec_id.clone(), r.instance))
-                .or_default()
-                .push((r.updated_at_ms, r.task_id.clone()));
-        }
+    /// spec that no longer exists; for the spec ids decided in this pass (the others did not change).
+    pub(super) fn prune_ledger(&mut self, specs: &BTreeSet<String>) {
         let mut forget = Vec::new();
-        for ((spec, _), mut list) in by_instance {
-            let spec_exists = SpecId::new(spec)
+        for spec in specs {
+            let mut by_instance: BTreeMap<u32, Vec<(u64, TaskId)>> = BTreeMap::new();
+            for r in self
+                .ledger
+                .of_spec(spec)
+                .into_iter()
+                .filter(|r| !r.is_live())
+            {
+                by_instance
+                    .entry(r.instance)
+                    .or_default()
+                    .push((r.updated_at_ms, r.task_id.clone()));
+            }
+            let spec_exists = SpecId::new(spec.as_str())
                 .ok()
                 .is_some_and(|id| self.desired.specs.contains_key(&id));
-            list.sort();
             let keep = if spec_exists {
                 KEEP_TERMINAL_PER_INSTANCE
             } else {
                 0
             };
-            let drop_n = list.len().saturating_sub(keep);
-            forget.extend(list.into_iter().take(drop_n).map(|(_, id)| id));
+            for mut list in by_instance.into_values() {
+                list.sort();
+                let drop_n = list.len().saturating_sub(keep);
+                forget.extend(list.into_iter().take(drop_n).map(|(_, id)| id));
+            }
         }
         for id in forget {
             self.ledger.remove(&id);
@@ -147,6 +154,7 @@ impl Controller {
 
     /// Records a rollout change from the plan (`None` = the rollout is over).
     pub(super) fn set_rollout(&mut self, id: &SpecId, rollout: Option<RolloutState>) {
+        self.planned.mark(id.as_str());
         let result = match &rollout {
             Some(r) => {
                 if let Some(stop) = &r.stopped {
@@ -172,38 +180,38 @@ impl Controller {
     }
 
     /// Drops the backoff state of instances no spec wants any more (scaled down or deleted), so a
-    /// later scale-up starts them fresh, and retired specs whose tasks are all gone.
-    pub(super) fn forget_unwanted_instances(&mut self) {
-        let unwanted: Vec<InstanceKey> = self
-            .instances
-            .keys()
-            .filter(|k| {
-                self.desired
-                    .specs
-                    .get(&k.spec)
-                    .is_none_or(|s| k.instance >= s.instances)
-            })
-            .cloned()
-            .collect();
+    /// later scale-up starts them fresh, and retired specs whose tasks are all gone; for the spec
+    /// ids decided in this pass.
+    pub(super) fn forget_unwanted_instances(&mut self, specs: &BTreeSet<String>) {
+        let mut unwanted: Vec<InstanceKey> = Vec::new();
+        for spec in specs {
+            let Ok(id) = SpecId::new(spec.as_str()) else {
+                continue;
+            };
+            let wanted = self.desired.specs.get(&id).map_or(0, |s| s.instances);
+            unwanted.extend(
+                self.instances
+                    .range(InstanceKey::new(id.clone(), wanted)..)
+                    .take_while(|(k, _)| k.spec == id)
+                    .map(|(k, _)| k.clone()),
+            );
+            if self.retired.contains_key(&id) && !self.ledger.has_live(spec) {
+                self.retired.remove(&id);
+            }
+        }
         for k in unwanted {
             self.instances.remove(&k);
             if let Err(e) = self.store.remove(Tree::Backoff, &k.to_string()) {
                 tracing::warn!(error = %e, "cannot forget an instance's backoff");
             }
         }
-        let ledger = &self.ledger;
-        self.retired.retain(|id, _| {
-            ledger
-                .values()
-                .any(|r| r.is_live() && r.spec_id == id.as_str())
-        });
     }
 
     /// Kills that did not take effect (a lost call, an agent that was away) are sent again.
     pub(super) async fn retry_kills(&mut self, now_ms: u64) {
         let stuck: Vec<(TaskId, Option<String>)> = self
             .ledger
-            .values()
+            .attention()
             .filter(|r| {
                 r.kill_requested
                     && r.is_live()
@@ -213,8 +221,10 @@ impl Controller {
             .collect();
         for (task_id, agent) in stuck {
             tracing::info!(%task_id, "kill not confirmed yet: sending it again");
-            if let Some(r) = self.ledger.get_mut(&task_id) {
+            if let Some(r) = self.ledger.get(&task_id) {
+                let mut r = r.clone();
                 r.updated_at_ms = now_ms;
+                self.ledger.put(r);
             }
             let grace = self.kill_grace_of(&task_id);
             self.send_kill(&task_id, agent.as_deref(), grace).await;

@@ -16,17 +16,19 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
     for (id, spec) in &c.desired.specs {
         let running = c
             .ledger
-            .values()
-            .filter(|r| {
-                r.spec_id == id.as_str() && r.state == TaskState::Running && !r.kill_requested
-            })
+            .of_spec(id.as_str())
+            .into_iter()
+            .filter(|r| r.state == TaskState::Running && !r.kill_requested)
             .count() as u32;
         specs.insert(
             id.as_str().to_owned(),
             SpecStatus {
                 id: id.as_str().to_owned(),
                 file: format!("{dir}/{}.toml", id.as_str()),
-                generation: Some(spec.content_hash().short()),
+                generation: c
+                    .plan_desired
+                    .get(id)
+                    .map(|d| crate::plan::short_generation(&d.generation).to_owned()),
                 instances: spec.instances,
                 running,
                 rollout: c.rollouts.get(id).map(|r| r.describe()),
@@ -49,7 +51,12 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             hint: err.hint.clone(),
         });
     }
-    for (key, pending) in &c.pending {
+    for (key, pending) in c
+        .planned
+        .spec_pending
+        .iter()
+        .chain(&c.planned.extra_pending)
+    {
         if let Some(s) = specs.get_mut(key.spec.as_str()) {
             s.pending.push(PendingRow {
                 instance: key.instance,
@@ -102,7 +109,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
         offers_declined: c.counts.offers_declined,
         passes: c.counts.passes,
         invalid_specs: c.desired.errors.len() as u64,
-        pending_instances: c.pending.len() as u64,
+        pending_instances: c.planned.pending_count() as u64,
         running_tasks: tasks.iter().filter(|t| t.state == "TASK_RUNNING").count() as u64,
     };
     Snapshot {

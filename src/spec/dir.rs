@@ -9,7 +9,7 @@
 //! that cannot be read or parsed is only an error entry for its spec id, so the controller keeps that
 //! spec's previous valid version in force.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -73,25 +73,7 @@ pub enum DirError {
 /// directory that points back at one of its ancestors is listed as ignored instead of looping.
 /// Messages name files as `root` was given (`desired/web.toml`), not by their canonical path.
 pub fn load_dir(root: &Path) -> Result<DirSnapshot, DirError> {
-    let canonical = fs::canonicalize(root).map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => DirError::Missing {
-            path: root.to_owned(),
-            source,
-        },
-        _ => DirError::Unreadable {
-            path: root.to_owned(),
-            source,
-        },
-    })?;
-    let metadata = fs::metadata(&canonical).map_err(|source| DirError::Unreadable {
-        path: root.to_owned(),
-        source,
-    })?;
-    if !metadata.is_dir() {
-        return Err(DirError::NotADirectory {
-            path: root.to_owned(),
-        });
-    }
+    let canonical = canonical_root(root)?;
     let mut walk = Walk {
         shown_root: root,
         snapshot: DirSnapshot {
@@ -99,6 +81,7 @@ pub fn load_dir(root: &Path) -> Result<DirSnapshot, DirError> {
             ..DirSnapshot::default()
         },
         ancestors: vec![canonical.clone()],
+        incremental: None,
     };
     walk.dir(&canonical, Path::new(""))?;
     Ok(walk.snapshot)
@@ -121,6 +104,146 @@ struct Walk<'a> {
     snapshot: DirSnapshot,
     /// Canonical paths of the directories being walked, to stop symlink loops.
     ancestors: Vec<PathBuf>,
+    /// Set by [`scan_dir`]: files whose stamp did not change are not read again.
+    incremental: Option<Incremental<'a>>,
+}
+
+/// What identifies one version of a file without reading it: if any of these differs, the file is
+/// read again. `ctime` changes on every write and rename, even one that restores the old `mtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        }
+    }
+}
+
+/// What [`scan_dir`] remembers of one `.toml` file.
+#[derive(Debug, Clone)]
+struct CachedFile {
+    stamp: Stamp,
+    /// The spec id of the file, if its name is one.
+    id: Option<SpecId>,
+    /// Why the file is invalid, if it is.
+    error: Option<SpecError>,
+}
+
+/// What [`scan_dir`] keeps between scans of one directory: the stamp and outcome of every file, by
+/// path relative to the root.
+#[derive(Debug, Default)]
+pub struct DirCache {
+    files: HashMap<PathBuf, CachedFile>,
+}
+
+impl DirCache {
+    /// Files known (valid or not).
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// What changed since the previous [`scan_dir`] with the same cache.
+#[derive(Debug, Clone, Default)]
+pub struct DirDiff {
+    /// The directory actually read (see [`DirSnapshot::root`]).
+    pub root: PathBuf,
+    /// Specs whose file is new, or changed and valid (their content may still be the same).
+    pub changed: BTreeMap<SpecId, Spec>,
+    /// Spec ids whose file was valid and is now invalid, or whose file is gone.
+    pub removed: BTreeSet<SpecId>,
+    /// Every invalid file now, as in [`DirSnapshot::errors`] (not only the changed ones).
+    pub errors: BTreeMap<String, SpecError>,
+    /// The cache was empty: `changed` holds every valid spec, and `removed` is empty; the caller
+    /// must compare with what it had to find deletions.
+    pub complete: bool,
+    /// Files read and parsed in this scan (the others were known by their stamp).
+    pub files_read: usize,
+    /// Files seen in this scan.
+    pub files_seen: usize,
+}
+
+struct Incremental<'a> {
+    old: &'a HashMap<PathBuf, CachedFile>,
+    new: HashMap<PathBuf, CachedFile>,
+    diff: DirDiff,
+}
+
+/// Reads what changed under `root` since the last scan with `cache`: every file is looked at
+/// (`stat`), but only files whose size, times or inode changed are read and parsed again. The ignore
+/// rules and messages are those of [`load_dir`]. On error the cache is left as it was, so the next
+/// scan reports everything this one would have.
+pub fn scan_dir(root: &Path, cache: &mut DirCache) -> Result<DirDiff, DirError> {
+    let canonical = canonical_root(root)?;
+    let complete = cache.files.is_empty();
+    let mut walk = Walk {
+        shown_root: root,
+        snapshot: DirSnapshot::default(),
+        ancestors: vec![canonical.clone()],
+        incremental: Some(Incremental {
+            old: &cache.files,
+            new: HashMap::with_capacity(cache.files.len()),
+            diff: DirDiff {
+                root: canonical.clone(),
+                complete,
+                ..DirDiff::default()
+            },
+        }),
+    };
+    walk.dir(&canonical, Path::new(""))?;
+    let Some(Incremental { old, new, mut diff }) = walk.incremental else {
+        unreachable!("set above");
+    };
+    for (path, file) in old {
+        if !new.contains_key(path) {
+            if let Some(id) = &file.id {
+                diff.removed.insert(id.clone());
+            }
+        }
+    }
+    diff.errors = walk.snapshot.errors;
+    cache.files = new;
+    Ok(diff)
+}
+
+fn canonical_root(root: &Path) -> Result<PathBuf, DirError> {
+    let canonical = fs::canonicalize(root).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => DirError::Missing {
+            path: root.to_owned(),
+            source,
+        },
+        _ => DirError::Unreadable {
+            path: root.to_owned(),
+            source,
+        },
+    })?;
+    let metadata = fs::metadata(&canonical).map_err(|source| DirError::Unreadable {
+        path: root.to_owned(),
+        source,
+    })?;
+    if !metadata.is_dir() {
+        return Err(DirError::NotADirectory {
+            path: root.to_owned(),
+        });
+    }
+    Ok(canonical)
 }
 
 impl Walk<'_> {
@@ -150,7 +273,7 @@ impl Walk<'_> {
                 Ok(metadata) if !metadata.is_file() => {
                     self.file_problem(&relative, "is not a regular file".to_owned());
                 }
-                Ok(_) => self.file(&path, &relative),
+                Ok(metadata) => self.file(&path, &relative, &metadata),
                 Err(err) => self.file_problem(&relative, format!("cannot read: {err}")),
             }
         }
@@ -172,7 +295,59 @@ impl Walk<'_> {
         result
     }
 
-    fn file(&mut self, path: &Path, relative: &Path) {
+    fn file(&mut self, path: &Path, relative: &Path, metadata: &fs::Metadata) {
+        let Some(inc) = &mut self.incremental else {
+            self.read_file(path, relative);
+            return;
+        };
+        inc.diff.files_seen += 1;
+        let stamp = Stamp::of(metadata);
+        if let Some(old) = inc.old.get(relative).filter(|f| f.stamp == stamp) {
+            if let Some(error) = &old.error {
+                let key = old
+                    .id
+                    .as_ref()
+                    .map_or_else(|| path_key(relative), |id| id.as_str().to_owned());
+                self.snapshot.errors.insert(key, error.clone());
+            }
+            inc.new.insert(relative.to_owned(), old.clone());
+            return;
+        }
+        let was_valid = inc.old.get(relative).is_some_and(|f| f.error.is_none());
+        inc.diff.files_read += 1;
+        let before = self.snapshot.errors.len();
+        let parsed = self.read_file(path, relative);
+        let Some(inc) = &mut self.incremental else {
+            return;
+        };
+        let id = SpecId::from_relative_path(relative).ok();
+        let error = if self.snapshot.errors.len() > before {
+            let key = id
+                .as_ref()
+                .map_or_else(|| path_key(relative), |id| id.as_str().to_owned());
+            self.snapshot.errors.get(&key).cloned()
+        } else {
+            None
+        };
+        match parsed {
+            Some(spec) => {
+                inc.diff.changed.insert(spec.id.clone(), spec);
+            }
+            None => {
+                if was_valid {
+                    if let Some(id) = &id {
+                        inc.diff.removed.insert(id.clone());
+                    }
+                }
+            }
+        }
+        inc.new
+            .insert(relative.to_owned(), CachedFile { stamp, id, error });
+    }
+
+    /// Reads and parses one file into the snapshot (full mode), or returns the spec (incremental
+    /// mode; errors go to the snapshot's errors either way).
+    fn read_file(&mut self, path: &Path, relative: &Path) -> Option<Spec> {
         let shown = self.shown_root.join(relative).display().to_string();
         let id = match SpecId::from_relative_path(relative) {
             Ok(id) => id,
@@ -180,7 +355,7 @@ impl Walk<'_> {
                 let error = SpecError::whole_file(&shown, format!("invalid spec file name: {err}"))
                     .with_hint("rename the file, e.g. `my-app.toml`, or start its name with `_` to disable it");
                 self.snapshot.errors.insert(path_key(relative), error);
-                return;
+                return None;
             }
         };
         let result = read_limited(path)
@@ -188,11 +363,14 @@ impl Walk<'_> {
             .and_then(|bytes| decode(&shown, bytes))
             .and_then(|text| parse(&id, &shown, &text));
         match result {
+            Ok(spec) if self.incremental.is_some() => Some(spec),
             Ok(spec) => {
                 self.snapshot.specs.insert(id, spec);
+                None
             }
             Err(error) => {
                 self.snapshot.errors.insert(id.into(), error);
+                None
             }
         }
     }
