@@ -29,6 +29,9 @@ use serde::de::DeserializeOwned;
 /// The schema this build writes. A store written by a newer schema is refused rather than guessed at.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// sled's page cache (see [`Store::open`]).
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
 const KEY_SCHEMA: &str = "schema_version";
 const KEY_FRAMEWORK_ID: &str = "framework_id";
 
@@ -92,10 +95,17 @@ impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("db");
-        let db = sled::open(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        // sled's page cache defaults to 1 GiB, which it fills with every page it ever read; the
+        // controller reads the store once at start and keeps what it needs in memory, so a small
+        // cache is all it needs (the write path does not depend on it).
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         let meta = db.open_tree("meta")?;
         match meta.get(KEY_SCHEMA)? {
             Some(v) => {

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 /// A burst ends when this long passes without another event; then one hint is sent.
-pub const QUIET: Duration = Duration::from_millis(150);
+pub const QUIET: Duration = Duration::from_millis(50);
 
 /// A directory that never stops changing (a log written into it, a sync tool looping) would
 /// otherwise never produce a hint; after this long a hint is sent even mid-burst.

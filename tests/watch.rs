@@ -14,7 +14,7 @@ use mesos_reconciler::watch::{WatchError, Watcher, watch};
 use tokio::time::{Instant, timeout};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-/// Long enough that the tail of a burst has been delivered (the watcher's quiet window is 150 ms).
+/// Long enough that the tail of a burst has been delivered (the watcher's quiet window is 50 ms).
 const SETTLE: Duration = Duration::from_millis(800);
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! One pass: run `plan` on the whole state and apply its actions through the Mesos client, keeping
 //! the write-ahead rule (a launch is flushed to the ledger before its ACCEPT is sent).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant as StdInstant};
 
 use super::reconcile::ReconcileCall;
@@ -79,7 +80,15 @@ impl Controller {
         drop(_enter);
 
         self.planned.work.passes += 1;
-        self.planned.extra_pending = finished.pending.into_iter().collect();
+        let extra_pending: BTreeMap<_, _> = finished.pending.into_iter().collect();
+        if !dirty.is_empty()
+            || !finished.actions.is_empty()
+            || extra_pending != self.planned.extra_pending
+            || self.desired.dir_error.is_some()
+        {
+            self.published.stale = true;
+        }
+        self.planned.extra_pending = extra_pending;
         if finished.guard.is_some() && self.guard.is_none() {
             self.guard_since_ms = Some(now_ms);
             tracing::warn!(

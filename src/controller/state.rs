@@ -28,6 +28,8 @@ use crate::store::{Store, Tree};
 /// See [`Controller::publish`].
 const PUBLISH_COST_RATIO: u32 = 10;
 const PUBLISH_MAX_DELAY: Duration = Duration::from_secs(2);
+/// With nothing changed, the snapshot is still rebuilt this often (its pass time and counters).
+const PUBLISH_IDLE_REFRESH: Duration = Duration::from_secs(60);
 
 /// When the status snapshot was published and when the next one may be.
 #[derive(Debug, Default)]
@@ -36,8 +38,12 @@ pub(super) struct Published {
     flags: Option<(bool, bool, bool)>,
     /// No regular publication before this.
     next_at: Option<Instant>,
+    /// When the last one was built.
+    last_at: Option<Instant>,
     /// A publication was deferred to this instant.
     pub due: Option<Instant>,
+    /// Something shown changed since the last one.
+    pub stale: bool,
     /// Snapshots built.
     pub builds: u64,
 }
@@ -354,6 +360,9 @@ impl Controller {
         let old_errors = std::mem::take(&mut self.desired.errors);
         let count_before = self.desired.specs.len();
         let changes = self.desired.apply(diff);
+        if old_errors != self.desired.errors {
+            self.published.stale = true;
+        }
         for (file, err) in &self.desired.errors {
             if !old_errors.get(file).is_some_and(|old| old == err) {
                 tracing::error!(spec = %file, "invalid spec, previous version (if any) stays in force: {err}");
@@ -663,6 +672,14 @@ impl Controller {
         let now = Instant::now();
         let flags = (self.ready, self.connected, self.guard.is_some());
         let urgent = self.published.flags != Some(flags);
+        // Nothing shown changed: only refreshed now and then (the last pass's time and counters).
+        let refresh = self
+            .published
+            .last_at
+            .is_none_or(|at| now >= at + PUBLISH_IDLE_REFRESH);
+        if !urgent && !self.published.stale && !refresh {
+            return;
+        }
         if let (false, Some(at)) = (urgent, self.published.next_at) {
             if now < at {
                 self.published.due = Some(at);
@@ -676,7 +693,9 @@ impl Controller {
         self.published = Published {
             flags: Some(flags),
             next_at: Some(now + (cost * PUBLISH_COST_RATIO).min(PUBLISH_MAX_DELAY)),
+            last_at: Some(now),
             due: None,
+            stale: false,
             builds: self.published.builds + 1,
         };
     }
