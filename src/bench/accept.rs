@@ -165,6 +165,9 @@ pub async fn master(env: &mut Env) -> Result<Figures, BenchError> {
     figures.set("accepts_per_s", launched as f64 / accept_window);
     figures.set("tasks_per_s", tasks as f64 / all_running.as_secs_f64());
     env.finish(mark, &mut figures);
+    // What the master itself says, as a check of what the events said.
+    let counts = env.master.counts().await?;
+    figures.set("master_running", counts.running as f64);
     Ok(figures)
 }
 

@@ -267,6 +267,77 @@ mod tests {
         }
     }
 
+    /// A master on 127.0.0.1:0 with a state document of three tasks, and with or without the
+    /// gauges.
+    async fn fake_master(with_metrics: bool) -> String {
+        use axum::Json;
+        use axum::routing::get;
+        let state = serde_json::json!({"frameworks": [{"id": "f", "tasks": [
+            {"id": "a.0.1", "state": "TASK_RUNNING", "statuses": []},
+            {"id": "b.0.2", "state": "TASK_STAGING"},
+            {"id": "c.0.3", "state": "TASK_KILLING"},
+        ]}]});
+        let mut router = axum::Router::new().route(
+            "/master/state",
+            get(move || {
+                let state = state.clone();
+                async move { Json(state) }
+            }),
+        );
+        if with_metrics {
+            router = router.route(
+                "/metrics/snapshot",
+                get(|| async {
+                    Json(serde_json::json!({
+                        "master/tasks_running": 7.0,
+                        "master/tasks_staging": 2.0,
+                        "master/tasks_starting": 1.0,
+                        "master/tasks_finished": 40.0,
+                        "master/uptime_secs": 12.5,
+                    }))
+                }),
+            );
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    fn http() -> reqwest::Client {
+        reqwest::Client::builder().no_proxy().build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn counts_from_the_gauges_when_the_master_has_them() {
+        let mut probe = MasterProbe::new(http(), &fake_master(true).await);
+        let counts = probe.counts().await.unwrap();
+        assert_eq!(probe.source(), Source::Metrics);
+        assert_eq!(
+            counts,
+            TaskCounts {
+                running: 7,
+                launched: 10
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn counts_from_the_state_when_the_gauges_are_404() {
+        let mut probe = MasterProbe::new(http(), &fake_master(false).await);
+        let counts = probe.counts().await.unwrap();
+        assert_eq!(probe.source(), Source::State);
+        assert_eq!(
+            counts,
+            TaskCounts {
+                running: 1,
+                launched: 2
+            }
+        );
+        let (live, duplicates) = live_and_duplicates(&probe.state_tasks().await.unwrap());
+        assert_eq!((live, duplicates), (3, 0));
+    }
+
     #[test]
     fn duplicates_are_second_copies_of_an_instance() {
         let tasks = [

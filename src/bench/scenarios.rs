@@ -20,7 +20,7 @@ const POLL_ONE: Duration = Duration::from_millis(5);
 const POLL_SETTLE: Duration = Duration::from_millis(100);
 /// Passes the restarted controller runs after `/readyz` before its counters are read: time to
 /// launch or kill anything it would.
-const SETTLE_PASSES: f64 = 3.0;
+const SETTLE_PASSES: f64 = 2.0;
 /// How long to wait for those passes; a controller with nothing to do may run none.
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// How often memory is sampled in `idle`.
