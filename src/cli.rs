@@ -55,6 +55,8 @@ pub enum Command {
     ApproveDeletions(ApproveArgs),
     /// Run the Mesos-compatible dev cluster on its own (for tests and other clients).
     Devcluster(DevclusterArgs),
+    /// Measure the controller and the dev cluster (release builds; prints a table or JSON).
+    Bench(BenchArgs),
 }
 
 /// Options shared by `run` and `dev`: where the specs and the state live, and the status server.
@@ -156,6 +158,57 @@ pub struct DevclusterArgs {
     /// Time between offer cycles.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub allocation_interval: Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub scenario: BenchScenario,
+    /// Spec files (one task each) in the scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub specs: usize,
+    /// Runs per scenario, each with a fresh cluster, controller and directories; every figure is
+    /// the median and the max over the runs.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// One JSON object per scenario on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Samples per run: files written one by one for `latency` (default 200), requests per
+    /// endpoint for `status` (default 20).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub samples: Option<u32>,
+    /// Length of the steady-state window of `idle`, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_secs: u64,
+    /// A run still going after this long is stopped and its scenario reports `timed_out`.
+    #[arg(long, default_value = "600s", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+    /// Virtual agents in the dev cluster.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub agents: u32,
+}
+
+/// The benchmark scenarios of `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchScenario {
+    /// N files written while the controller runs, until all N tasks are TASK_RUNNING.
+    Converge,
+    /// N files present before the controller starts, until all N tasks are TASK_RUNNING.
+    Cold,
+    /// With N running, one file written at a time: until its ACCEPT reaches the master, until RUNNING.
+    Latency,
+    /// With N running, kill -9 and restart the controller: until /readyz, and what it launched.
+    Restart,
+    /// With N running, a steady-state window: CPU and memory of the controller and the master.
+    Idle,
+    /// With N running, response times of the controller's status server.
+    Status,
+    /// The dev master alone: a plain scheduler launches N tasks, one per ACCEPT.
+    Master,
+    /// Every scenario in turn.
+    All,
 }
 
 /// The wire encoding of calls and events.

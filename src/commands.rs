@@ -1,12 +1,13 @@
 //! The subcommands: each turns checked command-line values into working objects, runs, and returns
-//! the process exit code. The logic they run lives in `controller`, `spec` and `devcluster`.
+//! the process exit code. The logic they run lives in `controller`, `spec`, `devcluster` and `bench`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::cli::{
-    ApproveArgs, ControllerArgs, DevArgs, DevclusterArgs, RunArgs, ValidateArgs, WireEncoding, exit,
+    ApproveArgs, BenchArgs, ControllerArgs, DevArgs, DevclusterArgs, RunArgs, ValidateArgs,
+    WireEncoding, exit,
 };
 use crate::controller::{self, ControllerConfig};
 use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
@@ -238,6 +239,19 @@ pub async fn devcluster(args: DevclusterArgs) -> i32 {
     shutdown_signal().await;
     cluster.shutdown().await;
     exit::OK
+}
+
+/// `mesos-reconciler bench`: the scenarios run this binary as a dev cluster and a controller, each
+/// in its own process. On SIGINT or SIGTERM the bench is dropped, which kills both (SIGKILL) and
+/// removes the temporary directories.
+pub async fn bench(args: BenchArgs) -> i32 {
+    tokio::select! {
+        code = crate::bench::run(args) => code,
+        () = shutdown_signal() => {
+            eprintln!("bench interrupted: its processes are killed and its directories removed");
+            exit::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -19,6 +19,8 @@ fn main() {
     // task transition (the controller's), not three.
     let default_filter = match cli.command {
         Command::Dev(_) => "info,mesos_reconciler::devcluster=warn",
+        // The bench prints figures; its children log to files of their own.
+        Command::Bench(_) => "warn",
         _ => "info",
     };
     init_logging(default_filter);
@@ -36,6 +38,7 @@ fn main() {
             Command::Validate(args) => commands::validate(&args),
             Command::ApproveDeletions(args) => commands::approve(&args).await,
             Command::Devcluster(args) => commands::devcluster(args).await,
+            Command::Bench(args) => commands::bench(args).await,
         }
     });
     std::process::exit(code);

@@ -1,0 +1,264 @@
+//! The controller scenarios. Each gets a fresh [`Env`] (a dev cluster, no controller yet) and
+//! returns what it measured. `wall_s` is always the measured phase: until all tasks run
+//! (`converge`, `cold`), until `/readyz` (`restart`), all samples (`latency`, `status`), the
+//! window (`idle`). `controller_*` and `master_*` are the CPU time each process spent in that
+//! phase and its memory at its end.
+
+use std::time::{Duration, Instant};
+
+use super::probe::{Source, live_and_duplicates};
+use super::report::Figures;
+use super::{BenchError, Env, SPEC_PREFIX, write_specs};
+
+/// Files written one by one in `latency`, unless `--samples` says otherwise.
+pub const LATENCY_SAMPLES: u32 = 200;
+/// Requests per endpoint in `status`, unless `--samples` says otherwise.
+const STATUS_SAMPLES: u32 = 20;
+/// How often the master is asked while waiting for one task.
+const POLL_ONE: Duration = Duration::from_millis(5);
+/// How often the controller's metrics are read while it settles after a restart.
+const POLL_SETTLE: Duration = Duration::from_millis(100);
+/// Passes the restarted controller runs after `/readyz` before its counters are read: time to
+/// launch or kill anything it would.
+const SETTLE_PASSES: f64 = 2.0;
+/// How long to wait for those passes; a controller with nothing to do may run none.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// How often memory is sampled in `idle`.
+const IDLE_SAMPLE: Duration = Duration::from_secs(1);
+
+/// N files written as fast as possible while the controller runs, until all N are RUNNING.
+/// Writing that many at once overflows the controller's inotify queue on purpose.
+pub async fn converge(env: &mut Env) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    let n = env.specs();
+    env.start_controller("controller").await?;
+    env.wait_ready().await?;
+    let mark = env.mark();
+    let started = Instant::now();
+    let dir = env.ws.desired.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        write_specs(&dir, SPEC_PREFIX, 0..n).map(|()| started.elapsed())
+    });
+    env.wait_running(n).await?;
+    let wall = started.elapsed();
+    let write = writer
+        .await
+        .map_err(|e| BenchError::failed(format!("the spec writer: {e}")))??;
+    figures.secs("wall_s", wall);
+    figures.secs("write_s", write);
+    figures.set("tasks_per_s", n as f64 / wall.as_secs_f64());
+    env.finish(mark, &mut figures);
+    Ok(figures)
+}
+
+/// N files present before the controller starts, until all N are RUNNING.
+pub async fn cold(env: &mut Env) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    let n = env.specs();
+    env.write_specs(n).await?;
+    let mark = env.mark();
+    let started = Instant::now();
+    env.start_controller("controller").await?;
+    env.wait_ready().await?;
+    let ready = started.elapsed();
+    env.wait_running(n).await?;
+    let wall = started.elapsed();
+    figures.secs("wall_s", wall);
+    figures.secs("ready_s", ready);
+    figures.set("tasks_per_s", n as f64 / wall.as_secs_f64());
+    env.finish(mark, &mut figures);
+    Ok(figures)
+}
+
+/// With N running, one file written at a time: until its task appears in the master (the ACCEPT
+/// that launched it arrived), and until it is RUNNING.
+pub async fn latency(env: &mut Env) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    env.steady(&mut figures).await?;
+    let samples = env.options.samples.unwrap_or(LATENCY_SAMPLES);
+    let mut accepted = Vec::new();
+    let mut running = Vec::new();
+    let mark = env.mark();
+    let started = Instant::now();
+    for i in 0..samples as usize {
+        // With the gauges, the new task is the one more launched (then running) task than
+        // before; with the state document, it is the task whose id starts with the spec's.
+        let before = match env.master.source() {
+            Source::Metrics => Some(env.master.counts().await?),
+            _ => None,
+        };
+        let name = format!("lat-{i:06}");
+        let task_prefix = format!("{name}.");
+        let sample_started = Instant::now();
+        write_specs(&env.ws.desired, "lat", i..i + 1)?;
+        let mut accept_time = None;
+        loop {
+            let (in_master, is_running) = match before {
+                Some(before) => {
+                    let now = env.master.counts().await?;
+                    (now.launched > before.launched, now.running > before.running)
+                }
+                None => {
+                    let tasks = env.master.state_tasks().await?;
+                    let task = tasks.iter().find(|t| t.id.starts_with(&task_prefix));
+                    (
+                        task.is_some(),
+                        task.is_some_and(|t| t.state == "TASK_RUNNING"),
+                    )
+                }
+            };
+            if in_master && accept_time.is_none() {
+                accept_time = Some(sample_started.elapsed());
+            }
+            if is_running {
+                let done = sample_started.elapsed();
+                accepted.push(accept_time.unwrap_or(done));
+                running.push(done);
+                break;
+            }
+            let pause = env.master.interval(POLL_ONE);
+            let seen = accept_time.is_some();
+            env.tick(pause, || {
+                format!(
+                    "sample {i}: the task of {name} TASK_RUNNING (in the master already: {seen})"
+                )
+            })
+            .await?;
+        }
+    }
+    figures.secs("wall_s", started.elapsed());
+    figures.set("samples", f64::from(samples));
+    figures.percentiles_ms(
+        ["accept_p50_ms", "accept_p99_ms", "accept_max_ms"],
+        &accepted,
+    );
+    figures.percentiles_ms(
+        ["running_p50_ms", "running_p99_ms", "running_max_ms"],
+        &running,
+    );
+    env.finish(mark, &mut figures);
+    Ok(figures)
+}
+
+/// With N running, `kill -9` of the controller and a restart: until `/readyz` answers 200, then
+/// what the new process launched and killed (its own counters, so only since the restart) once
+/// it has run a few passes, and the master's live tasks before and after.
+pub async fn restart(env: &mut Env) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    env.steady(&mut figures).await?;
+    let (before, _) = live_and_duplicates(&env.master.state_tasks().await?);
+    env.kill_controller().await?;
+    let mark = env.mark();
+    let started = Instant::now();
+    env.start_controller("controller-restarted").await?;
+    env.wait_ready().await?;
+    figures.secs("wall_s", started.elapsed());
+    env.finish(mark, &mut figures);
+
+    let settle_started = Instant::now();
+    let passes_at_ready = passes(&env.status()?.metrics().await?);
+    let counters = loop {
+        let metrics = env.status()?.metrics().await?;
+        if passes(&metrics) >= passes_at_ready + SETTLE_PASSES
+            || settle_started.elapsed() >= SETTLE_LIMIT
+        {
+            break metrics;
+        }
+        env.tick(POLL_SETTLE, || {
+            "the restarted controller's passes after /readyz".into()
+        })
+        .await?;
+    };
+    figures.secs("settle_s", settle_started.elapsed());
+    let counter = |name: &str| counters.get(name).copied().unwrap_or(0.0);
+    figures.set("launches_after_restart", counter("launches_total"));
+    figures.set("kills_after_restart", counter("kills_total"));
+    let (after, duplicates) = live_and_duplicates(&env.master.state_tasks().await?);
+    figures.set("master_tasks_before", before as f64);
+    figures.set("master_tasks_after", after as f64);
+    figures.set("duplicate_tasks", duplicates as f64);
+    if before != after || duplicates > 0 {
+        eprintln!(
+            "bench restart: WARNING: the master had {before} live tasks before the restart and {after} after ({duplicates} duplicates)"
+        );
+    }
+    Ok(figures)
+}
+
+/// With N running, a window of `--idle-secs` in which nothing changes: CPU as a percentage of one
+/// core, and memory (the peak sampled every second, and at the end).
+pub async fn idle(env: &mut Env) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    env.steady(&mut figures).await?;
+    let window = env.options.idle;
+    let mark = env.mark();
+    let started = Instant::now();
+    let mut peak_rss: f64 = 0.0;
+    while started.elapsed() < window {
+        if let Some(stats) = env.controller.as_ref().and_then(|c| c.stats()) {
+            peak_rss = peak_rss.max(stats.rss_mib);
+        }
+        let left = window.saturating_sub(started.elapsed());
+        env.tick(IDLE_SAMPLE.min(left), || {
+            "the end of the idle window".into()
+        })
+        .await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    figures.set("wall_s", elapsed);
+    env.finish(mark, &mut figures);
+    let percent = |cpu: Option<f64>| cpu.unwrap_or(0.0) / elapsed * 100.0;
+    figures.set(
+        "controller_cpu_pct",
+        percent(figures.get("controller_cpu_s")),
+    );
+    figures.set("master_cpu_pct", percent(figures.get("master_cpu_s")));
+    figures.set(
+        "controller_rss_peak_mib",
+        peak_rss.max(figures.get("controller_rss_mib").unwrap_or(0.0)),
+    );
+    Ok(figures)
+}
+
+/// With N running, the response times of the status server's JSON, page and metrics, one
+/// request at a time, whole body read.
+pub async fn status(env: &mut Env) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    env.steady(&mut figures).await?;
+    let samples = env.options.samples.unwrap_or(STATUS_SAMPLES);
+    let endpoints: [(&str, [&'static str; 3]); 3] = [
+        (
+            "/api/v1/status",
+            ["api_status_p50_ms", "api_status_max_ms", "api_status_bytes"],
+        ),
+        ("/", ["page_p50_ms", "page_max_ms", "page_bytes"]),
+        (
+            "/metrics",
+            ["metrics_p50_ms", "metrics_max_ms", "metrics_bytes"],
+        ),
+    ];
+    let mark = env.mark();
+    let started = Instant::now();
+    for (path, [p50, max, bytes]) in endpoints {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..samples {
+            let (took, body) = env.status()?.get(path).await?;
+            times.push(took);
+            size = body.len();
+        }
+        let mut scratch = Figures::default();
+        scratch.percentiles_ms(["p50", "p99", "max"], &times);
+        figures.set(p50, scratch.get("p50").unwrap_or(0.0));
+        figures.set(max, scratch.get("max").unwrap_or(0.0));
+        figures.set(bytes, size as f64);
+    }
+    figures.secs("wall_s", started.elapsed());
+    figures.set("samples", f64::from(samples));
+    env.finish(mark, &mut figures);
+    Ok(figures)
+}
+
+fn passes(metrics: &std::collections::BTreeMap<String, f64>) -> f64 {
+    metrics.get("passes_total").copied().unwrap_or(0.0)
+}
