@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesos_reconciler::status::{
-    self, AttemptRow, ControlCommand, Counters, GuardStatus, PassInfo, PendingRow, Snapshot,
-    SpecErrorView, SpecStatus, StatusClientError, TaskStatusRow,
+    self, AttemptRow, ControlCommand, Counters, GuardStatus, PassInfo, PendingKind, PendingRow,
+    Snapshot, SpecErrorView, SpecStatus, StatusClientError, TaskStatusRow,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -209,6 +209,442 @@ async fn client_reports_an_unreachable_server_with_its_url() {
     assert!(err.to_string().contains(&url), "{err}");
 }
 
+#[tokio::test]
+async fn json_api_pages_filters_and_summarises_100k_specs() {
+    let published = big_snapshot(100_000);
+    let server = Server::start(published.clone()).await;
+    let all_ids: Vec<&str> = published.specs.iter().map(|s| s.id.as_str()).collect();
+
+    // The default request: the first 500 specs in id order, their tasks, the whole summary.
+    let first = server.page("/api/v1/status").await;
+    assert_eq!(first.specs.len(), status::DEFAULT_LIMIT);
+    assert_eq!(first.next.as_deref(), Some(all_ids[499]));
+    assert_eq!(first.page.matched, 100_000);
+    let with_task = published.specs[..500]
+        .iter()
+        .filter(|s| s.running == 1)
+        .count();
+    assert_eq!(first.tasks.len(), with_task);
+    assert_eq!(first.summary.specs, 100_000);
+    assert_eq!(first.summary.states["invalid"], 1_000);
+    assert_eq!(first.summary.states["given_up"], 1_000);
+    assert_eq!(first.summary.states["rolling_out"], 1_000);
+    assert_eq!(first.summary.states["healthy"], 97_000);
+    assert_eq!(first.summary.instances.wanted, 100_000);
+    assert_eq!(first.summary.instances.running, 98_000);
+    assert_eq!(first.summary.instances.pending, 1_000);
+    assert_eq!(first.summary.pending["given_up"], 1_000);
+    assert_eq!(first.summary.tasks.total, 98_000);
+    assert_eq!(first.summary.tasks.by_state["TASK_RUNNING"], 98_000);
+    // The top-level fields keep their names and values.
+    assert_eq!(first.counters, published.counters);
+
+    // Every spec exactly once, in id order, over pages of the largest size; each page carries
+    // exactly the tasks of its specs.
+    let (mut ids, mut tasks) = (Vec::new(), Vec::new());
+    let mut path = format!("/api/v1/status?limit={}", status::MAX_LIMIT);
+    let mut pages = 0;
+    loop {
+        let page = server.page(&path).await;
+        pages += 1;
+        assert!(page.specs.len() <= status::MAX_LIMIT);
+        assert_eq!(page.page.returned, page.specs.len());
+        let on_page: BTreeSet<&str> = page.specs.iter().map(|s| s.id.as_str()).collect();
+        assert!(
+            page.tasks.iter().all(|t| on_page.contains(t.spec.as_str())),
+            "a task of a spec that is not on the page"
+        );
+        ids.extend(page.specs.iter().map(|s| s.id.clone()));
+        tasks.extend(page.tasks.iter().map(|t| t.task_id.clone()));
+        match page.next {
+            Some(next) => {
+                path = format!("/api/v1/status?limit={}&after={next}", status::MAX_LIMIT);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 10);
+    assert_eq!(ids, all_ids);
+    let mut want_tasks: Vec<String> = published.tasks.iter().map(|t| t.task_id.clone()).collect();
+    want_tasks.sort();
+    tasks.sort();
+    assert_eq!(tasks, want_tasks);
+
+    // Filters select the right specs, and agree with the summary.
+    let invalid = server
+        .page("/api/v1/status?state=invalid&limit=10000")
+        .await;
+    assert_eq!(invalid.page.matched, 1_000);
+    assert_eq!(invalid.specs.len(), 1_000);
+    assert!(invalid.specs.iter().all(|s| s.error.is_some()));
+    assert!(invalid.next.is_none());
+    let stuck = server
+        .page("/api/v1/status?state=given_up,rolling_out&limit=10")
+        .await;
+    assert_eq!(stuck.page.matched, 2_000);
+    assert_eq!(stuck.specs.len(), 10);
+    assert!(
+        stuck
+            .specs
+            .iter()
+            .all(|s| !s.pending.is_empty() || s.rollout.is_some())
+    );
+    let team = server.page("/api/v1/status?spec=team-07/&limit=0").await;
+    assert_eq!(team.page.matched, 10_000);
+    assert!(team.specs.is_empty() && team.tasks.is_empty() && team.next.is_none());
+    let one = server.page("/api/v1/status?spec=team-07/svc-000017").await;
+    assert_eq!(one.specs.len(), 1);
+    assert_eq!(
+        one.specs[0],
+        published.specs[all_ids.binary_search(&"team-07/svc-000017").unwrap()]
+    );
+    assert_eq!(one.tasks.len(), 1);
+    let glob = server.page("/api/v1/status?spec=*svc-09999*").await;
+    assert_eq!(glob.page.matched, 10);
+    let running = server
+        .page("/api/v1/status?state=TASK_RUNNING&spec=team-00/&limit=10000")
+        .await;
+    // team-00 holds the invalid specs (i % 100 == 0), which run nothing.
+    assert_eq!(running.page.matched, 9_000);
+
+    // The CLI's fetch_status still returns the whole snapshot, page by page.
+    let fetched = status::fetch_status(&server.url).await.unwrap();
+    assert_eq!(fetched.specs, published.specs);
+    assert_eq!(fetched.tasks.len(), published.tasks.len());
+    assert_eq!(fetched.counters, published.counters);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn each_endpoint_answers_about_its_page_at_100k_specs() {
+    // Figures are printed, not asserted (`cargo test --release --test status -- --nocapture`).
+    let server = Server::start(big_snapshot(100_000)).await;
+    let started = std::time::Instant::now();
+    let response = server.get("/api/v1/status").await;
+    let bytes = response.bytes().await.unwrap().len();
+    println!(
+        "100,000 specs/tasks: first request (builds the index): {:?}, {bytes} bytes",
+        started.elapsed()
+    );
+    for path in [
+        "/api/v1/status",
+        "/api/v1/status?limit=10000",
+        "/api/v1/status?after=team-05/svc-050000",
+        "/api/v1/status?state=invalid",
+        "/api/v1/status?state=problem&order=problems",
+        "/api/v1/status?spec=team-03/",
+        "/api/v1/status?spec=*svc-0999*",
+        "/api/v1/status?limit=0",
+        "/",
+        "/?state=problem",
+        "/?order=id&after=team-05/svc-050000",
+        "/metrics",
+        "/healthz",
+    ] {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let response = server.get(path).await;
+            assert_eq!(response.status(), 200, "{path}");
+            bytes = response.bytes().await.unwrap().len();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        println!(
+            "GET {path}: median {:?}, max {:?}, {bytes} bytes",
+            times[2], times[4]
+        );
+    }
+    let page = server.get("/").await.text().await.unwrap();
+    // The first page: 100 spec rows and their tasks, not 100,000.
+    assert!(
+        page.matches("<tr><td><code>team-").count() < 300,
+        "the page lists too much"
+    );
+    assert!(
+        page.contains("1&ndash;100 of 100,000 spec ids, problems first"),
+        "{}",
+        &page[..4000]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_stay_aggregate_at_100k_specs() {
+    let server = Server::start(big_snapshot(100_000)).await;
+    let text = server.get("/metrics").await.text().await.unwrap();
+    let metrics = parse_metrics(&text);
+    let invalid = metrics
+        .samples
+        .iter()
+        .filter(|s| s.name == "mesos_reconciler_spec_invalid")
+        .count();
+    assert_eq!(invalid, 100, "per-spec series are capped");
+    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        metrics
+            .samples
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && match label {
+                        None => s.labels.is_empty(),
+                        Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v),
+                    }
+            })
+            .unwrap_or_else(|| panic!("no sample {name} {label:?}"))
+            .value
+    };
+    assert_eq!(value("mesos_reconciler_spec_invalid_omitted", None), 900.0);
+    let by_state: f64 = metrics
+        .samples
+        .iter()
+        .filter(|s| s.name == "mesos_reconciler_specs")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(by_state, 100_000.0);
+    assert_eq!(
+        value("mesos_reconciler_specs", Some(("state", "invalid"))),
+        1_000.0
+    );
+    assert_eq!(
+        value("mesos_reconciler_specs", Some(("state", "given_up"))),
+        1_000.0
+    );
+    assert_eq!(
+        value("mesos_reconciler_tasks", Some(("state", "TASK_RUNNING"))),
+        98_000.0
+    );
+    assert_eq!(
+        value(
+            "mesos_reconciler_pending_instances_by_kind",
+            Some(("kind", "given_up"))
+        ),
+        1_000.0
+    );
+    assert_eq!(value("mesos_reconciler_instances_wanted", None), 100_000.0);
+    assert!(text.len() < 64 * 1024, "{} bytes of metrics", text.len());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn page_lists_problems_first_and_pages_through_links() {
+    let mut snapshot = big_snapshot(300);
+    // One spec in each state the page ranks, besides the generator's.
+    let failing = snapshot
+        .specs
+        .iter_mut()
+        .find(|s| s.id == "team-01/svc-000251")
+        .unwrap();
+    failing.pending = vec![PendingRow {
+        instance: 0,
+        reason: "waiting for backoff after TASK_FAILED: exit 1".to_owned(),
+        until_ms: None,
+        kind: PendingKind::Backoff,
+    }];
+    let server = Server::start(snapshot.clone()).await;
+
+    let page = server.get("/?limit=4").await.text().await.unwrap();
+    // Invalid files first, then given up, then failing, then rollouts, then healthy.
+    let shown: Vec<&str> = spec_rows(&page);
+    assert_eq!(
+        shown,
+        [
+            "team-00/svc-000000",
+            "team-00/svc-000100",
+            "team-00/svc-000200",
+            "team-01/svc-000001",
+        ],
+        "{page}"
+    );
+    assert!(
+        page.contains("1&ndash;4 of 300 spec ids, problems first"),
+        "{page}"
+    );
+    assert!(page.contains("Needing attention"), "{page}");
+    assert!(
+        page.contains(r#"<a href="/?state=given_up">3 given up</a>"#),
+        "{page}"
+    );
+    // Follow the "next page" link.
+    let next = link_to(&page, "next page").expect("a next link");
+    assert_eq!(next, "/?limit=4&after=given_up:team-01/svc-000001");
+    let second = server.get(&next).await.text().await.unwrap();
+    assert_eq!(
+        spec_rows(&second),
+        [
+            "team-01/svc-000101",
+            "team-01/svc-000201",
+            "team-01/svc-000251",
+            "team-02/svc-000002",
+        ],
+        "{second}"
+    );
+    assert!(second.contains("5&ndash;8 of 300"), "{second}");
+    assert!(link_to(&second, "first page").is_some());
+
+    // The form's fields as a browser sends them, empty ones included.
+    let filtered = server
+        .get("/?spec=team-01%2F&state=&limit=100&order=id")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rows = spec_rows(&filtered);
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|id| id.starts_with("team-01/")));
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "id order");
+    assert!(
+        filtered.contains("of 30 matching spec ids, by id"),
+        "{filtered}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_parameters_are_refused_with_what_is_accepted() {
+    let server = Server::start(sample_snapshot()).await;
+    for (path, says) in [
+        ("/api/v1/status?state=sleeping", "unknown state `sleeping`"),
+        ("/api/v1/status?state=sleeping", "TASK_RUNNING"),
+        ("/api/v1/status?state=sleeping", "given_up"),
+        ("/api/v1/status?limit=10001", "from 0 to 10000"),
+        ("/api/v1/status?limit=ten", "from 0 to 10000"),
+        ("/api/v1/status?order=random", "id and problems"),
+        (
+            "/api/v1/status?order=problems&after=team-a/web",
+            "<state>:<id>",
+        ),
+        ("/api/v1/status?page=2", "unknown parameter `page`"),
+        ("/api/v1/status?spec=a&spec=b", "given twice"),
+        ("/?state=nope", "unknown state `nope`"),
+    ] {
+        let response = server.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&says.replace('<', "&lt;").replace('>', "&gt;")) || body.contains(says),
+            "{path}: {body}"
+        );
+    }
+    server.stop().await;
+}
+
+/// The spec ids of the page's spec table rows, in order.
+fn spec_rows(page: &str) -> Vec<&str> {
+    let table = page
+        .split("<th>Spec</th><th>State</th>")
+        .nth(1)
+        .expect("no spec table");
+    let table = &table[..table.find("</table>").unwrap()];
+    table
+        .split("<tr><td><code>")
+        .skip(1)
+        .map(|row| &row[..row.find("</code>").unwrap()])
+        .collect()
+}
+
+/// The target of the link whose text starts with `text`, unescaped.
+fn link_to(page: &str, text: &str) -> Option<String> {
+    let end = page
+        .find(&format!("\">&laquo; {text}"))
+        .or_else(|| page.find(&format!("\">{text}")))?;
+    let start = page[..end].rfind("href=\"")? + "href=\"".len();
+    Some(page[start..end].replace("&amp;", "&"))
+}
+
+/// `n` specs (ids `team-NN/svc-NNNNNN`, ten directories, in id order): one in 100 invalid, one in
+/// 100 given up, one in 100 rolling out, the rest healthy; one TASK_RUNNING task per running
+/// instance.
+fn big_snapshot(n: usize) -> Snapshot {
+    let mut specs = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("team-{:02}/svc-{i:06}", i % 10);
+        let mut spec = SpecStatus {
+            id: id.clone(),
+            file: format!("desired/{id}.toml"),
+            generation: Some("0123456789abcdef0123".to_owned()),
+            instances: 1,
+            running: 1,
+            ..SpecStatus::default()
+        };
+        match i % 100 {
+            0 => {
+                spec.error = Some(SpecErrorView {
+                    file: spec.file.clone(),
+                    line: 2,
+                    column: 7,
+                    field: "cpus".to_owned(),
+                    message: "must be positive".to_owned(),
+                    hint: None,
+                });
+                spec.running = 0;
+            }
+            1 => {
+                spec.running = 0;
+                spec.pending = vec![PendingRow {
+                    instance: 0,
+                    reason: "gave up after 5 failures in a row".to_owned(),
+                    until_ms: None,
+                    kind: PendingKind::GivenUp,
+                }];
+            }
+            2 => spec.rollout = Some("rolling out generation 0123456789ab".to_owned()),
+            _ => {}
+        }
+        if spec.running == 1 {
+            tasks.push(TaskStatusRow {
+                task_id: format!("{}.0.{i:08x}", id.replace('/', ".")),
+                spec: id.clone(),
+                instance: 0,
+                generation: "0123456789ab".to_owned(),
+                state: "TASK_RUNNING".to_owned(),
+                agent_id: Some(format!("agent-{}", i % 100)),
+                hostname: Some(format!("node-{}", i % 100)),
+                ports: vec![31000 + (i % 1000) as u64],
+                healthy: Some(true),
+                launched_ms: 1_700_000_000_000,
+            });
+        }
+        specs.push(spec);
+    }
+    specs.sort_by(|a, b| a.id.cmp(&b.id));
+    Snapshot {
+        ready: true,
+        connected: true,
+        framework_id: Some("4f2c-0001".to_owned()),
+        master: Some("http://127.0.0.1:5050".to_owned()),
+        desired_dir: "desired".to_owned(),
+        specs,
+        tasks,
+        counters: Counters {
+            launches: n as u64,
+            passes: 7,
+            invalid_specs: (n / 100) as u64,
+            ..Counters::default()
+        },
+        ..Snapshot::default()
+    }
+}
+
+/// The parts of a `GET /api/v1/status` answer the tests read.
+#[derive(Debug, serde::Deserialize)]
+struct Page {
+    specs: Vec<SpecStatus>,
+    tasks: Vec<TaskStatusRow>,
+    counters: Counters,
+    summary: status::Summary,
+    next: Option<String>,
+    page: PageInfo,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PageInfo {
+    matched: usize,
+    returned: usize,
+}
+
 /// A running status server with the channels a controller would hold.
 struct Server {
     url: String,
@@ -246,6 +682,13 @@ impl Server {
 
     fn publish(&self, snapshot: Snapshot) {
         self.snapshots.send_replace(Arc::new(snapshot));
+    }
+
+    /// `GET path`, which must answer 200 with a status page.
+    async fn page(&self, path: &str) -> Page {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -449,6 +892,7 @@ fn sample_snapshot() -> Snapshot {
                     instance: 2,
                     reason: "no offer with 4 cpus (largest seen: 2)".to_owned(),
                     until_ms: None,
+                    kind: PendingKind::Resources,
                 }],
                 history: vec![AttemptRow {
                     instance: 0,

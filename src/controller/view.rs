@@ -62,6 +62,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
                 instance: key.instance,
                 reason: pending.message.clone(),
                 until_ms: pending.until_ms,
+                kind: crate::status::PendingKind::of(&pending.reason),
             });
         }
     }

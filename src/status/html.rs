@@ -1,27 +1,59 @@
 //! `GET /`: the status page a person reads. Plain HTML with a meta refresh, no scripts; every piece
 //! of text from the snapshot goes through [`escape`], since spec files and task messages are
 //! written by users and may contain markup.
+//!
+//! The page shows the summary of the whole snapshot, then one page of spec ids (problems first
+//! by default) with their tasks, chosen by the same parameters as the JSON API (a form and links
+//! write them), so it costs about the same at 10 specs and at 100,000.
 
 use std::fmt::Write as _;
 
-use super::snapshot::{AttemptRow, Snapshot, SpecStatus};
+use super::index::{Indexed, Row, SpecState, TASK_STATES};
+use super::query::{self, Order, Query, QueryError};
+use super::snapshot::{PendingKind, Snapshot, SpecStatus};
 use crate::timefmt::utc;
 
-/// How many history rows the page shows (newest first, across all specs).
-const HISTORY_ROWS: usize = 50;
+/// How many pending instances a spec's row lists before "and N more".
+const PENDING_SHOWN: usize = 5;
 
-/// Renders the page. `ready` is the server's latched readiness; `now_ms` (ms since the Unix epoch)
-/// turns absolute deadlines into "in 12s".
-pub fn render(snapshot: &Snapshot, ready: bool, now_ms: u64) -> String {
-    let mut page = String::with_capacity(8 * 1024);
+/// How many task rows the page shows at most (the tasks of the page's specs).
+const TASK_ROWS: usize = 1000;
+
+/// How many of the guard's held specs the banner names.
+const GUARD_SPECS_SHOWN: usize = 20;
+
+/// Renders the page of `selection` (which `indexed.select(query)` made). `ready` is the server's
+/// latched readiness; `now_ms` (ms since the Unix epoch) turns absolute deadlines into "in 12s".
+pub fn render(
+    indexed: &Indexed,
+    query: &Query,
+    selection: &super::index::Selection,
+    ready: bool,
+    now_ms: u64,
+) -> String {
+    let snapshot = indexed.snapshot();
+    let mut page = String::with_capacity(64 * 1024);
     page.push_str(HEAD);
-    summary(&mut page, snapshot, ready, now_ms);
+    overview(&mut page, snapshot, ready, now_ms);
     banners(&mut page, snapshot, now_ms);
-    specs(&mut page, &snapshot.specs, now_ms);
-    tasks(&mut page, snapshot, now_ms);
-    history(&mut page, &snapshot.specs, now_ms);
+    summary(&mut page, indexed);
+    filters(&mut page, query);
+    let rows: Vec<Row<'_>> = indexed.rows(selection).collect();
+    let nav = navigation(query, selection);
+    specs(&mut page, &rows, query, selection, &nav, now_ms);
+    tasks(&mut page, &rows, now_ms);
+    history(&mut page, indexed, now_ms);
     page.push_str("</body>\n</html>\n");
     page
+}
+
+/// The page for a request with bad parameters (sent with 400).
+pub fn render_error(error: &QueryError) -> String {
+    format!(
+        "{HEAD}<div class=\"banner error\"><strong>Bad request:</strong> {}</div>\n\
+         <p><a href=\"/\">Back to the status page</a></p>\n</body>\n</html>\n",
+        escape(&error.0)
+    )
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values.
@@ -54,6 +86,9 @@ th { background: #f0f0f0; }
 .error { color: #b00020; }
 .banner { border: 2px solid #b00020; background: #fff0f0; padding: 0.6em; margin-bottom: 1em; }
 .ok { color: #1b5e20; }
+.busy { color: #8a5a00; }
+.filters label { margin-right: 1em; }
+.nav a { margin-right: 1.5em; }
 code { font-size: 0.95em; }
 </style>
 </head>
@@ -63,7 +98,7 @@ code { font-size: 0.95em; }
 
 // Writing to a String cannot fail, so the `fmt::Result`s below are ignored on purpose.
 
-fn summary(page: &mut String, s: &Snapshot, ready: bool, now_ms: u64) {
+fn overview(page: &mut String, s: &Snapshot, ready: bool, now_ms: u64) {
     page.push_str("<table>\n");
     let connection = if s.connected {
         format!(
@@ -133,11 +168,18 @@ fn banners(page: &mut String, s: &Snapshot, now_ms: u64) {
         );
     }
     if let Some(guard) = &s.guard {
-        let specs: Vec<String> = guard
+        let mut specs: Vec<String> = guard
             .specs
             .iter()
+            .take(GUARD_SPECS_SHOWN)
             .map(|id| format!("<code>{}</code>", escape(id)))
             .collect();
+        if guard.specs.len() > GUARD_SPECS_SHOWN {
+            specs.push(format!(
+                "and {} more",
+                thousands(guard.specs.len() - GUARD_SPECS_SHOWN)
+            ));
+        }
         let release = if guard.release.is_empty() {
             "confirm with <code>POST /api/v1/approve-deletions</code>, or restore the files"
                 .to_owned()
@@ -158,75 +200,317 @@ fn banners(page: &mut String, s: &Snapshot, now_ms: u64) {
     }
 }
 
-fn specs(page: &mut String, specs: &[SpecStatus], now_ms: u64) {
-    let _ = writeln!(page, "<h2>Specs ({})</h2>", specs.len());
-    if specs.is_empty() {
-        page.push_str("<p>No specs.</p>\n");
-        return;
+fn summary(page: &mut String, indexed: &Indexed) {
+    let summary = indexed.summary();
+    let count = |word: &str| summary.states.get(word).copied().unwrap_or(0);
+    let link = |word: &str, n: u64, label: &str| {
+        format!(
+            "<a href=\"/?state={}\">{} {}</a>",
+            query::encode(word),
+            thousands(n as usize),
+            escape(label)
+        )
+    };
+    page.push_str("<h2>Summary</h2>\n<table>\n");
+    let mut states: Vec<String> = SpecState::ALL
+        .iter()
+        .filter(|state| count(state.name()) > 0)
+        .map(|state| {
+            let html = link(state.name(), count(state.name()), describe_state(*state));
+            format!("<span class=\"{}\">{html}</span>", state_class(*state))
+        })
+        .collect();
+    if states.is_empty() {
+        states.push("none".to_owned());
     }
-    page.push_str(
-        "<table>\n<tr><th>Spec</th><th>Running / wanted</th><th>Generation</th>\
-         <th>Problems</th><th>Rollout</th><th>Pending</th></tr>\n",
+    let deleted = indexed.count_in_state(SpecState::Deleted);
+    let ids = if deleted > 0 {
+        format!(", and {} deleted with live tasks", thousands(deleted))
+    } else {
+        String::new()
+    };
+    row(
+        page,
+        "Specs",
+        &format!(
+            "{} spec files{ids}: {} (a spec with several problems counts under each)",
+            thousands(summary.specs as usize),
+            states.join(", ")
+        ),
     );
-    for spec in specs {
-        let problems = match &spec.error {
-            Some(error) => {
-                let field = if error.field.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}: ", escape(&error.field))
-                };
-                let hint = error
-                    .hint
-                    .as_ref()
-                    .map(|hint| format!("<br>hint: {}", escape(hint)))
-                    .unwrap_or_default();
-                format!(
-                    "<span class=\"error\"><code>{}</code>: {field}{}{hint}</span>",
-                    escape(&error.location()),
-                    escape(&error.message)
-                )
+    if count("problem") > 0 {
+        row(
+            page,
+            "Needing attention",
+            &format!(
+                "<span class=\"error\">{}</span>",
+                link("problem", count("problem"), "specs")
+            ),
+        );
+    }
+    let i = &summary.instances;
+    row(
+        page,
+        "Instances",
+        &format!(
+            "{} wanted, {} running, {} pending",
+            thousands(i.wanted as usize),
+            thousands(i.running as usize),
+            thousands(i.pending as usize)
+        ),
+    );
+    let pending: Vec<String> = PendingKind::ALL
+        .iter()
+        .filter_map(|kind| {
+            let n = summary.pending.get(kind.name()).copied().unwrap_or(0);
+            (n > 0).then(|| format!("{} {}", thousands(n as usize), kind.name()))
+        })
+        .collect();
+    if !pending.is_empty() {
+        row(page, "Pending by reason", &escape(&pending.join(", ")));
+    }
+    let t = &summary.tasks;
+    let mut by_state: Vec<String> = t
+        .by_state
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(state, n)| {
+            if TASK_STATES.contains(&state.as_str()) {
+                link(state, *n, state)
+            } else {
+                format!("{} {}", thousands(*n as usize), escape(state))
             }
-            None => String::new(),
-        };
-        let pending: Vec<String> = spec
-            .pending
+        })
+        .collect();
+    if t.unhealthy > 0 {
+        by_state.push(format!(
+            "<span class=\"error\">{} failing their health check</span>",
+            thousands(t.unhealthy as usize)
+        ));
+    }
+    row(
+        page,
+        "Tasks",
+        &format!("{}: {}", thousands(t.total as usize), by_state.join(", ")),
+    );
+    page.push_str("</table>\n");
+}
+
+fn filters(page: &mut String, query: &Query) {
+    let spec = query.spec.as_ref().map(|s| s.text()).unwrap_or("");
+    let state = query.state.as_ref().map(|s| s.text()).unwrap_or_default();
+    let mut options: Vec<(String, String)> = vec![
+        (String::new(), "any".to_owned()),
+        ("problem".to_owned(), "needing attention".to_owned()),
+    ];
+    options.extend(
+        SpecState::ALL
             .iter()
-            .map(|p| {
-                let until = p
-                    .until_ms
-                    .map(|until| format!(" (until {})", escape(&relative(until, now_ms))))
-                    .unwrap_or_default();
-                format!("#{}: {}{until}", p.instance, escape(&p.reason))
-            })
-            .collect();
+            .map(|s| (s.name().to_owned(), describe_state(*s).to_owned())),
+    );
+    options.push((
+        "rollout".to_owned(),
+        "rollout in progress or stopped".to_owned(),
+    ));
+    options.extend(
+        TASK_STATES
+            .iter()
+            .map(|s| ((*s).to_owned(), format!("a task in {s}"))),
+    );
+    if !options.iter().any(|(value, _)| *value == state) {
+        options.push((state.clone(), state.clone()));
+    }
+    let options: String = options
+        .iter()
+        .map(|(value, label)| {
+            let selected = if *value == state { " selected" } else { "" };
+            format!(
+                "<option value=\"{}\"{selected}>{}</option>",
+                escape(value),
+                escape(label)
+            )
+        })
+        .collect();
+    let order = |o: Order, label: &str| {
+        let selected = if query.order == o { " selected" } else { "" };
+        format!("<option value=\"{}\"{selected}>{label}</option>", o.name())
+    };
+    let _ = writeln!(
+        page,
+        "<form method=\"get\" action=\"/\" class=\"filters\">\
+         <label>Spec <input name=\"spec\" value=\"{}\" placeholder=\"team-a/web, team-a/ or *web*\"></label>\
+         <label>State <select name=\"state\">{options}</select></label>\
+         <label>Per page <input name=\"limit\" type=\"number\" min=\"0\" max=\"{}\" value=\"{}\"></label>\
+         <label>Order <select name=\"order\">{}{}</select></label>\
+         <button type=\"submit\">Show</button> <a href=\"/\">reset</a></form>",
+        escape(spec),
+        query::MAX_LIMIT,
+        query.limit,
+        order(Order::Problems, "problems first"),
+        order(Order::Id, "by id"),
+    );
+}
+
+/// The links to the first and the next page, or nothing when there is one page.
+fn navigation(q: &Query, selection: &super::index::Selection) -> String {
+    let default_limit = query::PAGE_DEFAULT_LIMIT;
+    let mut links = Vec::new();
+    if q.after.is_some() {
+        links.push(format!(
+            "<a href=\"/{}\">&laquo; first page</a>",
+            escape(&q.link(None, default_limit, Order::Problems))
+        ));
+    }
+    if let Some(next) = &selection.next {
+        links.push(format!(
+            "<a href=\"/{}\">next page &raquo;</a>",
+            escape(&q.link(Some(next), default_limit, Order::Problems))
+        ));
+    }
+    if links.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"nav\">{}</p>\n", links.join(""))
+    }
+}
+
+fn specs(
+    page: &mut String,
+    rows: &[Row<'_>],
+    query: &Query,
+    selection: &super::index::Selection,
+    nav: &str,
+    now_ms: u64,
+) {
+    page.push_str("<h2>Specs</h2>\n");
+    let order = match query.order {
+        Order::Problems => "problems first",
+        Order::Id => "by id",
+    };
+    let filtered = query.spec.is_some() || query.state.is_some();
+    let what = if filtered {
+        "matching spec ids"
+    } else {
+        "spec ids"
+    };
+    if rows.is_empty() {
         let _ = writeln!(
             page,
-            "<tr><td><code>{}</code><br><small>{}</small></td><td>{} / {}</td><td><code>{}</code></td>\
-             <td>{problems}</td><td>{}</td><td>{}</td></tr>",
+            "<p>No specs on this page ({} {what} in all).</p>",
+            thousands(selection.matched)
+        );
+        page.push_str(nav);
+        return;
+    }
+    let _ = writeln!(
+        page,
+        "<p>{}&ndash;{} of {} {what}, {order}.</p>",
+        thousands(selection.before + 1),
+        thousands(selection.before + rows.len()),
+        thousands(selection.matched),
+    );
+    page.push_str(nav);
+    page.push_str(
+        "<table>\n<tr><th>Spec</th><th>State</th><th>Running / wanted</th><th>Generation</th>\
+         <th>Problems</th><th>Rollout</th><th>Pending</th></tr>\n",
+    );
+    for row in rows {
+        let state = format!(
+            "<span class=\"{}\">{}</span>",
+            state_class(row.state),
+            escape(describe_state(row.state))
+        );
+        let Some(spec) = row.spec else {
+            let _ = writeln!(
+                page,
+                "<tr><td><code>{}</code></td><td>{state}</td><td>-</td><td>-</td>\
+                 <td>its file is gone; {} live tasks still name it</td><td></td><td></td></tr>",
+                escape(row.id),
+                row.tasks().len(),
+            );
+            continue;
+        };
+        let _ = writeln!(
+            page,
+            "<tr><td><code>{}</code><br><small>{}</small></td><td>{state}</td><td>{} / {}</td>\
+             <td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&spec.id),
             escape(&spec.file),
             spec.running,
             spec.instances,
             escape(&short(spec.generation.as_deref().unwrap_or("-"))),
+            problems(spec),
             escape(spec.rollout.as_deref().unwrap_or("")),
-            pending.join("<br>"),
+            pending(spec, now_ms),
         );
     }
     page.push_str("</table>\n");
+    page.push_str(nav);
 }
 
-fn tasks(page: &mut String, s: &Snapshot, now_ms: u64) {
-    let _ = writeln!(page, "<h2>Tasks ({})</h2>", s.tasks.len());
-    if s.tasks.is_empty() {
+fn problems(spec: &SpecStatus) -> String {
+    let Some(error) = &spec.error else {
+        return String::new();
+    };
+    let field = if error.field.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", escape(&error.field))
+    };
+    let hint = error
+        .hint
+        .as_ref()
+        .map(|hint| format!("<br>hint: {}", escape(hint)))
+        .unwrap_or_default();
+    format!(
+        "<span class=\"error\"><code>{}</code>: {field}{}{hint}</span>",
+        escape(&error.location()),
+        escape(&error.message)
+    )
+}
+
+fn pending(spec: &SpecStatus, now_ms: u64) -> String {
+    let mut lines: Vec<String> = spec
+        .pending
+        .iter()
+        .take(PENDING_SHOWN)
+        .map(|p| {
+            let until = p
+                .until_ms
+                .map(|until| format!(" (until {})", escape(&relative(until, now_ms))))
+                .unwrap_or_default();
+            format!("#{}: {}{until}", p.instance, escape(&p.reason))
+        })
+        .collect();
+    if spec.pending.len() > PENDING_SHOWN {
+        lines.push(format!(
+            "and {} more",
+            thousands(spec.pending.len() - PENDING_SHOWN)
+        ));
+    }
+    lines.join("<br>")
+}
+
+fn tasks(page: &mut String, rows: &[Row<'_>], now_ms: u64) {
+    let total: usize = rows.iter().map(|row| row.tasks().len()).sum();
+    let _ = writeln!(page, "<h2>Tasks of these specs ({})</h2>", thousands(total));
+    if total == 0 {
         page.push_str("<p>No tasks.</p>\n");
         return;
+    }
+    if total > TASK_ROWS {
+        let _ = writeln!(
+            page,
+            "<p>The first {} are shown; fewer specs per page, a filter, or \
+             <code>GET /api/v1/status</code> show the rest.</p>",
+            thousands(TASK_ROWS)
+        );
     }
     page.push_str(
         "<table>\n<tr><th>Task</th><th>Spec</th><th>Instance</th><th>Generation</th><th>State</th>\
          <th>Host</th><th>Ports</th><th>Healthy</th><th>Launched</th></tr>\n",
     );
-    for task in &s.tasks {
+    for task in rows.iter().flat_map(|row| row.tasks()).take(TASK_ROWS) {
         let host = task
             .hostname
             .as_deref()
@@ -255,16 +539,11 @@ fn tasks(page: &mut String, s: &Snapshot, now_ms: u64) {
     page.push_str("</table>\n");
 }
 
-fn history(page: &mut String, specs: &[SpecStatus], now_ms: u64) {
-    let mut attempts: Vec<(&str, &AttemptRow)> = specs
-        .iter()
-        .flat_map(|spec| spec.history.iter().map(move |a| (spec.id.as_str(), a)))
-        .collect();
-    if attempts.is_empty() {
+fn history(page: &mut String, indexed: &Indexed, now_ms: u64) {
+    let mut attempts = indexed.recent_attempts().peekable();
+    if attempts.peek().is_none() {
         return;
     }
-    attempts.sort_by_key(|(_, attempt)| std::cmp::Reverse(attempt.started_ms));
-    attempts.truncate(HISTORY_ROWS);
     page.push_str(
         "<h2>Recent attempts</h2>\n<table>\n<tr><th>Spec</th><th>Instance</th><th>Task</th>\
          <th>Started</th><th>Ended</th><th>State</th><th>Reason</th><th>Host</th><th>Sandbox</th></tr>\n",
@@ -290,6 +569,44 @@ fn history(page: &mut String, specs: &[SpecStatus], now_ms: u64) {
         );
     }
     page.push_str("</table>\n");
+}
+
+/// A state as a person reads it.
+fn describe_state(state: SpecState) -> &'static str {
+    match state {
+        SpecState::Invalid => "invalid file",
+        SpecState::GivenUp => "given up",
+        SpecState::Backoff => "failing (backoff)",
+        SpecState::RolloutStopped => "rollout stopped",
+        SpecState::Pending => "pending",
+        SpecState::Deleted => "deleted, tasks left",
+        SpecState::Starting => "starting",
+        SpecState::RollingOut => "rolling out",
+        SpecState::Healthy => "healthy",
+    }
+}
+
+fn state_class(state: SpecState) -> &'static str {
+    if state.is_problem() {
+        "error"
+    } else if state == SpecState::Healthy {
+        "ok"
+    } else {
+        "busy"
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Generations are long hashes; the first 12 characters tell them apart on a page.
@@ -337,6 +654,15 @@ mod tests {
             escape(r#"<script>alert("x") & 'y'</script>"#),
             "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
         );
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 
     #[test]

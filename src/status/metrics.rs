@@ -1,9 +1,17 @@
 //! `GET /metrics`: the snapshot in the Prometheus text exposition format 0.0.4, written by hand
 //! (a handful of families does not earn a metrics crate).
+//!
+//! Series are aggregates (specs by state, instances, pending instances by kind, tasks by Mesos
+//! state), read from the per-snapshot [`Summary`](super::index::Summary), so a scrape costs the
+//! same at 10 specs and at 100,000. The one per-spec family, `spec_invalid`, is capped at
+//! [`SPEC_SERIES_LIMIT`] series (the first invalid specs in id order) so that a bad commit that
+//! breaks every file does not turn into 100,000 series; `spec_invalid_omitted` says how many
+//! were left out, and the status page and `GET /api/v1/status?state=invalid` list them all.
 
 use std::fmt::Write as _;
 
-use super::snapshot::Snapshot;
+use super::index::{Indexed, SpecState, TASK_STATES};
+use super::snapshot::PendingKind;
 
 /// The Content-Type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -11,9 +19,14 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Every metric name starts with this.
 pub const PREFIX: &str = "mesos_reconciler_";
 
+/// At most this many `spec_invalid` series.
+pub const SPEC_SERIES_LIMIT: usize = 100;
+
 /// Renders the metrics. `ready` is the server's latched readiness, which may be true while the
 /// snapshot's own flag is not (see `super::serve`).
-pub fn render(snapshot: &Snapshot, ready: bool) -> String {
+pub fn render(indexed: &Indexed, ready: bool) -> String {
+    let snapshot = indexed.snapshot();
+    let summary = indexed.summary();
     let c = &snapshot.counters;
     let mut out = Metrics::default();
     out.counter(
@@ -90,13 +103,59 @@ pub fn render(snapshot: &Snapshot, ready: bool) -> String {
         );
     }
     out.header(
+        "specs",
+        "gauge",
+        "Spec ids by state, each in its worst state (deleted: live tasks of a removed file).",
+    );
+    for state in SpecState::ALL {
+        let count = indexed.count_in_state(state) as u64;
+        out.sample("specs", &[("state", state.name())], count);
+    }
+    out.gauge(
+        "instances_wanted",
+        "Instances the specs want.",
+        summary.instances.wanted,
+    );
+    out.gauge(
+        "instances_running",
+        "Instances running.",
+        summary.instances.running,
+    );
+    out.header(
+        "pending_instances_by_kind",
+        "gauge",
+        "Instances wanted but not running, by the kind of their wait.",
+    );
+    for kind in PendingKind::ALL {
+        let count = summary.pending.get(kind.name()).copied().unwrap_or(0);
+        out.sample("pending_instances_by_kind", &[("kind", kind.name())], count);
+    }
+    out.header("tasks", "gauge", "Live tasks by Mesos state.");
+    for state in TASK_STATES {
+        let count = summary.tasks.by_state.get(state).copied().unwrap_or(0);
+        out.sample("tasks", &[("state", state)], count);
+    }
+    out.gauge(
+        "unhealthy_tasks",
+        "Tasks whose last health check failed.",
+        summary.tasks.unhealthy,
+    );
+    out.header(
         "spec_invalid",
         "gauge",
-        "1 for each spec whose file does not parse or validate.",
+        "1 for each spec whose file does not parse or validate (the first 100 in id order).",
     );
-    for spec in snapshot.specs.iter().filter(|spec| spec.error.is_some()) {
+    let mut listed = 0u64;
+    for spec in indexed.invalid_specs().take(SPEC_SERIES_LIMIT) {
         out.sample("spec_invalid", &[("spec", &spec.id)], 1);
+        listed += 1;
     }
+    let invalid = summary.states.get("invalid").copied().unwrap_or(0);
+    out.gauge(
+        "spec_invalid_omitted",
+        "Invalid specs beyond the first 100, which have no spec_invalid series.",
+        invalid.saturating_sub(listed),
+    );
     out.text
 }
 

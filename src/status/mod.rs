@@ -6,29 +6,39 @@
 //! the latest one. The only way back into the loop is a [`ControlCommand`] over a bounded channel,
 //! which the loop handles like any other event.
 //!
+//! A snapshot can hold 100,000 specs and tasks, so no request costs the whole of it: what is
+//! derived from a snapshot (orders, states, the summary) is built once per snapshot, on the first
+//! request that needs it ([`index`]), and the JSON API and the page serve one page of spec ids
+//! at a time, chosen by the parameters in [`query`].
+//!
 //! Readiness latches (as linkerd2-proxy's admin server does): once any snapshot said `ready`,
 //! `/readyz` answers 200 for the life of the process. A controller that was ready and then loses
 //! its master is still doing its job (tasks keep running, it will resubscribe); taking it out of
 //! rotation would help nobody.
 
 pub mod html;
+pub mod index;
 pub mod metrics;
+pub mod query;
 pub mod snapshot;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use index::{Indexed, SpecState, Summary};
+pub use query::{DEFAULT_LIMIT, MAX_LIMIT, Order, Query, QueryError};
 pub use snapshot::{
-    AttemptRow, ControlCommand, Counters, GuardStatus, PassInfo, PendingRow, Snapshot,
+    AttemptRow, ControlCommand, Counters, GuardStatus, PassInfo, PendingKind, PendingRow, Snapshot,
     SpecErrorView, SpecStatus, TaskStatusRow,
 };
 
@@ -95,6 +105,8 @@ pub enum StatusClientError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the status server at {url} pages wrongly: {message}")]
+    Paging { url: String, message: String },
 }
 
 /// Asks the controller behind `status_url` (e.g. `http://127.0.0.1:9090`) to release the kills
@@ -114,20 +126,170 @@ pub async fn approve_deletions(status_url: &str) -> Result<String, StatusClientE
     text_of(url, response).await
 }
 
-/// Fetches the controller's latest snapshot from `status_url`.
+/// How many times [`fetch_status`] starts over when the controller publishes a new snapshot while
+/// it reads the pages of one; after that it returns pages of successive snapshots.
+const FETCH_ATTEMPTS: usize = 4;
+
+/// Fetches the controller's latest snapshot from `status_url`, all of it: it follows the pages of
+/// `GET /api/v1/status` (the largest page size) and puts them together. The pages normally come
+/// from one snapshot: when the server says the snapshot changed in between, it starts over, up to
+/// [`FETCH_ATTEMPTS`] times. A server without paging answers in one page.
 pub async fn fetch_status(status_url: &str) -> Result<Snapshot, StatusClientError> {
-    let url = join_url(status_url, STATUS_PATH);
-    let response =
-        client()?
-            .get(&url)
-            .send()
-            .await
-            .map_err(|source| StatusClientError::Request {
+    let client = client()?;
+    let mut attempt = 0;
+    'attempts: loop {
+        attempt += 1;
+        let mut whole: Option<Snapshot> = None;
+        let mut first_seq = None;
+        let mut after: Option<String> = None;
+        loop {
+            let mut url = format!("{}?limit={MAX_LIMIT}", join_url(status_url, STATUS_PATH));
+            if let Some(after) = &after {
+                url.push_str("&after=");
+                url.push_str(&query::encode(after));
+            }
+            let response =
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|source| StatusClientError::Request {
+                        url: url.clone(),
+                        source,
+                    })?;
+            let body = text_of(url.clone(), response).await?;
+            let decode = |source| StatusClientError::Decode {
                 url: url.clone(),
                 source,
-            })?;
-    let body = text_of(url.clone(), response).await?;
-    serde_json::from_str(&body).map_err(|source| StatusClientError::Decode { url, source })
+            };
+            let page: Snapshot = serde_json::from_str(&body).map_err(decode)?;
+            let paging: PagingOnly = serde_json::from_str(&body).map_err(decode)?;
+            let seq = paging.page.map(|p| p.snapshot);
+            if first_seq.is_none() {
+                first_seq = seq;
+            } else if seq != first_seq && attempt < FETCH_ATTEMPTS {
+                continue 'attempts;
+            }
+            match &mut whole {
+                None => whole = Some(page),
+                Some(whole) => {
+                    whole.specs.extend(page.specs);
+                    whole.tasks.extend(page.tasks);
+                }
+            }
+            match paging.next {
+                None => return Ok(whole.unwrap_or_default()),
+                Some(next) => {
+                    if after.as_ref().is_some_and(|after| next <= *after) {
+                        return Err(StatusClientError::Paging {
+                            url,
+                            message: format!("`next` went back from {after:?} to {next:?}"),
+                        });
+                    }
+                    after = Some(next);
+                }
+            }
+        }
+    }
+}
+
+/// The paging fields of a `GET /api/v1/status` answer (the rest is a [`Snapshot`]).
+#[derive(Debug, Deserialize)]
+struct PagingOnly {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
+    page: Option<PageSeq>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PageSeq {
+    snapshot: u64,
+}
+
+/// The body of `GET /api/v1/status`: the snapshot's fields (their names and meaning unchanged,
+/// `specs` and `tasks` cut to the page), the summary of the whole snapshot, and the paging.
+#[derive(Debug, Serialize)]
+struct StatusPage<'a> {
+    ready: bool,
+    connected: bool,
+    framework_id: &'a Option<String>,
+    master: &'a Option<String>,
+    desired_dir: &'a str,
+    desired_error: &'a Option<String>,
+    /// The page's specs (a deleted spec id on the page has tasks here but no spec).
+    specs: Vec<&'a SpecStatus>,
+    /// The tasks of the page's spec ids, grouped by spec.
+    tasks: Vec<&'a TaskStatusRow>,
+    guard: &'a Option<GuardStatus>,
+    counters: &'a Counters,
+    last_pass: &'a Option<PassInfo>,
+    summary: &'a Summary,
+    /// What to pass as `after` for the next page; null on the last page.
+    next: Option<String>,
+    page: PageInfo,
+}
+
+/// How the page relates to the whole.
+#[derive(Debug, Serialize)]
+struct PageInfo {
+    order: &'static str,
+    limit: usize,
+    after: Option<String>,
+    spec: Option<String>,
+    state: Option<String>,
+    /// Spec ids matching the filters, on all pages.
+    matched: usize,
+    /// Spec ids on this page (specs plus deleted ids).
+    returned: usize,
+    /// Changes when the server sees a new snapshot: pages with the same number come from the
+    /// same snapshot.
+    snapshot: u64,
+}
+
+/// The server's derived view of the latest snapshot it was asked about, built at most once per
+/// snapshot. The `Arc<Snapshot>` is kept, so pointer equality identifies the snapshot.
+#[derive(Debug)]
+struct CachedIndex {
+    seq: u64,
+    snapshot: Arc<Snapshot>,
+    indexed: OnceLock<Indexed>,
+}
+
+impl CachedIndex {
+    /// Builds the index on first use; requests arriving meanwhile wait for the same build.
+    fn get(&self) -> &Indexed {
+        self.indexed
+            .get_or_init(|| Indexed::new(Arc::clone(&self.snapshot)))
+    }
+}
+
+#[derive(Debug, Default)]
+struct IndexCache {
+    latest: Mutex<Option<Arc<CachedIndex>>>,
+    seq: AtomicU64,
+}
+
+impl IndexCache {
+    fn for_snapshot(&self, snapshot: Arc<Snapshot>) -> Arc<CachedIndex> {
+        // Nothing panics while the lock is held; a poisoned lock still holds a valid value.
+        let mut latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*latest {
+            Some(cached) if Arc::ptr_eq(&cached.snapshot, &snapshot) => Arc::clone(cached),
+            _ => {
+                let cached = Arc::new(CachedIndex {
+                    seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                    snapshot,
+                    indexed: OnceLock::new(),
+                });
+                *latest = Some(Arc::clone(&cached));
+                cached
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -135,6 +297,7 @@ struct ServerState {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     control: mpsc::Sender<ControlCommand>,
     ready: Arc<AtomicBool>,
+    index: Arc<IndexCache>,
 }
 
 impl ServerState {
@@ -146,7 +309,14 @@ impl ServerState {
             snapshots,
             control,
             ready: Arc::new(AtomicBool::new(false)),
+            index: Arc::default(),
         }
+    }
+
+    /// The latest snapshot with its index (built by the first `get`), and the latched readiness.
+    fn read_indexed(&self) -> (Arc<CachedIndex>, bool) {
+        let (snapshot, ready) = self.read();
+        (self.index.for_snapshot(snapshot), ready)
     }
 
     /// The latest snapshot and the latched readiness. The `watch` borrow is released at once, so
@@ -184,15 +354,34 @@ async fn latch_readiness(mut snapshots: watch::Receiver<Arc<Snapshot>>, ready: A
     }
 }
 
-async fn page(State(state): State<ServerState>) -> Response {
-    let (snapshot, ready) = state.read();
-    let body = html::render(&snapshot, ready, now_ms());
+async fn page(State(state): State<ServerState>, RawQuery(raw): RawQuery) -> Response {
+    let query = match Query::parse(raw.as_deref(), query::PAGE_DEFAULT_LIMIT, Order::Problems) {
+        Ok(query) => query,
+        Err(err) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html::render_error(&err),
+            )
+                .into_response();
+        }
+    };
+    let (cached, ready) = state.read_indexed();
+    let indexed = cached.get();
+    let selection = indexed.select(&query);
+    let body = html::render(indexed, &query, &selection, ready, now_ms());
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
-async fn status_json(State(state): State<ServerState>) -> Response {
-    let (snapshot, _) = state.read();
-    match serde_json::to_vec(&*snapshot) {
+async fn status_json(State(state): State<ServerState>, RawQuery(raw): RawQuery) -> Response {
+    let query = match Query::parse(raw.as_deref(), DEFAULT_LIMIT, Order::Id) {
+        Ok(query) => query,
+        Err(err) => return (StatusCode::BAD_REQUEST, format!("{err}\n")).into_response(),
+    };
+    let (cached, _) = state.read_indexed();
+    let indexed = cached.get();
+    let selection = indexed.select(&query);
+    match serde_json::to_vec(&status_page(indexed, &query, selection, cached.seq)) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(err) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -202,9 +391,49 @@ async fn status_json(State(state): State<ServerState>) -> Response {
     }
 }
 
+fn status_page<'a>(
+    indexed: &'a Indexed,
+    query: &Query,
+    selection: index::Selection,
+    seq: u64,
+) -> StatusPage<'a> {
+    let s = indexed.snapshot();
+    let mut specs = Vec::with_capacity(selection.len());
+    let mut tasks = Vec::new();
+    for row in indexed.rows(&selection) {
+        specs.extend(row.spec);
+        tasks.extend(row.tasks());
+    }
+    StatusPage {
+        ready: s.ready,
+        connected: s.connected,
+        framework_id: &s.framework_id,
+        master: &s.master,
+        desired_dir: &s.desired_dir,
+        desired_error: &s.desired_error,
+        specs,
+        tasks,
+        guard: &s.guard,
+        counters: &s.counters,
+        last_pass: &s.last_pass,
+        summary: indexed.summary(),
+        page: PageInfo {
+            order: query.order.name(),
+            limit: query.limit,
+            after: query.after.as_ref().map(ToString::to_string),
+            spec: query.spec.as_ref().map(|spec| spec.text().to_owned()),
+            state: query.state.as_ref().map(|state| state.text()),
+            matched: selection.matched,
+            returned: selection.len(),
+            snapshot: seq,
+        },
+        next: selection.next,
+    }
+}
+
 async fn metrics_text(State(state): State<ServerState>) -> Response {
-    let (snapshot, ready) = state.read();
-    let body = metrics::render(&snapshot, ready);
+    let (cached, ready) = state.read_indexed();
+    let body = metrics::render(cached.get(), ready);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 

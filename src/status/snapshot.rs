@@ -104,6 +104,97 @@ pub struct PendingRow {
     pub reason: String,
     /// When the wait ends (ms since the Unix epoch), for waits with an end such as backoff.
     pub until_ms: Option<u64>,
+    /// The kind of wait, for counting and filtering (`backoff`, `given_up`, `waiting_for_offer`).
+    pub kind: PendingKind,
+}
+
+/// The kind of a [`PendingRow`]: one word per [`crate::plan::PendingReason`] variant. A kind this
+/// version does not know reads as `other`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingKind {
+    /// A new spec file that is invalid: nothing runs.
+    InvalidSpec,
+    /// Waiting for Mesos to answer reconciliation about a task the instance may still have.
+    Reconciliation,
+    /// Waiting for the backoff after a failure.
+    Backoff,
+    /// `on-failure` gave up after too many consecutive failures.
+    GivenUp,
+    /// The rollout of a new generation stopped; the old generation stays.
+    RolloutStopped,
+    /// A `replace` rollout waits for the old generation's tasks to end.
+    OldGeneration,
+    /// A deleted spec's task kept by the mass-deletion guard.
+    DeletionHeld,
+    /// No recent offer had enough of a resource.
+    Resources,
+    /// No agent seen meets the spec's constraints.
+    Constraint,
+    /// Offers are held but none fits now.
+    NoOfferFits,
+    /// No offer is held.
+    WaitingForOffer,
+    /// Not given (an older controller) or unknown to this version.
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+impl PendingKind {
+    /// Every kind, in the order the summary and the page list them.
+    pub const ALL: [PendingKind; 12] = [
+        PendingKind::InvalidSpec,
+        PendingKind::GivenUp,
+        PendingKind::Backoff,
+        PendingKind::RolloutStopped,
+        PendingKind::Reconciliation,
+        PendingKind::OldGeneration,
+        PendingKind::DeletionHeld,
+        PendingKind::Resources,
+        PendingKind::Constraint,
+        PendingKind::NoOfferFits,
+        PendingKind::WaitingForOffer,
+        PendingKind::Other,
+    ];
+
+    /// The kind of a plan's pending reason.
+    pub fn of(reason: &crate::plan::PendingReason) -> PendingKind {
+        use crate::plan::PendingReason as R;
+        match reason {
+            R::InvalidSpec => PendingKind::InvalidSpec,
+            R::WaitingForReconciliation => PendingKind::Reconciliation,
+            R::Backoff { .. } => PendingKind::Backoff,
+            R::GivenUp { .. } => PendingKind::GivenUp,
+            R::RolloutStopped { .. } => PendingKind::RolloutStopped,
+            R::WaitingForOldGeneration { .. } => PendingKind::OldGeneration,
+            R::DeletionHeld => PendingKind::DeletionHeld,
+            R::InsufficientResources { .. } => PendingKind::Resources,
+            R::Constraint => PendingKind::Constraint,
+            R::NoOfferFits => PendingKind::NoOfferFits,
+            R::WaitingForOffer => PendingKind::WaitingForOffer,
+        }
+    }
+
+    /// The word used in JSON, metrics labels and on the page (`given_up`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PendingKind::InvalidSpec => "invalid_spec",
+            PendingKind::Reconciliation => "reconciliation",
+            PendingKind::Backoff => "backoff",
+            PendingKind::GivenUp => "given_up",
+            PendingKind::RolloutStopped => "rollout_stopped",
+            PendingKind::OldGeneration => "old_generation",
+            PendingKind::DeletionHeld => "deletion_held",
+            PendingKind::Resources => "resources",
+            PendingKind::Constraint => "constraint",
+            PendingKind::NoOfferFits => "no_offer_fits",
+            PendingKind::WaitingForOffer => "waiting_for_offer",
+            PendingKind::Other => "other",
+        }
+    }
 }
 
 /// One past (or current) attempt to run an instance.
