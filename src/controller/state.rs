@@ -317,7 +317,12 @@ impl Controller {
     /// reconciliation) are sent from here; everything else waits for the pass.
     pub async fn handle(&mut self, event: Event) {
         match event {
-            Event::DesiredChanged => self.reread().await,
+            Event::DesiredChanged => {
+                // A hint from the directory is shown (at least as one more pass), even when the
+                // files did not change; the periodic re-read is not.
+                self.published.stale = true;
+                self.reread().await;
+            }
             Event::Session(ev) => self.on_session(ev).await,
             Event::Control(cmd) => self.on_control(cmd),
             Event::Timer => self.on_timer().await,

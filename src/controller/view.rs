@@ -112,6 +112,9 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
         invalid_specs: c.desired.errors.len() as u64,
         pending_instances: c.planned.pending_count() as u64,
         running_tasks: tasks.iter().filter(|t| t.state == "TASK_RUNNING").count() as u64,
+        plan_specs_decided: c.planned.work.specs_decided,
+        plan_records_visited: c.planned.work.records_visited,
+        snapshot_builds: c.published.builds + 1,
     };
     Snapshot {
         ready: c.ready,

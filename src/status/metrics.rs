@@ -51,6 +51,21 @@ pub fn render(indexed: &Indexed, ready: bool) -> String {
         c.offers_declined,
     );
     out.counter("passes_total", "Reconciliation passes run.", c.passes);
+    out.counter(
+        "plan_specs_decided_total",
+        "Specs decided again by the incremental planner (grows with changes, not with size).",
+        c.plan_specs_decided,
+    );
+    out.counter(
+        "plan_records_visited_total",
+        "Ledger records read while deciding specs.",
+        c.plan_records_visited,
+    );
+    out.counter(
+        "snapshot_builds_total",
+        "Status snapshots built.",
+        c.snapshot_builds,
+    );
     out.gauge(
         "invalid_specs",
         "Spec files that do not parse or validate.",

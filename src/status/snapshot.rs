@@ -267,6 +267,13 @@ pub struct Counters {
     pub pending_instances: u64,
     /// Gauge: tasks in TASK_RUNNING.
     pub running_tasks: u64,
+    /// Specs (in force or deleted) the incremental planner decided again: work follows what
+    /// changed, so this grows with changes, not with passes times specs.
+    pub plan_specs_decided: u64,
+    /// Ledger records read while deciding them.
+    pub plan_records_visited: u64,
+    /// Status snapshots built (each costs time in proportion to the specs and tasks).
+    pub snapshot_builds: u64,
 }
 
 /// The latest reconciliation pass.
