@@ -9,7 +9,10 @@
 //! - `history`: the last attempts of each instance, bounded;
 //! - `rollouts`: rollouts that stopped (the generation that failed and why);
 //! - `previous_specs`: the spec in force before each spec's latest generation change (a stopped
-//!   rollout relaunches lost instances from it).
+//!   rollout relaunches lost instances from it);
+//! - `spec_stamps`: the size, times and inode of the file each spec in force was read from, so a
+//!   restart reads only the files that changed while it was down (a cache: losing it costs one full
+//!   read).
 //!
 //! Durability promises (the README repeats them for operators):
 //! - A method documented as *flushed* returns only after sled has written the change to disk
@@ -44,6 +47,7 @@ pub enum Tree {
     History,
     Rollouts,
     Previous,
+    Stamps,
 }
 
 impl Tree {
@@ -55,6 +59,7 @@ impl Tree {
             Tree::History => "history",
             Tree::Rollouts => "rollouts",
             Tree::Previous => "previous_specs",
+            Tree::Stamps => "spec_stamps",
         }
     }
 }

@@ -399,7 +399,7 @@ mod tests {
         let (raw, mut hints) = coalescer();
         for _ in 0..5 {
             raw.send(Raw::Error).unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(QUIET * 2 / 3).await;
             assert!(hints.try_recv().is_err(), "hint before the burst ended");
         }
         tokio::time::sleep(QUIET).await;
@@ -415,7 +415,7 @@ mod tests {
         let mut hinted_at = None;
         while start.elapsed() < MAX_BURST * 2 {
             raw.send(Raw::Error).unwrap();
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(QUIET / 2).await;
             if hinted_at.is_none() && hints.try_recv().is_ok() {
                 hinted_at = Some(start.elapsed());
             }

@@ -946,6 +946,7 @@ fn sample_snapshot() -> Snapshot {
             invalid_specs: 2,
             pending_instances: 1,
             running_tasks: 3,
+            ..Counters::default()
         },
         last_pass: Some(PassInfo {
             at_ms: 1_700_000_100_000,

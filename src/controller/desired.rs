@@ -43,10 +43,10 @@ impl DesiredSet {
         let mut changes = Changes::default();
         self.dir_error = None;
         self.errors = diff.errors;
-        let candidates: Vec<SpecId> = if diff.complete {
+        let candidates: Vec<SpecId> = if let Some(valid) = &diff.valid {
             self.specs
                 .keys()
-                .filter(|id| !diff.changed.contains_key(*id))
+                .filter(|id| !valid.contains(*id))
                 .cloned()
                 .collect()
         } else {

@@ -214,23 +214,6 @@ impl Planned {
     pub fn pending_count(&self) -> usize {
         self.spec_pending.len() + self.extra_pending.len()
     }
-
-    /// The pending reasons of one spec, in instance order.
-    pub fn pending_of<'s>(&'s self, id: &SpecId) -> Vec<(&'s InstanceKey, &'s Pending)> {
-        let from = InstanceKey::new(id.clone(), 0);
-        let mut out: Vec<_> = self
-            .spec_pending
-            .range(from.clone()..)
-            .take_while(|(k, _)| k.spec == *id)
-            .chain(
-                self.extra_pending
-                    .range(from..)
-                    .take_while(|(k, _)| k.spec == *id),
-            )
-            .collect();
-        out.sort_by_key(|(k, _)| k.instance);
-        out
-    }
 }
 
 fn set_membership(set: &mut BTreeSet<SpecId>, id: &SpecId, member: bool) {

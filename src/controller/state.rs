@@ -25,9 +25,15 @@ use crate::spec::model::{Spec, SpecId};
 use crate::status::{ControlCommand, Snapshot};
 use crate::store::{Store, Tree};
 
+/// What `spec_stamps` holds per spec id: the file's stamp, and the generation and instances of the
+/// spec read from it.
+type StampRecord = (crate::spec::dir::Stamp, String, u32);
+
 /// See [`Controller::publish`].
 const PUBLISH_COST_RATIO: u32 = 10;
 const PUBLISH_MAX_DELAY: Duration = Duration::from_secs(2);
+/// A snapshot that builds faster than this is rebuilt after every pass, changed or not.
+const PUBLISH_CHEAP: Duration = Duration::from_millis(2);
 /// With nothing changed, the snapshot is still rebuilt this often (its pass time and counters).
 const PUBLISH_IDLE_REFRESH: Duration = Duration::from_secs(60);
 
@@ -44,6 +50,8 @@ pub(super) struct Published {
     pub due: Option<Instant>,
     /// Something shown changed since the last one.
     pub stale: bool,
+    /// How long the last one took to build.
+    cost: Duration,
     /// Snapshots built.
     pub builds: u64,
 }
@@ -209,7 +217,7 @@ impl Controller {
             .into_iter()
             .map(|(_, s)| (s.id.clone(), s))
             .collect();
-        let plan_desired = applied
+        let plan_desired: BTreeMap<SpecId, Desired> = applied
             .iter()
             .map(|(id, spec)| {
                 let d = Desired::new(spec.clone());
@@ -220,6 +228,19 @@ impl Controller {
                 (id.clone(), d)
             })
             .collect();
+        // A stamp is only trusted for the very spec it was recorded with (same generation and
+        // instances): a crash between writing a spec and its stamp costs a re-read, never a stale
+        // spec.
+        let mut dir_cache = crate::spec::dir::DirCache::default();
+        for (key, (stamp, generation, instances)) in store.all::<StampRecord>(Tree::Stamps)? {
+            let matches = SpecId::new(key).ok().and_then(|id| {
+                let d: &Desired = plan_desired.get(&id)?;
+                (d.generation == generation && d.spec.instances == instances).then_some(id)
+            });
+            if let Some(id) = matches {
+                dir_cache.seed(&id, stamp);
+            }
+        }
         let mut role_counts = BTreeMap::new();
         for spec in applied.values() {
             count_role(&mut role_counts, spec, 1);
@@ -238,7 +259,7 @@ impl Controller {
             snapshot_tx,
             clock,
             desired,
-            dir_cache: Default::default(),
+            dir_cache,
             plan_desired,
             role_counts,
             ledger,
@@ -399,6 +420,27 @@ impl Controller {
             });
         if let Err(e) = write {
             tracing::error!(error = %e, "cannot record the applied specs");
+        }
+        let stamps: Vec<(&SpecId, StampRecord)> = changes
+            .changed
+            .iter()
+            .filter_map(|(id, _)| {
+                let stamp = self.dir_cache.stamp(id)?;
+                let spec = self.desired.specs.get(id)?;
+                Some((id, (stamp, spec.content_hash().to_string(), spec.instances)))
+            })
+            .collect();
+        let write = self
+            .store
+            .put_all(Tree::Stamps, stamps.iter().map(|(id, s)| (id.as_str(), s)))
+            .and_then(|()| {
+                changes
+                    .removed
+                    .iter()
+                    .try_for_each(|(id, _)| self.store.remove(Tree::Stamps, id.as_str()))
+            });
+        if let Err(e) = write {
+            tracing::warn!(error = %e, "cannot record the spec files' stamps");
         }
         for (id, old) in changes.removed {
             tracing::info!(spec = %id.as_str(), "spec file removed");
@@ -677,11 +719,13 @@ impl Controller {
         let now = Instant::now();
         let flags = (self.ready, self.connected, self.guard.is_some());
         let urgent = self.published.flags != Some(flags);
-        // Nothing shown changed: only refreshed now and then (the last pass's time and counters).
-        let refresh = self
-            .published
-            .last_at
-            .is_none_or(|at| now >= at + PUBLISH_IDLE_REFRESH);
+        // Nothing shown changed: the pass counter and time still are, so a cheap snapshot (a small
+        // controller) is rebuilt anyway; a costly one only now and then.
+        let refresh = self.published.cost < PUBLISH_CHEAP
+            || self
+                .published
+                .last_at
+                .is_none_or(|at| now >= at + PUBLISH_IDLE_REFRESH);
         if !urgent && !self.published.stale && !refresh {
             return;
         }
@@ -701,6 +745,7 @@ impl Controller {
             last_at: Some(now),
             due: None,
             stale: false,
+            cost,
             builds: self.published.builds + 1,
         };
     }

@@ -110,8 +110,8 @@ struct Walk<'a> {
 
 /// What identifies one version of a file without reading it: if any of these differs, the file is
 /// read again. `ctime` changes on every write and rename, even one that restores the old `mtime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
     dev: u64,
     ino: u64,
     len: u64,
@@ -147,9 +147,40 @@ struct CachedFile {
 #[derive(Debug, Default)]
 pub struct DirCache {
     files: HashMap<PathBuf, CachedFile>,
+    /// Entries were seeded (not seen by a scan yet): the next scan lists every valid id.
+    seeded: bool,
+}
+
+/// The file of a spec id, relative to the root.
+fn relative_of(id: &SpecId) -> PathBuf {
+    PathBuf::from(format!("{}.toml", id.as_str()))
 }
 
 impl DirCache {
+    /// The stamp of the file of `id` as the last scan saw it, if it was valid.
+    pub fn stamp(&self, id: &SpecId) -> Option<Stamp> {
+        self.files
+            .get(&relative_of(id))
+            .filter(|f| f.error.is_none())
+            .map(|f| f.stamp)
+    }
+
+    /// Remembers that the file of `id` had `stamp` when its spec (which the caller keeps) was
+    /// read, so that a scan after a restart does not read it again if it is unchanged. The next
+    /// scan lists every valid id ([`DirDiff::valid`]), so ids the caller has and that were not
+    /// seeded are still found missing.
+    pub fn seed(&mut self, id: &SpecId, stamp: Stamp) {
+        self.seeded = true;
+        self.files.insert(
+            relative_of(id),
+            CachedFile {
+                stamp,
+                id: Some(id.clone()),
+                error: None,
+            },
+        );
+    }
+
     /// Files known (valid or not).
     pub fn len(&self) -> usize {
         self.files.len()
@@ -171,9 +202,9 @@ pub struct DirDiff {
     pub removed: BTreeSet<SpecId>,
     /// Every invalid file now, as in [`DirSnapshot::errors`] (not only the changed ones).
     pub errors: BTreeMap<String, SpecError>,
-    /// The cache was empty: `changed` holds every valid spec, and `removed` is empty; the caller
-    /// must compare with what it had to find deletions.
-    pub complete: bool,
+    /// On the first scan of a cache (empty or seeded): every valid spec id now. The caller compares
+    /// it with what it had to find deletions (`removed` only knows the files the cache knew).
+    pub valid: Option<BTreeSet<SpecId>>,
     /// Files read and parsed in this scan (the others were known by their stamp).
     pub files_read: usize,
     /// Files seen in this scan.
@@ -192,7 +223,7 @@ struct Incremental<'a> {
 /// scan reports everything this one would have.
 pub fn scan_dir(root: &Path, cache: &mut DirCache) -> Result<DirDiff, DirError> {
     let canonical = canonical_root(root)?;
-    let complete = cache.files.is_empty();
+    let complete = cache.files.is_empty() || cache.seeded;
     let mut walk = Walk {
         shown_root: root,
         snapshot: DirSnapshot::default(),
@@ -202,7 +233,7 @@ pub fn scan_dir(root: &Path, cache: &mut DirCache) -> Result<DirDiff, DirError> 
             new: HashMap::with_capacity(cache.files.len()),
             diff: DirDiff {
                 root: canonical.clone(),
-                complete,
+                valid: complete.then(BTreeSet::new),
                 ..DirDiff::default()
             },
         }),
@@ -220,6 +251,7 @@ pub fn scan_dir(root: &Path, cache: &mut DirCache) -> Result<DirDiff, DirError> 
     }
     diff.errors = walk.snapshot.errors;
     cache.files = new;
+    cache.seeded = false;
     Ok(diff)
 }
 
@@ -309,6 +341,8 @@ impl Walk<'_> {
                     .as_ref()
                     .map_or_else(|| path_key(relative), |id| id.as_str().to_owned());
                 self.snapshot.errors.insert(key, error.clone());
+            } else if let (Some(valid), Some(id)) = (&mut inc.diff.valid, &old.id) {
+                valid.insert(id.clone());
             }
             inc.new.insert(relative.to_owned(), old.clone());
             return;
@@ -331,6 +365,9 @@ impl Walk<'_> {
         };
         match parsed {
             Some(spec) => {
+                if let Some(valid) = &mut inc.diff.valid {
+                    valid.insert(spec.id.clone());
+                }
                 inc.diff.changed.insert(spec.id.clone(), spec);
             }
             None => {
@@ -448,5 +485,78 @@ mod tests {
         let err = decode("d/x.toml", b"command = \"a\"\nmem = \xff\n".to_vec()).unwrap_err();
         assert_eq!((err.line, err.column), (2, 7));
         assert_eq!(err.to_string(), "d/x.toml:2:7: is not valid UTF-8");
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mr-scan-{name}-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const SPEC: &str = "command = \"sleep 1\"\n";
+
+    #[test]
+    fn a_scan_reads_only_what_changed_and_reports_removals() {
+        let dir = temp("changes");
+        fs::write(dir.join("a.toml"), SPEC).unwrap();
+        fs::write(dir.join("b.toml"), SPEC).unwrap();
+        let mut cache = DirCache::default();
+        let first = scan_dir(&dir, &mut cache).unwrap();
+        assert_eq!(first.changed.len(), 2);
+        assert_eq!(first.valid.as_ref().map(BTreeSet::len), Some(2));
+
+        let again = scan_dir(&dir, &mut cache).unwrap();
+        assert_eq!((again.files_read, again.files_seen), (0, 2));
+        assert!(again.changed.is_empty() && again.removed.is_empty());
+        assert!(again.valid.is_none());
+
+        fs::write(dir.join("a.toml"), "command = \"sleep 2\"\n").unwrap();
+        fs::remove_file(dir.join("b.toml")).unwrap();
+        fs::write(dir.join("c.toml"), "nonsense = [").unwrap();
+        let diff = scan_dir(&dir, &mut cache).unwrap();
+        assert_eq!(diff.files_read, 2);
+        let ids = |m: &BTreeMap<SpecId, Spec>| {
+            m.keys().map(|k| k.as_str().to_owned()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&diff.changed), ["a"]);
+        assert_eq!(
+            diff.removed.iter().map(SpecId::as_str).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert!(diff.errors.contains_key("c"));
+
+        // An unchanged invalid file is still reported, without being read.
+        let quiet = scan_dir(&dir, &mut cache).unwrap();
+        assert_eq!(quiet.files_read, 0);
+        assert!(quiet.errors.contains_key("c"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_seeded_cache_reads_nothing_unchanged_and_lists_every_valid_id() {
+        let dir = temp("seeded");
+        fs::write(dir.join("a.toml"), SPEC).unwrap();
+        fs::write(dir.join("b.toml"), SPEC).unwrap();
+        let mut cache = DirCache::default();
+        scan_dir(&dir, &mut cache).unwrap();
+        let a = SpecId::new("a").unwrap();
+        let b = SpecId::new("b").unwrap();
+        let (sa, sb) = (cache.stamp(&a).unwrap(), cache.stamp(&b).unwrap());
+
+        let mut seeded = DirCache::default();
+        seeded.seed(&a, sa);
+        seeded.seed(&b, sb);
+        fs::remove_file(dir.join("b.toml")).unwrap();
+        let diff = scan_dir(&dir, &mut seeded).unwrap();
+        assert_eq!(diff.files_read, 0, "a is known by its stamp");
+        assert!(diff.changed.is_empty());
+        assert_eq!(diff.valid, Some(BTreeSet::from([a])));
+        assert_eq!(diff.removed, BTreeSet::from([b]));
+        fs::remove_dir_all(dir).unwrap();
     }
 }
