@@ -73,6 +73,8 @@ impl Master {
                 pid,
             },
         );
+        // Upstream `addSlave` allocates the new agent's resources at once.
+        self.request_allocation_on(&id);
         id
     }
 
@@ -468,6 +470,9 @@ impl Master {
                 }
             }
         }
+        // Re-registration adds the agent to the allocator again (`addSlave`): its free
+        // resources are offered at once.
+        self.request_allocation_on(agent_id);
         Ok(FaultReply::Agent(agent_id.to_owned()))
     }
 

@@ -142,8 +142,9 @@ impl Master {
         }
     }
 
-    /// REVIVE: clears filters and un-suppresses the roles (all subscribed roles when empty). A
-    /// role the framework is not subscribed to voids the whole call, as upstream.
+    /// REVIVE: clears filters and un-suppresses the roles (all subscribed roles when empty), then
+    /// allocates at once as upstream's `reviveOffers` does. A role the framework is not subscribed
+    /// to voids the whole call, as upstream.
     fn revive(&mut self, framework_id: &str, roles: &[String]) {
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
             return;
@@ -164,6 +165,7 @@ impl Master {
         for role in &roles {
             framework.suppressed.remove(role);
         }
+        self.request_allocation();
     }
 
     /// SUPPRESS: no more offers for the roles until REVIVE; outstanding offers stay.

@@ -39,11 +39,16 @@ impl Master {
             let mut framework = Framework::new(id.clone(), info, Conn::Disconnected);
             framework.suppressed = suppressed;
             self.frameworks.insert(id.clone(), framework);
+            // Upstream `addFramework` of an active framework allocates at once.
+            self.request_allocation();
             return self.connect(&id, encoding);
         };
         match self.frameworks.get_mut(&id) {
             Some(framework) => {
                 let recovered = matches!(framework.conn, Conn::Recovered);
+                // Disconnected or recovered: upstream activates it (`activateFramework`), which
+                // allocates at once. A failover of an open stream activates nothing.
+                let activated = framework.stream().is_none();
                 if !recovered && framework.info.principal != info.principal {
                     return refuse(encoding, "Changing framework's principal is not allowed.");
                 }
@@ -67,6 +72,9 @@ impl Master {
                     self.remove_offer(&offer, None);
                 }
                 tracing::info!(framework_id = %id, "framework re-subscribed");
+                if activated {
+                    self.request_allocation();
+                }
             }
             None => {
                 // An id this master never saw (typically after a master failover) is accepted and
@@ -75,6 +83,8 @@ impl Master {
                 let mut framework = Framework::new(id.clone(), info, Conn::Disconnected);
                 framework.suppressed = suppressed;
                 self.frameworks.insert(id.clone(), framework);
+                // Recovered, then activated: an allocation at once.
+                self.request_allocation();
             }
         }
         let answer = self.connect(&id, encoding);

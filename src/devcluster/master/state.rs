@@ -339,6 +339,8 @@ pub(super) struct Master {
     pub duplicate_updates: bool,
     /// Rotates which framework the allocator serves first.
     pub allocation_cursor: usize,
+    /// Agents an immediate allocation run was asked for (see `allocator.rs`).
+    pub allocation_candidates: super::allocator::Candidates,
     pub self_tx: mpsc::UnboundedSender<Msg>,
     pub updates_tx: mpsc::UnboundedSender<AgentUpdate>,
 }
@@ -373,6 +375,7 @@ impl Master {
             delay_updates: Duration::ZERO,
             duplicate_updates: false,
             allocation_cursor: 0,
+            allocation_candidates: super::allocator::Candidates::default(),
             self_tx,
             updates_tx,
         }
@@ -399,9 +402,12 @@ impl Master {
                     self.handle(msg);
                 }
                 Some(update) = updates.recv() => self.on_agent_update(update),
-                _ = allocation.tick() => self.allocate(),
+                _ = allocation.tick() => self.allocate_periodically(),
                 _ = sleep_until_opt(next_timer) => self.fire_due_timers(),
             }
+            // Upstream dispatches `generateOffers` to the allocator: it runs right after the
+            // trigger, whatever the allocation interval.
+            self.run_requested_allocation();
         }
     }
 
