@@ -21,6 +21,12 @@ impl Master {
             return refuse(encoding, "Expecting 'subscribe' to be present");
         };
         let mut info = subscribe.framework_info;
+        // Counted before any check, as upstream's `Master::subscribe` does.
+        if info.id.as_ref().is_none_or(|id| id.value.is_empty()) {
+            self.metrics.messages_register_framework += 1;
+        } else {
+            self.metrics.messages_reregister_framework += 1;
+        }
         if let Err(message) = validate::framework_info(&info, &subscribe.suppressed_roles) {
             return refuse(encoding, &message);
         }
@@ -197,15 +203,20 @@ impl Master {
         let mut killed = Vec::new();
         for task_id in task_ids {
             let key = (framework_id.to_owned(), task_id);
-            if self.tasks.get(&key).is_some_and(|t| !is_terminal(t.state)) {
+            if self
+                .tasks
+                .get(&key)
+                .is_some_and(|t| !is_terminal(t.state()))
+            {
                 self.release_task(&key);
+                // Upstream's `removeFramework` updates each live task to TASK_KILLED.
+                let killed = pb::TaskState::TaskKilled as i32;
+                self.tasks
+                    .set_state(&key, killed, &mut self.metrics.tasks_ended);
             }
-            if let Some(mut task) = self.tasks.remove(&key) {
+            if let Some(task) = self.tasks.remove(&key) {
                 if let Some(agent) = self.agents.get_mut(&task.agent_id) {
                     agent.tasks.remove(&key);
-                }
-                if !is_terminal(task.state) {
-                    task.state = pb::TaskState::TaskKilled as i32;
                 }
                 killed.push(task);
             }

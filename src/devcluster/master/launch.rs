@@ -3,7 +3,8 @@
 
 use super::calls::refuse_duration;
 use super::resources::Resources;
-use super::state::{Executor, Master, Task, master_status};
+use super::state::{Executor, Master, master_status};
+use super::tasks::{NewTask, Task};
 use super::validate;
 use crate::devcluster::agent::AgentCommand;
 use crate::mesos::proto::v1 as pb;
@@ -26,6 +27,15 @@ impl Master {
                 self.received_task_infos.push_back(task.clone());
                 if self.received_task_infos.len() > super::state::RECEIVED_TASK_INFOS_KEPT {
                     self.received_task_infos.pop_front();
+                }
+            }
+        }
+        // Counted before any check, as upstream's `Master::accept` does (LAUNCH_GROUP is not).
+        for op in &accept.operations {
+            if op.r#type == Some(OpType::Launch as i32) {
+                match op.launch.as_ref().is_some_and(|l| !l.task_infos.is_empty()) {
+                    true => self.metrics.messages_launch_tasks += 1,
+                    false => self.metrics.messages_decline_offers += 1,
                 }
             }
         }
@@ -182,6 +192,7 @@ impl Master {
                     Reason::InvalidOffers,
                     format!("Task launched with invalid offers: {error}"),
                 );
+                self.metrics.tasks_ended.add(state as i32);
                 self.send_master_update(framework_id, status);
             }
         }
@@ -203,6 +214,9 @@ impl Master {
                 reason,
                 message,
             );
+            self.metrics
+                .tasks_ended
+                .add(pb::TaskState::TaskError as i32);
             self.send_master_update(framework_id, status);
         }
     }
@@ -460,21 +474,16 @@ impl Master {
         }
         self.tasks.insert(
             key,
-            Task {
+            Task::new(NewTask {
                 info: stored,
                 framework_id: framework_id.to_owned(),
                 agent_id: pool.agent_id.clone(),
                 state: pb::TaskState::TaskStaging as i32,
-                status_update_state: None,
-                status_update_uuid: None,
-                latest: None,
-                statuses: Vec::new(),
                 resources,
                 executor_id,
                 group,
                 role: pool.role.clone(),
-                unreachable_time: None,
-            },
+            }),
         );
     }
 }

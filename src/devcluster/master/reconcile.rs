@@ -11,6 +11,8 @@ const LATEST: &str = "Reconciliation: Latest task state";
 
 impl Master {
     pub(super) fn reconcile_tasks(&mut self, framework_id: &str, tasks: &[call::reconcile::Task]) {
+        // Also for the reconciliation a KILL of an unknown task starts, as upstream.
+        self.metrics.messages_reconcile_tasks += 1;
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
         };

@@ -16,8 +16,10 @@ use axum::http::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::metrics::Metrics;
 use super::resources::Resources;
 use super::streams::{self, EventStream};
+pub(super) use super::tasks::{Task, TaskKey, TaskTable};
 use super::{AgentSpec, FaultError, FaultReply};
 use crate::devcluster::agent::{AgentHandle, AgentUpdate, TaskReport};
 use crate::mesos::encoding::Encoding;
@@ -65,6 +67,10 @@ pub(super) enum Msg {
         reply: oneshot::Sender<Result<FaultReply, FaultError>>,
     },
     State {
+        reply: oneshot::Sender<serde_json::Value>,
+    },
+    /// `GET /metrics/snapshot`.
+    Metrics {
         reply: oneshot::Sender<serde_json::Value>,
     },
     TaskInfos {
@@ -118,9 +124,6 @@ pub(super) struct Settings {
     pub port: u16,
 }
 
-/// Tasks are indexed by (framework id, task id): task ids are unique per framework only.
-pub(super) type TaskKey = (String, String);
-
 #[derive(Debug)]
 pub(super) enum Conn {
     Connected(EventStream),
@@ -140,7 +143,7 @@ pub(super) struct Framework {
     pub filters: HashMap<String, Vec<Filter>>,
     /// Live tasks plus terminal ones whose terminal update is not acknowledged yet.
     pub tasks: HashSet<String>,
-    pub unreachable_tasks: HashMap<String, Task>,
+    pub unreachable_tasks: TaskTable<String>,
     pub completed_tasks: VecDeque<Task>,
     pub offers: HashSet<String>,
     /// Custom and default executors running for this framework, by (agent id, executor id).
@@ -160,7 +163,7 @@ impl Framework {
             suppressed: HashSet::new(),
             filters: HashMap::new(),
             tasks: HashSet::new(),
-            unreachable_tasks: HashMap::new(),
+            unreachable_tasks: TaskTable::default(),
             completed_tasks: VecDeque::new(),
             offers: HashSet::new(),
             executors: HashMap::new(),
@@ -256,36 +259,6 @@ impl Agent {
 pub(super) const RECEIVED_TASK_INFOS_KEPT: usize = 20_000;
 
 #[derive(Debug, Clone)]
-pub(super) struct Task {
-    /// The TaskInfo as launched (with the group executor copied in for LAUNCH_GROUP).
-    pub info: pb::TaskInfo,
-    pub framework_id: String,
-    pub agent_id: String,
-    /// The latest state the master knows.
-    pub state: i32,
-    /// State and uuid of the latest update received from the agent (upstream
-    /// `status_update_state`/`status_update_uuid`).
-    pub status_update_state: Option<i32>,
-    pub status_update_uuid: Option<Vec<u8>>,
-    pub latest: Option<pb::TaskStatus>,
-    pub statuses: Vec<pb::TaskStatus>,
-    pub resources: Resources,
-    /// The executor the task runs under, when it is not the command executor.
-    pub executor_id: Option<String>,
-    /// Tasks launched together by one LAUNCH_GROUP share this number.
-    pub group: Option<u64>,
-    pub role: String,
-    pub unreachable_time: Option<f64>,
-}
-
-impl Task {
-    /// The state reconciliation reports: the latest forwarded update's, else the master's.
-    pub fn reported_state(&self) -> i32 {
-        self.status_update_state.unwrap_or(self.state)
-    }
-}
-
-#[derive(Debug, Clone)]
 pub(super) struct OfferRec {
     pub framework_id: String,
     pub agent_id: String,
@@ -328,7 +301,7 @@ pub(super) struct Master {
     /// Ids (and `/master/state` snapshots) of removed frameworks, oldest first.
     pub completed_frameworks: VecDeque<(String, serde_json::Value)>,
     pub agents: BTreeMap<String, Agent>,
-    pub tasks: HashMap<TaskKey, Task>,
+    pub tasks: TaskTable<TaskKey>,
     pub offers: HashMap<String, OfferRec>,
     pub timers: BTreeMap<(Instant, u64), Timer>,
     pub timer_seq: u64,
@@ -341,6 +314,8 @@ pub(super) struct Master {
     pub allocation_cursor: usize,
     /// Agents an immediate allocation run was asked for (see `allocator.rs`).
     pub allocation_candidates: super::allocator::Candidates,
+    /// The counters of `/metrics/snapshot` (its gauges are read from the state itself).
+    pub metrics: Metrics,
     pub self_tx: mpsc::UnboundedSender<Msg>,
     pub updates_tx: mpsc::UnboundedSender<AgentUpdate>,
 }
@@ -367,7 +342,7 @@ impl Master {
             frameworks: HashMap::new(),
             completed_frameworks: VecDeque::new(),
             agents: BTreeMap::new(),
-            tasks: HashMap::new(),
+            tasks: TaskTable::default(),
             offers: HashMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -376,6 +351,7 @@ impl Master {
             duplicate_updates: false,
             allocation_cursor: 0,
             allocation_candidates: super::allocator::Candidates::default(),
+            metrics: Metrics::default(),
             self_tx,
             updates_tx,
         }
@@ -447,6 +423,9 @@ impl Master {
             Msg::Fault { fault, reply } => self.fault(fault, reply),
             Msg::State { reply } => {
                 let _ = reply.send(self.state_json());
+            }
+            Msg::Metrics { reply } => {
+                let _ = reply.send(self.metrics_snapshot());
             }
             Msg::TaskInfos { reply } => {
                 let _ = reply.send(self.received_task_infos.iter().cloned().collect());

@@ -100,7 +100,7 @@ impl Master {
         unreachable.sort_by(|a, b| a.info.task_id.value.cmp(&b.info.task_id.value));
         let mut used = super::resources::Resources::default();
         for task in &tasks {
-            if !super::state::is_terminal(task.state) {
+            if !super::state::is_terminal(task.state()) {
                 used.add(&task.resources);
             }
         }
@@ -180,7 +180,7 @@ fn task_json(task: &Task) -> Value {
         "framework_id": task.framework_id,
         "executor_id": task.executor_id.clone().unwrap_or_default(),
         "slave_id": task.agent_id,
-        "state": state_name(task.state),
+        "state": state_name(task.state()),
         "resources": task.resources.to_state_json(),
         "role": task.role,
         "statuses": statuses,
