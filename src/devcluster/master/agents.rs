@@ -153,9 +153,9 @@ impl Master {
             return;
         };
         task.status_update_state = Some(state);
-        task.status_update_uuid = status.uuid.clone();
-        task.statuses.push(status.clone());
-        task.latest = Some(status);
+        task.status_update_uuid = status.uuid.as_deref().map(Box::from);
+        task.push_status(&status);
+        task.set_latest(&status);
         if is_terminal(state) {
             tracing::info!(
                 framework_id,
@@ -299,11 +299,10 @@ impl Master {
             let Some(current) = self.tasks.get(&key).map(Task::state) else {
                 continue;
             };
-            framework.tasks.remove(&key.1);
             if is_terminal(current) {
                 if let Some(task) = self.tasks.remove(&key) {
                     forget_executor(framework, agent_id, &task);
-                    framework.push_completed(task);
+                    framework.push_completed(key.1, task);
                 }
                 continue;
             }
@@ -343,12 +342,12 @@ impl Master {
                 status.unreachable_time = Some(time_info(now));
                 task.unreachable_time = Some(now);
             }
-            task.statuses.push(status.clone());
+            task.push_status(&status);
             match loss {
                 Loss::Unreachable => {
                     framework.unreachable_tasks.insert(key.1.clone(), task);
                 }
-                Loss::Gone => framework.push_completed(task),
+                Loss::Gone => framework.push_completed(key.1.clone(), task),
             }
             self.send_master_update(&key.0, status);
         }
@@ -489,7 +488,7 @@ impl Master {
                 .collect();
             for id in stale {
                 if let Some(task) = framework.unreachable_tasks.remove(&id) {
-                    framework.push_completed(task);
+                    framework.push_completed(id, task);
                 }
             }
         }
@@ -517,7 +516,6 @@ impl Master {
             .or_else(|| framework.roles().into_iter().next())
             .unwrap_or_else(|| "*".to_owned());
         let group = was_unreachable.as_ref().and_then(|t| t.group);
-        framework.tasks.insert(key.1.clone());
         let mut executor_resources = Resources::default();
         if !is_terminal(state)
             && let Some(executor) = &report.task.executor
@@ -536,8 +534,7 @@ impl Master {
             entry.live_tasks += 1;
         }
         let notify = was_unreachable.is_some();
-        let mut statuses = was_unreachable.map(|t| t.statuses).unwrap_or_default();
-        statuses.push(report.latest.clone());
+        let statuses = was_unreachable.map(|t| t.statuses).unwrap_or_default();
         if let Some(agent) = self.agents.get_mut(agent_id) {
             agent.tasks.insert(key.clone());
             if !is_terminal(state) {
@@ -558,8 +555,7 @@ impl Master {
             self.send_master_update(&key.0, status);
         }
         let mut task = Task::new(NewTask {
-            info: report.task,
-            framework_id: key.0.clone(),
+            info: &report.task,
             agent_id: agent_id.to_owned(),
             state,
             resources,
@@ -567,8 +563,9 @@ impl Master {
             group,
             role,
         });
-        task.latest = Some(report.latest);
         task.statuses = statuses;
+        task.push_status(&report.latest);
+        task.set_latest(&report.latest);
         self.tasks.insert(key, task);
     }
 

@@ -234,7 +234,7 @@ impl Master {
             .kill_policy
             .as_ref()
             .and_then(|p| p.grace_period)
-            .or_else(|| task.info.kill_policy.as_ref().and_then(|p| p.grace_period))
+            .or(task.kill_grace)
             .map(|d| Duration::from_nanos(u64::try_from(d.nanoseconds).unwrap_or(0)));
         // Killing one task of a group kills the group, as the default executor does.
         let targets: Vec<String> = match task.group {
@@ -393,8 +393,7 @@ impl Master {
             agent.tasks.remove(key);
         }
         if let Some(framework) = self.frameworks.get_mut(&key.0) {
-            framework.tasks.remove(&key.1);
-            framework.push_completed(task);
+            framework.push_completed(key.1.clone(), task);
         }
     }
 }

@@ -195,7 +195,11 @@ impl Master {
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
         };
-        let task_ids: Vec<String> = framework.tasks.iter().cloned().collect();
+        let task_ids: Vec<String> = self
+            .tasks
+            .of_framework(framework_id)
+            .map(|(id, _)| id.to_owned())
+            .collect();
         let offers: Vec<String> = framework.offers.iter().cloned().collect();
         for offer in offers {
             self.remove_offer(&offer, None);
@@ -218,7 +222,7 @@ impl Master {
                 if let Some(agent) = self.agents.get_mut(&task.agent_id) {
                     agent.tasks.remove(&key);
                 }
-                killed.push(task);
+                killed.push((key.1, task));
             }
         }
         for agent in self.agents.values() {
@@ -231,13 +235,14 @@ impl Master {
         let Some(mut framework) = self.frameworks.remove(framework_id) else {
             return;
         };
-        for task in killed {
-            framework.push_completed(task);
+        for (task_id, task) in killed {
+            framework.push_completed(task_id, task);
         }
-        framework.tasks.clear();
         framework.conn = Conn::Disconnected;
         framework.unregistered_time.get_or_insert_with(now_secs);
-        let snapshot = self.framework_json(&framework, false);
+        let mut snapshot = Vec::new();
+        self.write_framework(&mut snapshot, &framework, false);
+        let snapshot = snapshot.into_boxed_slice();
         if self.completed_frameworks.len() >= MAX_COMPLETED_FRAMEWORKS {
             self.completed_frameworks.pop_front();
         }

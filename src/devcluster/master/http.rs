@@ -256,7 +256,14 @@ async fn state(State(app): State<App>) -> Response {
         return stopped();
     }
     match answer.await {
-        Ok(value) => axum::Json(value).into_response(),
+        Ok(json) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response(),
         Err(_) => stopped(),
     }
 }

@@ -265,7 +265,11 @@ impl DevCluster {
     pub async fn state(&self) -> serde_json::Value {
         let (reply, answer) = oneshot::channel();
         let _ = self.tx.send(Msg::State { reply });
-        answer.await.unwrap_or(serde_json::Value::Null)
+        answer
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 
     /// Every TaskInfo the master received in ACCEPT calls, exactly as the scheduler sent it, in

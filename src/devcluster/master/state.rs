@@ -66,8 +66,9 @@ pub(super) enum Msg {
         fault: Fault,
         reply: oneshot::Sender<Result<FaultReply, FaultError>>,
     },
+    /// `GET /master/state`: the JSON document.
     State {
-        reply: oneshot::Sender<serde_json::Value>,
+        reply: oneshot::Sender<Vec<u8>>,
     },
     /// `GET /metrics/snapshot`.
     Metrics {
@@ -141,10 +142,11 @@ pub(super) struct Framework {
     pub suppressed: HashSet<String>,
     /// Decline/accept filters, by agent id.
     pub filters: HashMap<String, Vec<Filter>>,
-    /// Live tasks plus terminal ones whose terminal update is not acknowledged yet.
-    pub tasks: HashSet<String>,
+    // Its live tasks (and terminal ones whose terminal update is not acknowledged yet) are in
+    // `Master::tasks`, under (framework id, task id).
     pub unreachable_tasks: TaskTable<String>,
-    pub completed_tasks: VecDeque<Task>,
+    /// (task id, task), oldest first.
+    pub completed_tasks: VecDeque<(String, Task)>,
     pub offers: HashSet<String>,
     /// Custom and default executors running for this framework, by (agent id, executor id).
     pub executors: HashMap<(String, String), Executor>,
@@ -162,7 +164,6 @@ impl Framework {
             conn,
             suppressed: HashSet::new(),
             filters: HashMap::new(),
-            tasks: HashSet::new(),
             unreachable_tasks: TaskTable::default(),
             completed_tasks: VecDeque::new(),
             offers: HashSet::new(),
@@ -193,11 +194,11 @@ impl Framework {
         }
     }
 
-    pub fn push_completed(&mut self, task: Task) {
+    pub fn push_completed(&mut self, task_id: String, task: Task) {
         if self.completed_tasks.len() >= MAX_COMPLETED_TASKS {
             self.completed_tasks.pop_front();
         }
-        self.completed_tasks.push_back(task);
+        self.completed_tasks.push_back((task_id, task));
     }
 }
 
@@ -299,15 +300,17 @@ pub(super) struct Master {
     pub start_time: f64,
     pub frameworks: HashMap<String, Framework>,
     /// Ids (and `/master/state` snapshots) of removed frameworks, oldest first.
-    pub completed_frameworks: VecDeque<(String, serde_json::Value)>,
+    /// Ids (and `/master/state` JSON) of removed frameworks, oldest first.
+    pub completed_frameworks: VecDeque<(String, Box<[u8]>)>,
     pub agents: BTreeMap<String, Agent>,
     pub tasks: TaskTable<TaskKey>,
     pub offers: HashMap<String, OfferRec>,
     pub timers: BTreeMap<(Instant, u64), Timer>,
     pub timer_seq: u64,
     /// The TaskInfos received in ACCEPTs, exactly as sent, for tests to inspect: the latest
-    /// [`RECEIVED_TASK_INFOS_KEPT`], so a long-running `dev` cluster does not grow without bound.
-    pub received_task_infos: std::collections::VecDeque<pb::TaskInfo>,
+    /// [`RECEIVED_TASK_INFOS_KEPT`], so a long-running `dev` cluster does not grow without bound,
+    /// protobuf-encoded (a decoded TaskInfo takes some 3 KB).
+    pub received_task_infos: VecDeque<Box<[u8]>>,
     pub delay_updates: Duration,
     pub duplicate_updates: bool,
     /// Rotates which framework the allocator serves first.
@@ -346,7 +349,7 @@ impl Master {
             offers: HashMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
-            received_task_infos: std::collections::VecDeque::new(),
+            received_task_infos: VecDeque::new(),
             delay_updates: Duration::ZERO,
             duplicate_updates: false,
             allocation_cursor: 0,
@@ -428,7 +431,12 @@ impl Master {
                 let _ = reply.send(self.metrics_snapshot());
             }
             Msg::TaskInfos { reply } => {
-                let _ = reply.send(self.received_task_infos.iter().cloned().collect());
+                let infos = self
+                    .received_task_infos
+                    .iter()
+                    .filter_map(|bytes| prost::Message::decode(&**bytes).ok())
+                    .collect();
+                let _ = reply.send(infos);
             }
             Msg::Shutdown { .. } => unreachable!("handled in run"),
         }

@@ -8,6 +8,9 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use prost::Message;
 
 use super::resources::Resources;
 use super::state::is_terminal;
@@ -45,20 +48,60 @@ impl StateCounts {
     }
 }
 
+/// One entry of a task's `statuses` in `/master/state`: what the state document shows of an
+/// update, and no more (a whole `TaskStatus` is several hundred bytes).
+#[derive(Debug, Clone)]
+pub(super) struct StatusRecord {
+    pub state: i32,
+    pub timestamp: f64,
+    pub healthy: Option<bool>,
+    /// `ContainerStatus`, protobuf-encoded (tens of bytes instead of a tree of allocations).
+    pub container_status: Option<Box<[u8]>>,
+}
+
+impl StatusRecord {
+    pub fn of(status: &pb::TaskStatus) -> Self {
+        StatusRecord {
+            state: status.state,
+            timestamp: status.timestamp.unwrap_or(0.0),
+            healthy: status.healthy,
+            container_status: status
+                .container_status
+                .as_ref()
+                .map(|c| c.encode_to_vec().into_boxed_slice()),
+        }
+    }
+
+    pub fn container_status(&self) -> Option<pb::ContainerStatus> {
+        // Encoded here from a valid message, so decoding cannot fail.
+        self.container_status
+            .as_deref()
+            .and_then(|bytes| pb::ContainerStatus::decode(bytes).ok())
+    }
+}
+
+/// The master's record of a task. It keeps what the master reads back (for `/master/state`,
+/// KILL and reconciliation), not the TaskInfo: the agent running the task keeps that.
 #[derive(Debug, Clone)]
 pub(super) struct Task {
-    /// The TaskInfo as launched (with the group executor copied in for LAUNCH_GROUP).
-    pub info: pb::TaskInfo,
-    pub framework_id: String,
+    /// `TaskInfo.name`.
+    pub name: String,
+    /// `TaskInfo.labels`.
+    pub labels: Option<Box<pb::Labels>>,
+    /// `TaskInfo.kill_policy.grace_period`.
+    pub kill_grace: Option<pb::DurationInfo>,
     pub agent_id: String,
     /// The latest state the master knows; changed only by [`TaskTable::set_state`].
     state: i32,
     /// State and uuid of the latest update received from the agent (upstream
     /// `status_update_state`/`status_update_uuid`).
     pub status_update_state: Option<i32>,
-    pub status_update_uuid: Option<Vec<u8>>,
-    pub latest: Option<pb::TaskStatus>,
-    pub statuses: Vec<pb::TaskStatus>,
+    pub status_update_uuid: Option<Box<[u8]>>,
+    /// The latest update received from the agent, protobuf-encoded (see [`Task::latest`]).
+    latest: Option<Box<[u8]>>,
+    /// One entry per state, as upstream's `Master::updateTask` keeps them: an update in the
+    /// same state as the last entry replaces it.
+    pub statuses: Vec<StatusRecord>,
     pub resources: Resources,
     /// The executor the task runs under, when it is not the command executor.
     pub executor_id: Option<String>,
@@ -70,9 +113,8 @@ pub(super) struct Task {
 
 /// What a [`Task`] starts with; the rest starts empty.
 #[derive(Debug)]
-pub(super) struct NewTask {
-    pub info: pb::TaskInfo,
-    pub framework_id: String,
+pub(super) struct NewTask<'a> {
+    pub info: &'a pb::TaskInfo,
     pub agent_id: String,
     pub state: i32,
     pub resources: Resources,
@@ -82,10 +124,11 @@ pub(super) struct NewTask {
 }
 
 impl Task {
-    pub fn new(new: NewTask) -> Self {
+    pub fn new(new: NewTask<'_>) -> Self {
         Task {
-            info: new.info,
-            framework_id: new.framework_id,
+            name: new.info.name.clone(),
+            labels: new.info.labels.clone().map(Box::new),
+            kill_grace: new.info.kill_policy.as_ref().and_then(|p| p.grace_period),
             agent_id: new.agent_id,
             state: new.state,
             status_update_state: None,
@@ -108,6 +151,27 @@ impl Task {
     /// The state reconciliation reports: the latest forwarded update's, else the master's.
     pub fn reported_state(&self) -> i32 {
         self.status_update_state.unwrap_or(self.state)
+    }
+
+    /// The latest update received from the agent.
+    pub fn latest(&self) -> Option<pb::TaskStatus> {
+        // Encoded here from a valid message, so decoding cannot fail.
+        self.latest
+            .as_deref()
+            .and_then(|bytes| pb::TaskStatus::decode(bytes).ok())
+    }
+
+    pub fn set_latest(&mut self, status: &pb::TaskStatus) {
+        self.latest = Some(status.encode_to_vec().into_boxed_slice());
+    }
+
+    /// Adds an update to `statuses` (replacing the last entry when the state is the same).
+    pub fn push_status(&mut self, status: &pb::TaskStatus) {
+        let record = StatusRecord::of(status);
+        match self.statuses.last_mut() {
+            Some(last) if last.state == record.state => *last = record,
+            _ => self.statuses.push(record),
+        }
     }
 }
 
@@ -192,17 +256,31 @@ impl<K: Ord> TaskTable<K> {
         self.by_state = StateCounts::default();
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Task> {
-        self.tasks.values()
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (&K, &Task)> {
         self.tasks.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
     }
 
     /// How many tasks of the table are in each state now.
     pub fn by_state(&self) -> &StateCounts {
         &self.by_state
+    }
+}
+
+impl TaskTable<TaskKey> {
+    /// The tasks of one framework, in task id order.
+    pub fn of_framework<'a>(
+        &'a self,
+        framework_id: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Task)> + 'a {
+        let from = (framework_id.to_owned(), String::new());
+        self.tasks
+            .range((Bound::Included(from), Bound::Unbounded))
+            .take_while(move |((f, _), _)| f == framework_id)
+            .map(|((_, t), task)| (t.as_str(), task))
     }
 }
 
@@ -213,8 +291,7 @@ mod tests {
 
     fn task(state: S) -> Task {
         Task::new(NewTask {
-            info: pb::TaskInfo::default(),
-            framework_id: "f".into(),
+            info: &pb::TaskInfo::default(),
             agent_id: "a".into(),
             state: state as i32,
             resources: Resources::default(),
