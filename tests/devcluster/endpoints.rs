@@ -137,3 +137,132 @@ async fn many_virtual_agents_and_tasks() {
     );
     cluster.shutdown().await;
 }
+
+/// Reads `/metrics/snapshot` until `pred` holds (counters change as updates arrive).
+async fn wait_metrics(
+    url: &str,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, metrics) = get_json(&format!("{url}/metrics/snapshot")).await;
+        assert_eq!(status, StatusCode::OK);
+        if pred(&metrics) {
+            return metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; metrics: {metrics:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `/metrics/snapshot` is a flat object of numbers under upstream's master metric names: task
+/// gauges by state, terminal task counters, framework and agent gauges, call counters.
+#[tokio::test]
+async fn metrics_snapshot_has_upstream_names_and_counts() {
+    let mut cfg = config();
+    cfg.agents = vec![agent("cpus:2;mem:1024", "")];
+    // Offers only when asked for (SUBSCRIBE, REVIVE), so `outstanding_offers` is exact; no
+    // re-sent updates, so update and acknowledgement counts are exact.
+    cfg.allocation_interval = Duration::from_secs(600);
+    cfg.status_retry_initial = Duration::from_secs(600);
+    let cluster = start(cfg).await;
+    let url = cluster.url();
+    let (status, metrics) = get_json(&format!("{url}/metrics/snapshot")).await;
+    assert_eq!(status, StatusCode::OK);
+    let object = metrics.as_object().expect("a JSON object");
+    for (name, value) in object {
+        assert!(name.starts_with("master/"), "{name}");
+        assert!(value.is_number(), "{name}: {value}");
+    }
+    for (name, expected) in [
+        ("elected", 1.0),
+        ("slaves_active", 1.0),
+        ("slaves_connected", 1.0),
+        ("frameworks_active", 0.0),
+        ("tasks_running", 0.0),
+        ("cpus_total", 2.0),
+        ("mem_total", 1024.0),
+        ("slave_registrations", 1.0),
+    ] {
+        assert_eq!(metrics[format!("master/{name}")], expected, "{name}");
+    }
+    assert!(metrics["master/uptime_secs"].as_f64().unwrap() >= 0.0);
+
+    let mut info = framework_info("metrics", &[]);
+    info.failover_timeout = Some(3600.0);
+    let mut sub = subscribe(&url, Encoding::Protobuf, info).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    let metrics = wait_metrics(&url, "one offer", |m| m["master/outstanding_offers"] == 1.0).await;
+    assert_eq!(metrics["master/frameworks_active"], 1.0);
+    assert_eq!(metrics["master/frameworks_connected"], 1.0);
+    assert_eq!(metrics["master/messages_register_framework"], 1.0);
+    let mut invalid = task("no-resources", &offer);
+    invalid.resources.clear();
+    sub.launch(
+        &[&offer.id],
+        vec![task("a", &offer), task("b", &offer), invalid],
+    )
+    .await;
+    // Every update is acknowledged as it comes (the agents re-send nothing here).
+    let mut pending = vec![
+        ("no-resources", pb::TaskState::TaskError),
+        ("a", pb::TaskState::TaskRunning),
+        ("b", pb::TaskState::TaskRunning),
+    ];
+    while !pending.is_empty() {
+        let status = sub.events.next_update().await;
+        if status.uuid.is_some() {
+            sub.acknowledge(&status).await;
+        }
+        let seen = (status.task_id.value.as_str(), state_of(&status));
+        pending.retain(|p| *p != seen);
+    }
+    sub.kill("b", None).await;
+    let killed = sub.events.update_of("b").await;
+    assert_eq!(state_of(&killed), pb::TaskState::TaskKilled);
+    sub.acknowledge(&killed).await;
+    let metrics = wait_metrics(&url, "a running, b killed and acknowledged", |m| {
+        m["master/tasks_running"] == 1.0
+            && m["master/tasks_killed"] == 1.0
+            && m["master/valid_status_update_acknowledgements"] == 5.0
+    })
+    .await;
+    for (name, expected) in [
+        ("tasks_staging", 0.0),
+        ("tasks_starting", 0.0),
+        ("tasks_finished", 0.0),
+        ("tasks_error", 1.0),
+        ("outstanding_offers", 0.0),
+        ("messages_launch_tasks", 1.0),
+        ("messages_kill_task", 1.0),
+        // STARTING and RUNNING of both tasks, then KILLED.
+        ("messages_status_update", 5.0),
+        ("valid_status_updates", 5.0),
+        ("messages_status_update_acknowledgement", 5.0),
+        ("invalid_status_update_acknowledgements", 0.0),
+        ("cpus_used", 0.1),
+        ("mem_used", 32.0),
+    ] {
+        assert_eq!(metrics[format!("master/{name}")], expected, "{name}");
+    }
+
+    // A disconnected framework is neither connected nor active.
+    cluster
+        .faults()
+        .drop_framework_stream(&sub.framework_id)
+        .await
+        .unwrap();
+    let metrics = wait_metrics(&url, "the framework disconnected", |m| {
+        m["master/frameworks_disconnected"] == 1.0
+    })
+    .await;
+    assert_eq!(metrics["master/frameworks_connected"], 0.0);
+    assert_eq!(metrics["master/frameworks_active"], 0.0);
+    assert_eq!(metrics["master/frameworks_inactive"], 1.0);
+    assert_eq!(metrics["master/tasks_running"], 1.0, "its task still runs");
+    cluster.shutdown().await;
+}

@@ -244,3 +244,109 @@ async fn unused_accepted_resources_are_filtered_by_the_accept_filters() {
     }
     cluster.shutdown().await;
 }
+
+/// A cluster whose periodic allocation is a minute away: any offer that arrives within
+/// [`AT_ONCE`] was made by an immediate allocation run.
+fn slow_allocation_config() -> mesos_reconciler::devcluster::DevClusterConfig {
+    let mut cfg = config();
+    cfg.allocation_interval = Duration::from_secs(60);
+    cfg.heartbeat_interval = Duration::from_millis(100);
+    cfg
+}
+
+/// Far shorter than the 60 s allocation interval, generous for a loaded machine.
+const AT_ONCE: Duration = Duration::from_secs(10);
+
+async fn offers_at_once(sub: &mut Sub, what: &str) -> Vec<pb::Offer> {
+    tokio::time::timeout(AT_ONCE, sub.events.next_offers())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no offer within {AT_ONCE:?} (interval is 60 s)"))
+}
+
+async fn assert_no_offers(sub: &mut Sub, what: &str) {
+    let seen = sub.events.during_heartbeats(5).await;
+    assert!(
+        seen.iter()
+            .all(|e| e.r#type != Some(event::Type::Offers as i32)),
+        "{what}: {seen:?}"
+    );
+}
+
+/// Upstream's `reviveOffers` ends with `generateOffers()`: offers come right after REVIVE, not at
+/// the next allocation interval. So does a new framework's SUBSCRIBE (`addFramework`).
+#[tokio::test]
+async fn revive_allocates_at_once() {
+    let cluster = start(slow_allocation_config()).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("r", &[])).await;
+    let offer = offers_at_once(&mut sub, "SUBSCRIBE").await.remove(0);
+    sub.send(sub.call_of(call::Type::Suppress)).await;
+    sub.decline(&[&offer.id], Some(0.0)).await;
+    // Neither SUPPRESS nor the declined resources allocate at once.
+    assert_no_offers(&mut sub, "after SUPPRESS and DECLINE").await;
+    sub.send(sub.call_of(call::Type::Revive)).await;
+    let again = offers_at_once(&mut sub, "REVIVE").await;
+    assert_eq!(again[0].agent_id, offer.agent_id);
+    cluster.shutdown().await;
+}
+
+/// Resources recovered by DECLINE wait for the next interval (`recoverResources` never
+/// allocates), and so does UPDATE_FRAMEWORK un-suppressing a role (`updateFramework` revives
+/// the role without `generateOffers`); REVIVE then allocates at once.
+#[tokio::test]
+async fn decline_and_update_framework_wait_for_the_interval() {
+    let cluster = start(slow_allocation_config()).await;
+    let info = framework_info("u", &[]);
+    let mut call = subscribe_call(info.clone());
+    call.subscribe.as_mut().unwrap().suppressed_roles = vec!["*".into()];
+    let mut sub = subscribe_with(&cluster.url(), Encoding::Protobuf, &call).await;
+    assert_no_offers(&mut sub, "subscribed with its role suppressed").await;
+    let mut info = info;
+    info.id = Some(pb::FrameworkId {
+        value: sub.framework_id.clone(),
+    });
+    let mut update = sub.call_of(call::Type::UpdateFramework);
+    update.update_framework = Some(call::UpdateFramework {
+        framework_info: info,
+        ..Default::default()
+    });
+    let (status, body) = sub.call(&update).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_no_offers(&mut sub, "UPDATE_FRAMEWORK un-suppressing the role").await;
+    sub.send(sub.call_of(call::Type::Revive)).await;
+    let offer = offers_at_once(&mut sub, "REVIVE").await.remove(0);
+    sub.decline(&[&offer.id], Some(0.0)).await;
+    assert_no_offers(&mut sub, "DECLINE without a filter").await;
+    cluster.shutdown().await;
+}
+
+/// Re-subscribing a disconnected framework activates it (`activateFramework`), and an added
+/// agent is offered (`addSlave` -> `generateOffers(slaveId)`): both at once.
+#[tokio::test]
+async fn resubscribe_and_new_agents_allocate_at_once() {
+    let cluster = start(slow_allocation_config()).await;
+    let url = cluster.url();
+    let mut info = framework_info("f", &[]);
+    info.failover_timeout = Some(3600.0);
+    let mut sub = subscribe(&url, Encoding::Protobuf, info.clone()).await;
+    let first = offers_at_once(&mut sub, "SUBSCRIBE").await.remove(0);
+    cluster
+        .faults()
+        .drop_framework_stream(&sub.framework_id)
+        .await
+        .unwrap();
+    sub.events.until_end().await;
+    info.id = Some(pb::FrameworkId {
+        value: sub.framework_id.clone(),
+    });
+    let mut sub = subscribe(&url, Encoding::Protobuf, info).await;
+    let offer = offers_at_once(&mut sub, "re-SUBSCRIBE").await.remove(0);
+    assert_eq!(offer.agent_id, first.agent_id);
+    let added = cluster
+        .faults()
+        .add_agent(agent("cpus:1;mem:256", ""))
+        .await
+        .unwrap();
+    let offer = offers_at_once(&mut sub, "added agent").await.remove(0);
+    assert_eq!(offer.agent_id.value, added);
+    cluster.shutdown().await;
+}

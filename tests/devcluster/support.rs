@@ -329,7 +329,12 @@ pub async fn subscribe_response(url: &str, encoding: Encoding, call: &Call) -> r
 
 /// SUBSCRIBEs and checks the start of the stream: 200, headers, SUBSCRIBED, HEARTBEAT.
 pub async fn subscribe(url: &str, encoding: Encoding, info: pb::FrameworkInfo) -> Sub {
-    let response = subscribe_response(url, encoding, &subscribe_call(info)).await;
+    subscribe_with(url, encoding, &subscribe_call(info)).await
+}
+
+/// [`subscribe`] with a SUBSCRIBE call of the test's own (e.g. with `suppressed_roles`).
+pub async fn subscribe_with(url: &str, encoding: Encoding, call: &Call) -> Sub {
+    let response = subscribe_response(url, encoding, call).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"],

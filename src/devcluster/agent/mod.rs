@@ -139,6 +139,13 @@ impl AgentHandle {
     }
 }
 
+/// The status factory of an agent, for tests elsewhere in the crate to build the statuses agents
+/// send.
+#[cfg(test)]
+pub(crate) fn test_status_factory(agent_id: &str, ip: &str) -> updates::StatusFactory {
+    updates::StatusFactory::new(agent_id, ip)
+}
+
 /// Starts an agent on the current tokio runtime.
 pub fn spawn(config: AgentConfig, updates: mpsc::UnboundedSender<AgentUpdate>) -> AgentHandle {
     let (tx, rx) = mpsc::unbounded_channel();

@@ -13,6 +13,7 @@ use super::state::{
     Agent, AgentState, Conn, Executor, Fault, Framework, Master, Task, TaskKey, Timer, is_terminal,
     master_info, master_status, now_secs, state_name, time_info,
 };
+use super::tasks::NewTask;
 use super::{AgentSpec, AgentSpecKind, FaultError, FaultReply, streams};
 use crate::devcluster::agent::{
     self, AgentCommand, AgentConfig, AgentKind, AgentUpdate, TaskReport,
@@ -73,6 +74,9 @@ impl Master {
                 pid,
             },
         );
+        self.metrics.slave_registrations += 1;
+        // Upstream `addSlave` allocates the new agent's resources at once.
+        self.request_allocation_on(&id);
         id
     }
 
@@ -93,12 +97,14 @@ impl Master {
             status,
         } = update;
         let task_id = status.task_id.value.clone();
+        self.metrics.messages_status_update += 1;
         if !self.agents.get(&agent_id).is_some_and(Agent::is_registered) {
             tracing::debug!(
                 agent_id,
                 task_id,
                 "update from an unregistered agent dropped"
             );
+            self.metrics.invalid_status_updates += 1;
             return;
         }
         let key = (framework_id.clone(), task_id.clone());
@@ -109,12 +115,19 @@ impl Master {
                 task_id,
                 "update for an unknown task dropped"
             );
+            self.metrics.invalid_status_updates += 1;
             return;
         }
         let connected = self
             .frameworks
             .get(&framework_id)
             .is_some_and(|f| f.stream().is_some());
+        // Upstream counts an update for a disconnected framework as invalid.
+        if connected {
+            self.metrics.valid_status_updates += 1;
+        } else {
+            self.metrics.invalid_status_updates += 1;
+        }
         if connected {
             let event = streams::update(status.clone());
             self.send_event(&framework_id, &event);
@@ -129,15 +142,20 @@ impl Master {
             );
         }
         let state = status.state;
+        let Some(was) = self
+            .tasks
+            .set_state(&key, state, &mut self.metrics.tasks_ended)
+        else {
+            return;
+        };
+        let was_terminal = is_terminal(was);
         let Some(task) = self.tasks.get_mut(&key) else {
             return;
         };
-        let was_terminal = is_terminal(task.state);
-        task.state = state;
         task.status_update_state = Some(state);
-        task.status_update_uuid = status.uuid.clone();
-        task.statuses.push(status.clone());
-        task.latest = Some(status);
+        task.status_update_uuid = status.uuid.as_deref().map(Box::from);
+        task.push_status(&status);
+        task.set_latest(&status);
         if is_terminal(state) {
             tracing::info!(
                 framework_id,
@@ -274,20 +292,18 @@ impl Master {
         let hostname = agent.hostname.clone();
         tracing::info!(agent_id, ?loss, tasks = keys.len(), "agent lost");
         for key in keys {
-            let Some(mut task) = self.tasks.remove(&key) else {
-                continue;
-            };
             let Some(framework) = self.frameworks.get_mut(&key.0) else {
+                self.tasks.remove(&key);
                 continue;
             };
-            framework.tasks.remove(&key.1);
-            if let Some(executor_id) = &task.executor_id {
-                framework
-                    .executors
-                    .remove(&(agent_id.to_owned(), executor_id.clone()));
-            }
-            if is_terminal(task.state) {
-                framework.push_completed(task);
+            let Some(current) = self.tasks.get(&key).map(Task::state) else {
+                continue;
+            };
+            if is_terminal(current) {
+                if let Some(task) = self.tasks.remove(&key) {
+                    forget_executor(framework, agent_id, &task);
+                    framework.push_completed(key.1, task);
+                }
                 continue;
             }
             let partition_aware = framework.partition_aware();
@@ -313,18 +329,25 @@ impl Master {
                     format!("Agent {hostname} has been removed"),
                 ),
             };
+            // As upstream's `__removeSlave`/`_markUnreachable`: the update first (counted by the
+            // table), then the removal.
+            self.tasks
+                .set_state(&key, state as i32, &mut self.metrics.tasks_ended);
+            let Some(mut task) = self.tasks.remove(&key) else {
+                continue;
+            };
+            forget_executor(framework, agent_id, &task);
             let mut status = master_status(&key.1, Some(agent_id), state, reason, message);
             if loss == Loss::Unreachable {
                 status.unreachable_time = Some(time_info(now));
                 task.unreachable_time = Some(now);
             }
-            task.state = state as i32;
-            task.statuses.push(status.clone());
+            task.push_status(&status);
             match loss {
                 Loss::Unreachable => {
                     framework.unreachable_tasks.insert(key.1.clone(), task);
                 }
-                Loss::Gone => framework.push_completed(task),
+                Loss::Gone => framework.push_completed(key.1.clone(), task),
             }
             self.send_master_update(&key.0, status);
         }
@@ -419,6 +442,7 @@ impl Master {
         agent.tasks.clear();
         agent.registered_time = now_secs();
         let handle = agent.handle.clone();
+        self.metrics.slave_reregistrations += 1;
         tracing::info!(agent_id, tasks = reports.len(), "agent re-registered");
         let mut reported: HashSet<TaskKey> = HashSet::new();
         for report in reports {
@@ -464,10 +488,13 @@ impl Master {
                 .collect();
             for id in stale {
                 if let Some(task) = framework.unreachable_tasks.remove(&id) {
-                    framework.push_completed(task);
+                    framework.push_completed(id, task);
                 }
             }
         }
+        // Re-registration adds the agent to the allocator again (`addSlave`): its free
+        // resources are offered at once.
+        self.request_allocation_on(agent_id);
         Ok(FaultReply::Agent(agent_id.to_owned()))
     }
 
@@ -489,7 +516,6 @@ impl Master {
             .or_else(|| framework.roles().into_iter().next())
             .unwrap_or_else(|| "*".to_owned());
         let group = was_unreachable.as_ref().and_then(|t| t.group);
-        framework.tasks.insert(key.1.clone());
         let mut executor_resources = Resources::default();
         if !is_terminal(state)
             && let Some(executor) = &report.task.executor
@@ -508,8 +534,7 @@ impl Master {
             entry.live_tasks += 1;
         }
         let notify = was_unreachable.is_some();
-        let mut statuses = was_unreachable.map(|t| t.statuses).unwrap_or_default();
-        statuses.push(report.latest.clone());
+        let statuses = was_unreachable.map(|t| t.statuses).unwrap_or_default();
         if let Some(agent) = self.agents.get_mut(agent_id) {
             agent.tasks.insert(key.clone());
             if !is_terminal(state) {
@@ -529,24 +554,19 @@ impl Master {
             status.container_status = report.latest.container_status.clone();
             self.send_master_update(&key.0, status);
         }
-        self.tasks.insert(
-            key.clone(),
-            Task {
-                info: report.task,
-                framework_id: key.0.clone(),
-                agent_id: agent_id.to_owned(),
-                state,
-                status_update_state: None,
-                status_update_uuid: None,
-                latest: Some(report.latest),
-                statuses,
-                resources,
-                executor_id,
-                group,
-                role,
-                unreachable_time: None,
-            },
-        );
+        let mut task = Task::new(NewTask {
+            info: &report.task,
+            agent_id: agent_id.to_owned(),
+            state,
+            resources,
+            executor_id,
+            group,
+            role,
+        });
+        task.statuses = statuses;
+        task.push_status(&report.latest);
+        task.set_latest(&report.latest);
+        self.tasks.insert(key, task);
     }
 
     /// A master failover: all streams close, frameworks, tasks and offers are forgotten, agents
@@ -566,6 +586,8 @@ impl Master {
         self.next_offer = 0;
         self.next_agent = 0;
         self.start_time = now_secs();
+        // A fresh master process: its metrics start from zero.
+        self.metrics = Default::default();
         let delay: Duration = self.settings.reregister_delay;
         let mut recovering = Vec::new();
         for agent in self.agents.values_mut() {
@@ -581,6 +603,15 @@ impl Master {
             let epoch = self.epoch;
             self.schedule(delay, Timer::Reregister { agent_id, epoch });
         }
+    }
+}
+
+/// The task's executor is gone with its agent.
+fn forget_executor(framework: &mut Framework, agent_id: &str, task: &Task) {
+    if let Some(executor_id) = &task.executor_id {
+        framework
+            .executors
+            .remove(&(agent_id.to_owned(), executor_id.clone()));
     }
 }
 

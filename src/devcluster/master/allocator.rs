@@ -1,12 +1,30 @@
-//! The allocator (§8): every allocation interval, each registered agent's unreserved free
-//! resources go to one framework role as one offer, skipping suppressed roles, live filters,
-//! GPU agents for frameworks without GPU_RESOURCES and frameworks' `offer_filters`. Frameworks
-//! are served in rotating order so that several frameworks share the agents.
+//! The allocator (§8): each registered agent's unreserved free resources go to one framework
+//! role as one offer, skipping suppressed roles, live filters, GPU agents for frameworks without
+//! GPU_RESOURCES and frameworks' `offer_filters`. Frameworks are served in rotating order so that
+//! several frameworks share the agents.
 //!
-//! Cost per cycle is O(agents x frameworks) plus the filters of the agent being offered: task
+//! When it runs is upstream's (`HierarchicalAllocatorProcess` in
+//! `src/master/allocator/mesos/hierarchical.cpp`, Mesos 1.11): a batch over every agent each
+//! allocation interval, plus a run right away (its `generateOffers()`, coalesced with any run
+//! already requested) after these events only:
+//!
+//! - a framework is added or activated (`addFramework` with `active`, `activateFramework`): a new
+//!   SUBSCRIBE, the re-SUBSCRIBE of a disconnected or recovered framework; not the failover of a
+//!   framework whose stream is still open (`Master::_failoverFramework` re-activates nothing);
+//! - REVIVE (`reviveOffers`, which ends with `generateOffers()`); a REVIVE dropped for an
+//!   unsubscribed role triggers nothing;
+//! - an agent is added or re-registers (`addSlave` -> `generateOffers(slaveId)`, that agent only).
+//!
+//! Everything else waits for the next interval, as upstream: resources recovered by DECLINE, by
+//! the unused part of an ACCEPT, by a rescind or by a task's end (`recoverResources` never
+//! allocates; see MESOS-3078), SUPPRESS, UPDATE_FRAMEWORK even when it un-suppresses roles
+//! (`updateFramework` calls `reviveRoles` but not `generateOffers`), expiring filters, and
+//! framework removal or deactivation.
+//!
+//! Cost per run is O(agents x frameworks) plus the filters of the agent being offered: task
 //! counts never enter it, because each agent keeps running totals of what is used and offered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,8 +40,52 @@ use pb::framework_info::capability::Type as Capability;
 const MIN_CPUS: f64 = 0.01;
 const MIN_MEM: f64 = 32.0;
 
+/// The agents the next immediate allocation run covers (upstream `allocationCandidates`).
+#[derive(Debug, Default)]
+pub(super) enum Candidates {
+    #[default]
+    Nothing,
+    Agents(BTreeSet<String>),
+    All,
+}
+
 impl Master {
-    pub(super) fn allocate(&mut self) {
+    /// Asks for an allocation over every agent as soon as the current trigger is handled.
+    pub(super) fn request_allocation(&mut self) {
+        self.allocation_candidates = Candidates::All;
+    }
+
+    /// Asks for an allocation of one agent's resources as soon as the current trigger is handled.
+    pub(super) fn request_allocation_on(&mut self, agent_id: &str) {
+        match &mut self.allocation_candidates {
+            Candidates::All => {}
+            Candidates::Agents(agents) => {
+                agents.insert(agent_id.to_owned());
+            }
+            none @ Candidates::Nothing => {
+                *none = Candidates::Agents(BTreeSet::from([agent_id.to_owned()]));
+            }
+        }
+    }
+
+    /// Runs the allocation requested while handling the last trigger, if any: one run for all
+    /// the requests, as upstream's pending `_generateOffers` dispatch absorbs later ones.
+    pub(super) fn run_requested_allocation(&mut self) {
+        match std::mem::take(&mut self.allocation_candidates) {
+            Candidates::Nothing => {}
+            Candidates::All => self.allocate(None),
+            Candidates::Agents(agents) => self.allocate(Some(&agents)),
+        }
+    }
+
+    /// The batch of every allocation interval: all agents (which covers any pending request).
+    pub(super) fn allocate_periodically(&mut self) {
+        self.allocation_candidates = Candidates::Nothing;
+        self.allocate(None);
+    }
+
+    /// One allocation run over `only` these agents, or all of them.
+    fn allocate(&mut self, only: Option<&BTreeSet<String>>) {
         let now = Instant::now();
         let mut candidates: Vec<String> = self
             .frameworks
@@ -47,6 +109,7 @@ impl Master {
             .agents
             .values()
             .filter(|a| a.is_registered())
+            .filter(|a| only.is_none_or(|set| set.contains(&a.id)))
             .map(|a| a.id.clone())
             .collect();
         for agent_id in agent_ids {

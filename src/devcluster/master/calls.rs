@@ -91,6 +91,7 @@ impl Master {
                 }
             }
             call::Type::ReconcileOperations => {
+                self.metrics.messages_reconcile_operations += 1;
                 let operations = call
                     .reconcile_operations
                     .map(|r| r.operations)
@@ -98,16 +99,33 @@ impl Master {
                 self.reconcile_operations(fid, &operations);
             }
             call::Type::Message => {
-                // The dev cluster's agents run no custom executors, so there is nobody to relay
-                // the message to; upstream drops it the same way when the executor is unknown.
+                // Upstream relays it to a registered, connected agent (valid) or drops it
+                // (invalid). The dev cluster's agents run no custom executors, so there is
+                // nobody to relay it to; upstream's agent drops it the same way when the
+                // executor is unknown.
+                self.metrics.messages_framework_to_executor += 1;
+                let reachable = call.message.as_ref().is_some_and(|m| {
+                    self.agents
+                        .get(&m.agent_id.value)
+                        .is_some_and(|a| a.connected_handle().is_some())
+                });
+                if reachable {
+                    self.metrics.valid_framework_to_executor_messages += 1;
+                } else {
+                    self.metrics.invalid_framework_to_executor_messages += 1;
+                }
                 tracing::debug!(framework_id, "MESSAGE dropped: no custom executors here");
             }
-            call::Type::Request
-            | call::Type::AcceptInverseOffers
+            call::Type::Request => {
+                // No allocator requests exist here; upstream's allocator ignores them too.
+                self.metrics.messages_resource_request += 1;
+                tracing::debug!(framework_id, "REQUEST ignored");
+            }
+            call::Type::AcceptInverseOffers
             | call::Type::DeclineInverseOffers
             | call::Type::AcknowledgeOperationStatus => {
-                // No allocator requests, no maintenance (so no inverse offers) and no operation
-                // feedback exist here; upstream ignores such calls for unknown ids as well.
+                // No maintenance (so no inverse offers) and no operation feedback exist here;
+                // upstream ignores such calls for unknown ids as well.
                 tracing::debug!(framework_id, call = ty.as_str_name(), "call ignored");
             }
             call::Type::UpdateFramework => {
@@ -129,6 +147,7 @@ impl Master {
     }
 
     fn decline(&mut self, framework_id: &str, decline: &call::Decline) {
+        self.metrics.messages_decline_offers += 1;
         let refuse = refuse_duration(decline.filters.as_ref());
         for offer_id in &decline.offer_ids {
             // Unknown, stale or foreign offer ids are silently ignored.
@@ -142,9 +161,11 @@ impl Master {
         }
     }
 
-    /// REVIVE: clears filters and un-suppresses the roles (all subscribed roles when empty). A
-    /// role the framework is not subscribed to voids the whole call, as upstream.
+    /// REVIVE: clears filters and un-suppresses the roles (all subscribed roles when empty), then
+    /// allocates at once as upstream's `reviveOffers` does. A role the framework is not subscribed
+    /// to voids the whole call, as upstream.
     fn revive(&mut self, framework_id: &str, roles: &[String]) {
+        self.metrics.messages_revive_offers += 1;
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
             return;
         };
@@ -164,10 +185,12 @@ impl Master {
         for role in &roles {
             framework.suppressed.remove(role);
         }
+        self.request_allocation();
     }
 
     /// SUPPRESS: no more offers for the roles until REVIVE; outstanding offers stay.
     fn suppress(&mut self, framework_id: &str, roles: &[String]) {
+        self.metrics.messages_suppress_offers += 1;
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
             return;
         };
@@ -185,6 +208,7 @@ impl Master {
 
     /// KILL (§12): known task -> forwarded to its agent; unknown task -> explicit reconciliation.
     fn kill(&mut self, framework_id: &str, kill: &call::Kill) {
+        self.metrics.messages_kill_task += 1;
         let task_id = kill.task_id.value.clone();
         let key = (framework_id.to_owned(), task_id.clone());
         let Some(task) = self.tasks.get(&key) else {
@@ -210,7 +234,7 @@ impl Master {
             .kill_policy
             .as_ref()
             .and_then(|p| p.grace_period)
-            .or_else(|| task.info.kill_policy.as_ref().and_then(|p| p.grace_period))
+            .or(task.kill_grace)
             .map(|d| Duration::from_nanos(u64::try_from(d.nanoseconds).unwrap_or(0)));
         // Killing one task of a group kills the group, as the default executor does.
         let targets: Vec<String> = match task.group {
@@ -253,8 +277,11 @@ impl Master {
     }
 
     /// ACKNOWLEDGE: relayed to the agent; acknowledging the latest terminal update also lets
-    /// the master forget the task (it moves to `completed_tasks`).
+    /// the master forget the task (it moves to `completed_tasks`). As upstream, it is dropped
+    /// (and counted invalid) when the agent is not registered, or when the master knows the
+    /// task but forwarded no update of it (e.g. one from before a master restart).
     fn acknowledge(&mut self, framework_id: &str, ack: call::Acknowledge) {
+        self.metrics.messages_status_update_acknowledgement += 1;
         let agent_id = ack.agent_id.value;
         let task_id = ack.task_id.value;
         let Some(handle) = self
@@ -269,9 +296,24 @@ impl Master {
                 task_id,
                 "ACKNOWLEDGE for an unknown or disconnected agent dropped"
             );
+            self.metrics.invalid_status_update_acknowledgements += 1;
             return;
         };
         let key = (framework_id.to_owned(), task_id.clone());
+        if self
+            .tasks
+            .get(&key)
+            .is_some_and(|t| t.agent_id == agent_id && t.status_update_state.is_none())
+        {
+            tracing::debug!(
+                framework_id,
+                agent_id,
+                task_id,
+                "ACKNOWLEDGE of an update this master did not send dropped"
+            );
+            self.metrics.invalid_status_update_acknowledgements += 1;
+            return;
+        }
         let forget = self.tasks.get(&key).is_some_and(|t| {
             t.agent_id == agent_id
                 && t.status_update_uuid.as_deref() == Some(ack.uuid.as_slice())
@@ -285,6 +327,7 @@ impl Master {
             task_id,
             uuid: ack.uuid,
         });
+        self.metrics.valid_status_update_acknowledgements += 1;
     }
 
     /// SHUTDOWN of an executor: the dev cluster's agents have no executor processes, so the
@@ -350,8 +393,7 @@ impl Master {
             agent.tasks.remove(key);
         }
         if let Some(framework) = self.frameworks.get_mut(&key.0) {
-            framework.tasks.remove(&key.1);
-            framework.push_completed(task);
+            framework.push_completed(key.1.clone(), task);
         }
     }
 }

@@ -21,6 +21,12 @@ impl Master {
             return refuse(encoding, "Expecting 'subscribe' to be present");
         };
         let mut info = subscribe.framework_info;
+        // Counted before any check, as upstream's `Master::subscribe` does.
+        if info.id.as_ref().is_none_or(|id| id.value.is_empty()) {
+            self.metrics.messages_register_framework += 1;
+        } else {
+            self.metrics.messages_reregister_framework += 1;
+        }
         if let Err(message) = validate::framework_info(&info, &subscribe.suppressed_roles) {
             return refuse(encoding, &message);
         }
@@ -39,11 +45,16 @@ impl Master {
             let mut framework = Framework::new(id.clone(), info, Conn::Disconnected);
             framework.suppressed = suppressed;
             self.frameworks.insert(id.clone(), framework);
+            // Upstream `addFramework` of an active framework allocates at once.
+            self.request_allocation();
             return self.connect(&id, encoding);
         };
         match self.frameworks.get_mut(&id) {
             Some(framework) => {
                 let recovered = matches!(framework.conn, Conn::Recovered);
+                // Disconnected or recovered: upstream activates it (`activateFramework`), which
+                // allocates at once. A failover of an open stream activates nothing.
+                let activated = framework.stream().is_none();
                 if !recovered && framework.info.principal != info.principal {
                     return refuse(encoding, "Changing framework's principal is not allowed.");
                 }
@@ -67,6 +78,9 @@ impl Master {
                     self.remove_offer(&offer, None);
                 }
                 tracing::info!(framework_id = %id, "framework re-subscribed");
+                if activated {
+                    self.request_allocation();
+                }
             }
             None => {
                 // An id this master never saw (typically after a master failover) is accepted and
@@ -75,6 +89,8 @@ impl Master {
                 let mut framework = Framework::new(id.clone(), info, Conn::Disconnected);
                 framework.suppressed = suppressed;
                 self.frameworks.insert(id.clone(), framework);
+                // Recovered, then activated: an allocation at once.
+                self.request_allocation();
             }
         }
         let answer = self.connect(&id, encoding);
@@ -179,7 +195,11 @@ impl Master {
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
         };
-        let task_ids: Vec<String> = framework.tasks.iter().cloned().collect();
+        let task_ids: Vec<String> = self
+            .tasks
+            .of_framework(framework_id)
+            .map(|(id, _)| id.to_owned())
+            .collect();
         let offers: Vec<String> = framework.offers.iter().cloned().collect();
         for offer in offers {
             self.remove_offer(&offer, None);
@@ -187,17 +207,22 @@ impl Master {
         let mut killed = Vec::new();
         for task_id in task_ids {
             let key = (framework_id.to_owned(), task_id);
-            if self.tasks.get(&key).is_some_and(|t| !is_terminal(t.state)) {
+            if self
+                .tasks
+                .get(&key)
+                .is_some_and(|t| !is_terminal(t.state()))
+            {
                 self.release_task(&key);
+                // Upstream's `removeFramework` updates each live task to TASK_KILLED.
+                let killed = pb::TaskState::TaskKilled as i32;
+                self.tasks
+                    .set_state(&key, killed, &mut self.metrics.tasks_ended);
             }
-            if let Some(mut task) = self.tasks.remove(&key) {
+            if let Some(task) = self.tasks.remove(&key) {
                 if let Some(agent) = self.agents.get_mut(&task.agent_id) {
                     agent.tasks.remove(&key);
                 }
-                if !is_terminal(task.state) {
-                    task.state = pb::TaskState::TaskKilled as i32;
-                }
-                killed.push(task);
+                killed.push((key.1, task));
             }
         }
         for agent in self.agents.values() {
@@ -210,13 +235,14 @@ impl Master {
         let Some(mut framework) = self.frameworks.remove(framework_id) else {
             return;
         };
-        for task in killed {
-            framework.push_completed(task);
+        for (task_id, task) in killed {
+            framework.push_completed(task_id, task);
         }
-        framework.tasks.clear();
         framework.conn = Conn::Disconnected;
         framework.unregistered_time.get_or_insert_with(now_secs);
-        let snapshot = self.framework_json(&framework, false);
+        let mut snapshot = Vec::new();
+        self.write_framework(&mut snapshot, &framework, false);
+        let snapshot = snapshot.into_boxed_slice();
         if self.completed_frameworks.len() >= MAX_COMPLETED_FRAMEWORKS {
             self.completed_frameworks.pop_front();
         }

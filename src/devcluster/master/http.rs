@@ -1,7 +1,8 @@
 //! The master's HTTP surface: the scheduler endpoint with the §3.1 checks that need no state
 //! (method, Content-Type, body, Call validation, Accept, stream-id header on SUBSCRIBE), the
-//! read-only endpoints (`/master/state`, `/version`, `/health`, `/master/redirect`) and the fault
-//! API under `/devcluster/faults/<name>`. Everything stateful is a message to the actor.
+//! read-only endpoints (`/master/state`, `/metrics/snapshot`, `/version`, `/health`,
+//! `/master/redirect`) and the fault API under `/devcluster/faults/<name>`. Everything stateful
+//! is a message to the actor.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
         .route("/master/state.json", get(state))
         .route("/state", get(state))
         .route("/state.json", get(state))
+        .route("/metrics/snapshot", get(metrics))
         .route("/health", get(health))
         .route("/master/health", get(health))
         .route("/version", get(version))
@@ -251,6 +253,26 @@ fn stopped() -> Response {
 async fn state(State(app): State<App>) -> Response {
     let (reply, answer) = oneshot::channel();
     if app.tx.send(Msg::State { reply }).is_err() {
+        return stopped();
+    }
+    match answer.await {
+        Ok(json) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response(),
+        Err(_) => stopped(),
+    }
+}
+
+/// `GET /metrics/snapshot` (upstream's query parameters `timeout` and `jsonp` are not needed:
+/// the snapshot never waits on anything slow).
+async fn metrics(State(app): State<App>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if app.tx.send(Msg::Metrics { reply }).is_err() {
         return stopped();
     }
     match answer.await {

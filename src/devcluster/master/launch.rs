@@ -3,7 +3,8 @@
 
 use super::calls::refuse_duration;
 use super::resources::Resources;
-use super::state::{Executor, Master, Task, master_status};
+use super::state::{Executor, Master, master_status};
+use super::tasks::{NewTask, Task};
 use super::validate;
 use crate::devcluster::agent::AgentCommand;
 use crate::mesos::proto::v1 as pb;
@@ -23,9 +24,19 @@ impl Master {
     pub(super) fn accept(&mut self, framework_id: &str, accept: call::Accept) {
         for op in &accept.operations {
             for task in operation_tasks(op) {
-                self.received_task_infos.push_back(task.clone());
+                let encoded = prost::Message::encode_to_vec(task).into_boxed_slice();
+                self.received_task_infos.push_back(encoded);
                 if self.received_task_infos.len() > super::state::RECEIVED_TASK_INFOS_KEPT {
                     self.received_task_infos.pop_front();
+                }
+            }
+        }
+        // Counted before any check, as upstream's `Master::accept` does (LAUNCH_GROUP is not).
+        for op in &accept.operations {
+            if op.r#type == Some(OpType::Launch as i32) {
+                match op.launch.as_ref().is_some_and(|l| !l.task_infos.is_empty()) {
+                    true => self.metrics.messages_launch_tasks += 1,
+                    false => self.metrics.messages_decline_offers += 1,
                 }
             }
         }
@@ -182,6 +193,7 @@ impl Master {
                     Reason::InvalidOffers,
                     format!("Task launched with invalid offers: {error}"),
                 );
+                self.metrics.tasks_ended.add(state as i32);
                 self.send_master_update(framework_id, status);
             }
         }
@@ -203,6 +215,9 @@ impl Master {
                 reason,
                 message,
             );
+            self.metrics
+                .tasks_ended
+                .add(pb::TaskState::TaskError as i32);
             self.send_master_update(framework_id, status);
         }
     }
@@ -307,7 +322,11 @@ impl Master {
             .frameworks
             .get(framework_id)
             .ok_or("Framework cannot be found")?;
-        if framework.tasks.contains(task_id) || framework.unreachable_tasks.contains_key(task_id) {
+        if self
+            .tasks
+            .contains_key(&(framework_id.to_owned(), task_id.clone()))
+            || framework.unreachable_tasks.contains_key(task_id)
+        {
             return Err(format!("Task has duplicate ID: {task_id}"));
         }
         if task.agent_id.value != pool.agent_id {
@@ -411,7 +430,6 @@ impl Master {
         };
         let user = framework.info.user.clone();
         let multi_role = framework.has(Capability::MultiRole);
-        framework.tasks.insert(key.1.clone());
         if let Some(executor_id) = &executor_id {
             let executor_key = (pool.agent_id.clone(), executor_id.clone());
             if !framework.executors.contains_key(&executor_key)
@@ -429,7 +447,7 @@ impl Master {
                 })
                 .live_tasks += 1;
         }
-        let mut stored = task.clone();
+        let mut stored = task;
         if multi_role {
             // The master fills allocation_info into task resources the scheduler left it out of.
             for r in &mut stored.resources {
@@ -449,33 +467,26 @@ impl Master {
         let Some(agent) = self.agents.get_mut(&pool.agent_id) else {
             return;
         };
-        agent.used.add(&resources);
+        let record = Task::new(NewTask {
+            info: &stored,
+            agent_id: pool.agent_id.clone(),
+            state: pb::TaskState::TaskStaging as i32,
+            resources,
+            executor_id,
+            group,
+            role: pool.role.clone(),
+        });
+        agent.used.add(&record.resources);
         agent.tasks.insert(key.clone());
         if let Some(handle) = agent.connected_handle() {
+            // The agent keeps the TaskInfo; the master keeps only what it reads back.
             handle.send(AgentCommand::Launch {
                 framework_id: framework_id.to_owned(),
                 framework_user: user,
-                task: Box::new(stored.clone()),
+                task: Box::new(stored),
             });
         }
-        self.tasks.insert(
-            key,
-            Task {
-                info: stored,
-                framework_id: framework_id.to_owned(),
-                agent_id: pool.agent_id.clone(),
-                state: pb::TaskState::TaskStaging as i32,
-                status_update_state: None,
-                status_update_uuid: None,
-                latest: None,
-                statuses: Vec::new(),
-                resources,
-                executor_id,
-                group,
-                role: pool.role.clone(),
-                unreachable_time: None,
-            },
-        );
+        self.tasks.insert(key, record);
     }
 }
 

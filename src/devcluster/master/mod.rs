@@ -4,10 +4,10 @@
 //! The master speaks the v1 scheduler HTTP API as Apache Mesos 1.11 does (see
 //! `shared/mesos-v1-api.md`): `POST /api/v1/scheduler` in protobuf and JSON, RecordIO event
 //! streams, offers every allocation interval, filters, status-update forwarding and
-//! reconciliation, plus `GET /master/state`, `/version`, `/health` and `/master/redirect`. It runs
-//! its agents in-process (`super::agent`). The fault API (`Faults`, and `POST
-//! /devcluster/faults/<name>` over HTTP, a path real Mesos does not use) lets tests kill or
-//! partition agents, restart the master and disturb status updates.
+//! reconciliation, plus `GET /master/state`, `/metrics/snapshot`, `/version`, `/health` and
+//! `/master/redirect`. It runs its agents in-process (`super::agent`). The fault API (`Faults`,
+//! and `POST /devcluster/faults/<name>` over HTTP, a path real Mesos does not use) lets tests
+//! kill or partition agents, restart the master and disturb status updates.
 //!
 //! Inside, one actor task (`state.rs`) owns every piece of state; the HTTP layer (`http.rs`) only
 //! checks what needs no state and forwards the rest as messages.
@@ -18,12 +18,14 @@ mod calls;
 mod frameworks;
 mod http;
 mod launch;
+mod metrics;
 mod parse;
 mod reconcile;
 mod resources;
 mod state;
 mod state_json;
 mod streams;
+mod tasks;
 mod validate;
 
 use std::net::SocketAddr;
@@ -263,7 +265,11 @@ impl DevCluster {
     pub async fn state(&self) -> serde_json::Value {
         let (reply, answer) = oneshot::channel();
         let _ = self.tx.send(Msg::State { reply });
-        answer.await.unwrap_or(serde_json::Value::Null)
+        answer
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 
     /// Every TaskInfo the master received in ACCEPT calls, exactly as the scheduler sent it, in

@@ -2,7 +2,7 @@
 //! (per task, six cases depending on what the master knows of the task and its agent). All
 //! answers are master-generated: REASON_RECONCILIATION, SOURCE_MASTER, no uuid.
 
-use super::state::{AgentState, Master, master_status, time_info};
+use super::state::{AgentState, Master, Task, master_status, time_info};
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::call;
 use pb::task_status::Reason;
@@ -11,18 +11,16 @@ const LATEST: &str = "Reconciliation: Latest task state";
 
 impl Master {
     pub(super) fn reconcile_tasks(&mut self, framework_id: &str, tasks: &[call::reconcile::Task]) {
+        // Also for the reconciliation a KILL of an unknown task starts, as upstream.
+        self.metrics.messages_reconcile_tasks += 1;
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
         };
         let partition_aware = framework.partition_aware();
         let mut answers = Vec::new();
         if tasks.is_empty() {
-            let mut ids: Vec<&String> = framework.tasks.iter().collect();
-            ids.sort();
-            for task_id in ids {
-                if let Some(status) = self.latest_state(framework_id, task_id) {
-                    answers.push(status);
-                }
+            for (task_id, task) in self.tasks.of_framework(framework_id) {
+                answers.push(latest_state(task_id, task));
             }
         } else {
             for wanted in tasks {
@@ -42,29 +40,6 @@ impl Master {
         }
     }
 
-    /// A known task's latest state, with health, check and container status when known.
-    fn latest_state(&self, framework_id: &str, task_id: &str) -> Option<pb::TaskStatus> {
-        let task = self
-            .tasks
-            .get(&(framework_id.to_owned(), task_id.to_owned()))?;
-        let state =
-            pb::TaskState::try_from(task.reported_state()).unwrap_or(pb::TaskState::TaskStaging);
-        let mut status = master_status(
-            task_id,
-            Some(&task.agent_id),
-            state,
-            Reason::Reconciliation,
-            LATEST,
-        );
-        if let Some(latest) = &task.latest {
-            status.healthy = latest.healthy;
-            status.check_status = latest.check_status;
-            status.container_status = latest.container_status.clone();
-            status.executor_id = latest.executor_id.clone();
-        }
-        Some(status)
-    }
-
     /// The explicit cases of §11, in upstream's order; `None` means no answer (an agent that
     /// may still know the task has not re-registered since the master restarted).
     fn explicit_answer(
@@ -74,8 +49,11 @@ impl Master {
         wanted: &call::reconcile::Task,
     ) -> Option<pb::TaskStatus> {
         let task_id = wanted.task_id.value.as_str();
-        if let Some(status) = self.latest_state(framework_id, task_id) {
-            return Some(status);
+        if let Some(task) = self
+            .tasks
+            .get(&(framework_id.to_owned(), task_id.to_owned()))
+        {
+            return Some(latest_state(task_id, task));
         }
         let agent_id = wanted.agent_id.as_ref().map(|a| a.value.as_str());
         let agent_state = agent_id.and_then(|id| self.agents.get(id)).map(|a| a.state);
@@ -118,4 +96,24 @@ impl Master {
         status.unreachable_time = unreachable.map(time_info);
         Some(status)
     }
+}
+
+/// A known task's latest state, with health, check and container status when known.
+fn latest_state(task_id: &str, task: &Task) -> pb::TaskStatus {
+    let state =
+        pb::TaskState::try_from(task.reported_state()).unwrap_or(pb::TaskState::TaskStaging);
+    let mut status = master_status(
+        task_id,
+        Some(&task.agent_id),
+        state,
+        Reason::Reconciliation,
+        LATEST,
+    );
+    if let Some(latest) = task.latest() {
+        status.healthy = latest.healthy;
+        status.check_status = latest.check_status;
+        status.container_status = latest.container_status;
+        status.executor_id = latest.executor_id;
+    }
+    status
 }

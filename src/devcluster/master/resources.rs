@@ -178,7 +178,61 @@ impl Resources {
     }
 
     /// The object `/master/state` shows for resources: cpus, mem, disk and gpus always (0 when
-    /// absent), every other scalar as a number, ranges as `"[a-b, c-d]"`, sets as `"{a, b}"`.
+    /// absent), every other scalar as a number, ranges as `"[a-b, c-d]"`, sets as `"{a, b}"`;
+    /// keys in name order, a set shadowing a range shadowing a scalar of the same name.
+    pub(crate) fn write_state_json(&self, out: &mut Vec<u8>) {
+        enum Entry<'a> {
+            Scalar(f64),
+            Ranges(&'a [(u64, u64)]),
+            Set(&'a BTreeSet<String>),
+        }
+        // (name, precedence, value), sorted; the last of equal names wins.
+        let mut entries: Vec<(&str, u8, Entry<'_>)> = ["cpus", "disk", "gpus", "mem"]
+            .into_iter()
+            .map(|n| (n, 0, Entry::Scalar(self.scalar(n))))
+            .collect();
+        entries.extend(
+            self.scalars
+                .iter()
+                .map(|(n, v)| (n.as_str(), 1, Entry::Scalar(from_milli(*v)))),
+        );
+        entries.extend(
+            self.ranges
+                .iter()
+                .map(|(n, rs)| (n.as_str(), 2, Entry::Ranges(rs))),
+        );
+        entries.extend(
+            self.sets
+                .iter()
+                .map(|(n, s)| (n.as_str(), 3, Entry::Set(s))),
+        );
+        entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out.push(b'{');
+        let mut first = true;
+        for (i, (name, _, entry)) in entries.iter().enumerate() {
+            if entries.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let _ = serde_json::to_writer(&mut *out, name);
+            out.push(b':');
+            let _ = match entry {
+                Entry::Scalar(v) => serde_json::to_writer(&mut *out, v),
+                Entry::Ranges(rs) => serde_json::to_writer(&mut *out, &ranges_text(rs)),
+                Entry::Set(items) => {
+                    let joined: Vec<&str> = items.iter().map(String::as_str).collect();
+                    serde_json::to_writer(&mut *out, &format!("{{{}}}", joined.join(", ")))
+                }
+            };
+        }
+        out.push(b'}');
+    }
+
+    /// [`Resources::write_state_json`] as a `serde_json::Value`, to check it against.
+    #[cfg(test)]
     pub(crate) fn to_state_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         for name in ["cpus", "disk", "gpus", "mem"] {
@@ -480,6 +534,26 @@ mod tests {
                 new[0].allocation_info.as_ref().unwrap().role.as_deref(),
                 Some("web")
             );
+        }
+    }
+
+    #[test]
+    fn state_json_written_as_the_value() {
+        let mut shadowed = res("cpus:2;mem:512;ports:[31000-31005, 31010-31010];foo:3");
+        shadowed.sets.insert(
+            "foo".to_owned(),
+            ["b".to_owned(), "a".to_owned()].into_iter().collect(),
+        );
+        for r in [
+            Resources::default(),
+            res("cpus:0.1;mem:32"),
+            res("cpus:2;gpus:1;mem:512;disk:100;ports:[31000-31005]"),
+            shadowed,
+        ] {
+            let mut out = Vec::new();
+            r.write_state_json(&mut out);
+            let written: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(written, r.to_state_json(), "{r}");
         }
     }
 }

@@ -16,8 +16,10 @@ use axum::http::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::metrics::Metrics;
 use super::resources::Resources;
 use super::streams::{self, EventStream};
+pub(super) use super::tasks::{Task, TaskKey, TaskTable};
 use super::{AgentSpec, FaultError, FaultReply};
 use crate::devcluster::agent::{AgentHandle, AgentUpdate, TaskReport};
 use crate::mesos::encoding::Encoding;
@@ -64,7 +66,12 @@ pub(super) enum Msg {
         fault: Fault,
         reply: oneshot::Sender<Result<FaultReply, FaultError>>,
     },
+    /// `GET /master/state`: the JSON document.
     State {
+        reply: oneshot::Sender<Vec<u8>>,
+    },
+    /// `GET /metrics/snapshot`.
+    Metrics {
         reply: oneshot::Sender<serde_json::Value>,
     },
     TaskInfos {
@@ -118,9 +125,6 @@ pub(super) struct Settings {
     pub port: u16,
 }
 
-/// Tasks are indexed by (framework id, task id): task ids are unique per framework only.
-pub(super) type TaskKey = (String, String);
-
 #[derive(Debug)]
 pub(super) enum Conn {
     Connected(EventStream),
@@ -138,10 +142,11 @@ pub(super) struct Framework {
     pub suppressed: HashSet<String>,
     /// Decline/accept filters, by agent id.
     pub filters: HashMap<String, Vec<Filter>>,
-    /// Live tasks plus terminal ones whose terminal update is not acknowledged yet.
-    pub tasks: HashSet<String>,
-    pub unreachable_tasks: HashMap<String, Task>,
-    pub completed_tasks: VecDeque<Task>,
+    // Its live tasks (and terminal ones whose terminal update is not acknowledged yet) are in
+    // `Master::tasks`, under (framework id, task id).
+    pub unreachable_tasks: TaskTable<String>,
+    /// (task id, task), oldest first.
+    pub completed_tasks: VecDeque<(String, Task)>,
     pub offers: HashSet<String>,
     /// Custom and default executors running for this framework, by (agent id, executor id).
     pub executors: HashMap<(String, String), Executor>,
@@ -159,8 +164,7 @@ impl Framework {
             conn,
             suppressed: HashSet::new(),
             filters: HashMap::new(),
-            tasks: HashSet::new(),
-            unreachable_tasks: HashMap::new(),
+            unreachable_tasks: TaskTable::default(),
             completed_tasks: VecDeque::new(),
             offers: HashSet::new(),
             executors: HashMap::new(),
@@ -190,11 +194,11 @@ impl Framework {
         }
     }
 
-    pub fn push_completed(&mut self, task: Task) {
+    pub fn push_completed(&mut self, task_id: String, task: Task) {
         if self.completed_tasks.len() >= MAX_COMPLETED_TASKS {
             self.completed_tasks.pop_front();
         }
-        self.completed_tasks.push_back(task);
+        self.completed_tasks.push_back((task_id, task));
     }
 }
 
@@ -256,36 +260,6 @@ impl Agent {
 pub(super) const RECEIVED_TASK_INFOS_KEPT: usize = 20_000;
 
 #[derive(Debug, Clone)]
-pub(super) struct Task {
-    /// The TaskInfo as launched (with the group executor copied in for LAUNCH_GROUP).
-    pub info: pb::TaskInfo,
-    pub framework_id: String,
-    pub agent_id: String,
-    /// The latest state the master knows.
-    pub state: i32,
-    /// State and uuid of the latest update received from the agent (upstream
-    /// `status_update_state`/`status_update_uuid`).
-    pub status_update_state: Option<i32>,
-    pub status_update_uuid: Option<Vec<u8>>,
-    pub latest: Option<pb::TaskStatus>,
-    pub statuses: Vec<pb::TaskStatus>,
-    pub resources: Resources,
-    /// The executor the task runs under, when it is not the command executor.
-    pub executor_id: Option<String>,
-    /// Tasks launched together by one LAUNCH_GROUP share this number.
-    pub group: Option<u64>,
-    pub role: String,
-    pub unreachable_time: Option<f64>,
-}
-
-impl Task {
-    /// The state reconciliation reports: the latest forwarded update's, else the master's.
-    pub fn reported_state(&self) -> i32 {
-        self.status_update_state.unwrap_or(self.state)
-    }
-}
-
-#[derive(Debug, Clone)]
 pub(super) struct OfferRec {
     pub framework_id: String,
     pub agent_id: String,
@@ -326,19 +300,25 @@ pub(super) struct Master {
     pub start_time: f64,
     pub frameworks: HashMap<String, Framework>,
     /// Ids (and `/master/state` snapshots) of removed frameworks, oldest first.
-    pub completed_frameworks: VecDeque<(String, serde_json::Value)>,
+    /// Ids (and `/master/state` JSON) of removed frameworks, oldest first.
+    pub completed_frameworks: VecDeque<(String, Box<[u8]>)>,
     pub agents: BTreeMap<String, Agent>,
-    pub tasks: HashMap<TaskKey, Task>,
+    pub tasks: TaskTable<TaskKey>,
     pub offers: HashMap<String, OfferRec>,
     pub timers: BTreeMap<(Instant, u64), Timer>,
     pub timer_seq: u64,
     /// The TaskInfos received in ACCEPTs, exactly as sent, for tests to inspect: the latest
-    /// [`RECEIVED_TASK_INFOS_KEPT`], so a long-running `dev` cluster does not grow without bound.
-    pub received_task_infos: std::collections::VecDeque<pb::TaskInfo>,
+    /// [`RECEIVED_TASK_INFOS_KEPT`], so a long-running `dev` cluster does not grow without bound,
+    /// protobuf-encoded (a decoded TaskInfo takes some 3 KB).
+    pub received_task_infos: VecDeque<Box<[u8]>>,
     pub delay_updates: Duration,
     pub duplicate_updates: bool,
     /// Rotates which framework the allocator serves first.
     pub allocation_cursor: usize,
+    /// Agents an immediate allocation run was asked for (see `allocator.rs`).
+    pub allocation_candidates: super::allocator::Candidates,
+    /// The counters of `/metrics/snapshot` (its gauges are read from the state itself).
+    pub metrics: Metrics,
     pub self_tx: mpsc::UnboundedSender<Msg>,
     pub updates_tx: mpsc::UnboundedSender<AgentUpdate>,
 }
@@ -365,14 +345,16 @@ impl Master {
             frameworks: HashMap::new(),
             completed_frameworks: VecDeque::new(),
             agents: BTreeMap::new(),
-            tasks: HashMap::new(),
+            tasks: TaskTable::default(),
             offers: HashMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
-            received_task_infos: std::collections::VecDeque::new(),
+            received_task_infos: VecDeque::new(),
             delay_updates: Duration::ZERO,
             duplicate_updates: false,
             allocation_cursor: 0,
+            allocation_candidates: super::allocator::Candidates::default(),
+            metrics: Metrics::default(),
             self_tx,
             updates_tx,
         }
@@ -399,9 +381,12 @@ impl Master {
                     self.handle(msg);
                 }
                 Some(update) = updates.recv() => self.on_agent_update(update),
-                _ = allocation.tick() => self.allocate(),
+                _ = allocation.tick() => self.allocate_periodically(),
                 _ = sleep_until_opt(next_timer) => self.fire_due_timers(),
             }
+            // Upstream dispatches `generateOffers` to the allocator: it runs right after the
+            // trigger, whatever the allocation interval.
+            self.run_requested_allocation();
         }
     }
 
@@ -442,8 +427,16 @@ impl Master {
             Msg::State { reply } => {
                 let _ = reply.send(self.state_json());
             }
+            Msg::Metrics { reply } => {
+                let _ = reply.send(self.metrics_snapshot());
+            }
             Msg::TaskInfos { reply } => {
-                let _ = reply.send(self.received_task_infos.iter().cloned().collect());
+                let infos = self
+                    .received_task_infos
+                    .iter()
+                    .filter_map(|bytes| prost::Message::decode(&**bytes).ok())
+                    .collect();
+                let _ = reply.send(infos);
             }
             Msg::Shutdown { .. } => unreachable!("handled in run"),
         }

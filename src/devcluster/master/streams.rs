@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use super::state::Msg;
@@ -54,6 +54,11 @@ impl EventStream {
     }
 }
 
+/// The most a body chunk gathers of frames already queued: a burst of events (100,000 updates
+/// after a big launch) goes out in a few large writes instead of one write per event. The bytes
+/// on the wire are the same; only the chunking differs, which RecordIO readers ignore.
+const MAX_CHUNK: usize = 256 * 1024;
+
 /// The body half: yields frames until the master drops its sender.
 struct BodyStream {
     rx: mpsc::UnboundedReceiver<Bytes>,
@@ -70,7 +75,20 @@ impl futures_util::Stream for BodyStream {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx).map(|frame| frame.map(Ok))
+        let first = match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(frame)) => frame,
+            other => return other.map(|frame| frame.map(Ok)),
+        };
+        let mut chunk: Option<BytesMut> = None;
+        while chunk.as_ref().map_or(first.len(), BytesMut::len) < MAX_CHUNK {
+            let Ok(next) = self.rx.try_recv() else {
+                break;
+            };
+            chunk
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .extend_from_slice(&next);
+        }
+        Poll::Ready(Some(Ok(chunk.map_or(first, BytesMut::freeze))))
     }
 }
 
