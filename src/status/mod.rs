@@ -67,10 +67,15 @@ pub async fn serve(
         state.snapshots.clone(),
         Arc::clone(&state.ready),
     ));
+    let warm = tokio::spawn(warm_index(
+        state.snapshots.clone(),
+        Arc::clone(&state.index),
+    ));
     let result = axum::serve(listener, router_with(state))
         .with_graceful_shutdown(shutdown)
         .await;
     latch.abort();
+    warm.abort();
     result
 }
 
@@ -247,8 +252,9 @@ struct PageInfo {
     snapshot: u64,
 }
 
-/// The server's derived view of the latest snapshot it was asked about, built at most once per
-/// snapshot. The `Arc<Snapshot>` is kept, so pointer equality identifies the snapshot.
+/// The server's derived view of the latest snapshot, built at most once per snapshot (by
+/// [`warm_index`] when the snapshot is published, or by the first request that needs it). The
+/// `Arc<Snapshot>` is kept, so pointer equality identifies the snapshot.
 #[derive(Debug)]
 struct CachedIndex {
     seq: u64,
@@ -271,24 +277,38 @@ struct IndexCache {
 }
 
 impl IndexCache {
-    fn for_snapshot(&self, snapshot: Arc<Snapshot>) -> Arc<CachedIndex> {
+    /// The cache entry of `snapshot` (a new one if it is not the cached one), and the entry it
+    /// replaced: freeing a large snapshot takes a while, so the caller drops that one off the
+    /// request's path (see [`drop_later`]).
+    fn for_snapshot(
+        &self,
+        snapshot: Arc<Snapshot>,
+    ) -> (Arc<CachedIndex>, Option<Arc<CachedIndex>>) {
         // Nothing panics while the lock is held; a poisoned lock still holds a valid value.
         let mut latest = self
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*latest {
-            Some(cached) if Arc::ptr_eq(&cached.snapshot, &snapshot) => Arc::clone(cached),
+            Some(cached) if Arc::ptr_eq(&cached.snapshot, &snapshot) => (Arc::clone(cached), None),
             _ => {
                 let cached = Arc::new(CachedIndex {
                     seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
                     snapshot,
                     indexed: OnceLock::new(),
                 });
-                *latest = Some(Arc::clone(&cached));
-                cached
+                let replaced = latest.replace(Arc::clone(&cached));
+                (cached, replaced)
             }
         }
+    }
+}
+
+/// Drops a replaced cache entry on a blocking thread (it may hold the last reference to a
+/// snapshot of 100,000 specs).
+fn drop_later(replaced: Option<Arc<CachedIndex>>) {
+    if let Some(replaced) = replaced {
+        tokio::task::spawn_blocking(move || drop(replaced));
     }
 }
 
@@ -316,7 +336,9 @@ impl ServerState {
     /// The latest snapshot with its index (built by the first `get`), and the latched readiness.
     fn read_indexed(&self) -> (Arc<CachedIndex>, bool) {
         let (snapshot, ready) = self.read();
-        (self.index.for_snapshot(snapshot), ready)
+        let (cached, replaced) = self.index.for_snapshot(snapshot);
+        drop_later(replaced);
+        (cached, ready)
     }
 
     /// The latest snapshot and the latched readiness. The `watch` borrow is released at once, so
@@ -349,6 +371,24 @@ async fn latch_readiness(mut snapshots: watch::Receiver<Arc<Snapshot>>, ready: A
             return;
         }
         if snapshots.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Builds the index of each snapshot as soon as it is published, on a blocking thread, so that
+/// requests find it built. One build at a time: snapshots replaced while a build runs are skipped
+/// (the channel keeps only the latest). A request that comes first builds it itself, once.
+async fn warm_index(mut snapshots: watch::Receiver<Arc<Snapshot>>, cache: Arc<IndexCache>) {
+    loop {
+        let snapshot = Arc::clone(&snapshots.borrow_and_update());
+        let (cached, replaced) = cache.for_snapshot(snapshot);
+        let built = tokio::task::spawn_blocking(move || {
+            cached.get();
+            drop(replaced);
+        });
+        // A build that panics would panic in the request too, which reports it; stop here.
+        if built.await.is_err() || snapshots.changed().await.is_err() {
             return;
         }
     }
