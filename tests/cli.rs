@@ -38,7 +38,14 @@ fn version_and_help_exit_zero() {
     );
     let out = bin(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
-    for sub in ["run", "dev", "validate", "approve-deletions", "devcluster"] {
+    for sub in [
+        "run",
+        "dev",
+        "validate",
+        "approve-deletions",
+        "devcluster",
+        "bench",
+    ] {
         assert!(text(&out).contains(sub), "help lists {sub}: {}", text(&out));
     }
 }
