@@ -106,6 +106,9 @@ impl Store {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_BYTES)
+            // Status updates are small writes in bursts: favour write throughput over compactness
+            // (LowSpace, the default, rewrites pages to defragment, which costs more IO per update).
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| StoreError::Open {
                 path: path.clone(),

@@ -153,6 +153,7 @@ impl Controller {
         let key = format!("{}#{}", r.spec_id, r.instance);
         let list = self.history.entry(key.clone()).or_default();
         let ended = r.state.is_terminal().then_some(r.updated_at_ms);
+        let mut persist = r.state.is_terminal();
         match list.iter_mut().find(|a| a.task_id == r.task_id.0) {
             Some(a) => {
                 a.state = r.state;
@@ -170,12 +171,18 @@ impl Controller {
                     agent_id: r.agent_id.clone(),
                     hostname: r.hostname.clone(),
                 });
+                persist = true;
                 while list.len() > HISTORY_PER_INSTANCE {
                     list.pop_front();
                 }
             }
         }
         // History may be lost in a crash (it is not flushed on its own); the ledger is the truth.
+        // It is written when an attempt starts and when it ends; in between, the state of a live
+        // attempt is the ledger's (see `view.rs`), which saves a write per transition.
+        if !persist {
+            return;
+        }
         if let Err(e) = self.store.put(Tree::History, &key, list) {
             tracing::warn!(error = %e, "cannot record history");
         }

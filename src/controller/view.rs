@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::state::Controller;
-use crate::model::TaskState;
+use crate::model::{TaskId, TaskState};
 use crate::status::{
     AttemptRow, Counters, GuardStatus, PassInfo, PendingRow, Snapshot, SpecErrorView, SpecStatus,
     TaskStatusRow,
@@ -72,16 +72,26 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
         };
         if let Some(s) = specs.get_mut(spec) {
             let instance = instance.parse().unwrap_or(0);
-            s.history.extend(attempts.iter().rev().map(|a| AttemptRow {
-                instance,
-                task_id: a.task_id.clone(),
-                started_ms: a.started_ms,
-                ended_ms: a.ended_ms,
-                state: a.state.mesos_name().to_owned(),
-                reason: a.reason.clone(),
-                agent: a.agent_id.clone(),
-                hostname: a.hostname.clone(),
-                sandbox: None,
+            s.history.extend(attempts.iter().rev().map(|a| {
+                AttemptRow {
+                    instance,
+                    task_id: a.task_id.clone(),
+                    started_ms: a.started_ms,
+                    ended_ms: a.ended_ms,
+                    // A live attempt's history is written when it starts; the ledger has its state now.
+                    state: a
+                        .ended_ms
+                        .is_none()
+                        .then(|| c.ledger.get(&TaskId(a.task_id.clone())))
+                        .flatten()
+                        .map_or(a.state, |r| r.state)
+                        .mesos_name()
+                        .to_owned(),
+                    reason: a.reason.clone(),
+                    agent: a.agent_id.clone(),
+                    hostname: a.hostname.clone(),
+                    sandbox: None,
+                }
             }));
         }
     }
