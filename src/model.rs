@@ -209,6 +209,32 @@ pub struct TaskRecord {
     pub cluster_caused: bool,
 }
 
+#[cfg(test)]
+impl TaskRecord {
+    /// A record for unit tests: instance 0, generation `g`, launched and updated at 0.
+    pub(crate) fn sample(task_id: &str, spec_id: &str, state: TaskState) -> Self {
+        TaskRecord {
+            task_id: TaskId(task_id.to_owned()),
+            spec_id: spec_id.to_owned(),
+            generation: "g".to_owned(),
+            instance: 0,
+            agent_id: None,
+            hostname: None,
+            ports: vec![],
+            state,
+            launched_at_ms: 0,
+            running_since_ms: None,
+            unreachable_since_ms: None,
+            updated_at_ms: 0,
+            healthy: None,
+            reason: None,
+            message: None,
+            kill_requested: false,
+            cluster_caused: false,
+        }
+    }
+}
+
 impl TaskRecord {
     /// Still occupies (or may occupy) a slot on the cluster.
     pub fn is_live(&self) -> bool {

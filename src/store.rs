@@ -196,15 +196,29 @@ impl Store {
         tree: Tree,
         records: impl IntoIterator<Item = (&'a str, &'a T)>,
     ) -> Result<(), StoreError> {
+        self.update(tree, records, [])
+    }
+
+    /// Writes `puts` and removes `removes` in one tree, atomically (all or none survive a crash).
+    /// Not flushed.
+    pub fn update<'a, T: Serialize + 'a>(
+        &self,
+        tree: Tree,
+        puts: impl IntoIterator<Item = (&'a str, &'a T)>,
+        removes: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
         let t = self.db.open_tree(tree.name())?;
         let mut batch = sled::Batch::default();
-        for (key, value) in records {
+        for (key, value) in puts {
             let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
                 tree: tree.name(),
                 key: key.to_owned(),
                 source,
             })?;
             batch.insert(key.as_bytes(), bytes);
+        }
+        for key in removes {
+            batch.remove(key.as_bytes());
         }
         t.apply_batch(batch)?;
         Ok(())

@@ -128,25 +128,7 @@ mod tests {
     use super::*;
 
     fn record(id: &str, spec: &str, state: TaskState) -> TaskRecord {
-        TaskRecord {
-            task_id: TaskId(id.to_owned()),
-            spec_id: spec.to_owned(),
-            generation: "g".to_owned(),
-            instance: 0,
-            agent_id: None,
-            hostname: None,
-            ports: vec![],
-            state,
-            launched_at_ms: 0,
-            running_since_ms: None,
-            unreachable_since_ms: None,
-            updated_at_ms: 0,
-            healthy: None,
-            reason: None,
-            message: None,
-            kill_requested: false,
-            cluster_caused: false,
-        }
+        TaskRecord::sample(id, spec, state)
     }
 
     #[test]

@@ -402,22 +402,16 @@ impl Controller {
         }
         // Persist the specs in force so that a spec deleted while the controller is down is
         // noticed, and so that an invalid edit after a restart still has its previous version.
-        let write = self
-            .store
-            .put_all(
-                Tree::Specs,
-                changes
-                    .changed
-                    .iter()
-                    .filter_map(|(id, _)| self.desired.specs.get_key_value(id))
-                    .map(|(id, s)| (id.as_str(), s)),
-            )
-            .and_then(|()| {
-                changes
-                    .removed
-                    .iter()
-                    .try_for_each(|(id, _)| self.store.remove(Tree::Specs, id.as_str()))
-            });
+        let removed: Vec<&str> = changes.removed.iter().map(|(id, _)| id.as_str()).collect();
+        let write = self.store.update(
+            Tree::Specs,
+            changes
+                .changed
+                .iter()
+                .filter_map(|(id, _)| self.desired.specs.get_key_value(id))
+                .map(|(id, s)| (id.as_str(), s)),
+            removed.iter().copied(),
+        );
         if let Err(e) = write {
             tracing::error!(error = %e, "cannot record the applied specs");
         }
@@ -430,15 +424,11 @@ impl Controller {
                 Some((id, (stamp, spec.content_hash().to_string(), spec.instances)))
             })
             .collect();
-        let write = self
-            .store
-            .put_all(Tree::Stamps, stamps.iter().map(|(id, s)| (id.as_str(), s)))
-            .and_then(|()| {
-                changes
-                    .removed
-                    .iter()
-                    .try_for_each(|(id, _)| self.store.remove(Tree::Stamps, id.as_str()))
-            });
+        let write = self.store.update(
+            Tree::Stamps,
+            stamps.iter().map(|(id, s)| (id.as_str(), s)),
+            removed.iter().copied(),
+        );
         if let Err(e) = write {
             tracing::warn!(error = %e, "cannot record the spec files' stamps");
         }

@@ -258,23 +258,8 @@ mod tests {
 
     fn record(state: TaskState, since: Option<u64>) -> TaskRecord {
         TaskRecord {
-            task_id: TaskId("a.0.x".to_owned()),
-            spec_id: "a".to_owned(),
-            generation: "g".to_owned(),
-            instance: 0,
-            agent_id: None,
-            hostname: None,
-            ports: vec![],
-            state,
-            launched_at_ms: 0,
-            running_since_ms: None,
             unreachable_since_ms: since,
-            updated_at_ms: 0,
-            healthy: None,
-            reason: None,
-            message: None,
-            kill_requested: false,
-            cluster_caused: false,
+            ..TaskRecord::sample("a.0.x", "a", state)
         }
     }
 
