@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::process::{self, Control, ProcessLaunch, RunnerEvent, RunnerEventKind};
 use super::updates::{Acked, RetryPolicy, StatusFactory, UpdateQueue, is_terminal};
 use super::virtual_task::{self, Outcome, Script};
+use bytes::Bytes;
 use prost::Message;
 
 use super::{AgentCommand, AgentConfig, AgentKind, AgentUpdate, TaskReport};
@@ -115,11 +116,11 @@ struct Agent {
 /// `ListTasks`, so they are kept protobuf-encoded: a decoded TaskInfo takes about 3 KB, its
 /// encoding a few hundred bytes, which is what lets 10,000 virtual tasks fit in a few megabytes.
 struct TaskEntry {
-    task: Box<[u8]>,
+    task: Bytes,
     /// The state of the latest update produced (acknowledged or not); None before the first one.
     latest_state: Option<i32>,
     /// That update, encoded (empty before the first one).
-    latest: Box<[u8]>,
+    latest: Bytes,
     queue: UpdateQueue,
     retry_timer: Option<TimerKey>,
     /// When a scripted virtual task ends by itself.
@@ -153,7 +154,21 @@ impl Agent {
                 framework_id,
                 framework_user,
                 task,
-            } => self.launch(framework_id, framework_user, task),
+            } => {
+                let encoded = Bytes::from(task.encode_to_vec());
+                self.launch(framework_id, framework_user, task, encoded);
+            }
+            AgentCommand::LaunchEncoded {
+                framework_id,
+                framework_user,
+                task,
+            } => match pb::TaskInfo::decode(&task[..]) {
+                Ok(decoded) => self.launch(framework_id, framework_user, Box::new(decoded), task),
+                // The master encoded it from a valid message, so this cannot happen.
+                Err(error) => {
+                    warn!(agent_id = %self.config.id, %error, "undecodable launch dropped")
+                }
+            },
             AgentCommand::Kill {
                 framework_id,
                 task_id,
@@ -175,7 +190,14 @@ impl Agent {
         }
     }
 
-    fn launch(&mut self, framework_id: String, framework_user: String, task: Box<pb::TaskInfo>) {
+    /// Launches `task`, keeping `encoded` (its encoding) for `ListTasks`.
+    fn launch(
+        &mut self,
+        framework_id: String,
+        framework_user: String,
+        task: Box<pb::TaskInfo>,
+        encoded: Bytes,
+    ) {
         let task_id = task.task_id.value.clone();
         let tasks = self.frameworks.entry(framework_id.clone()).or_default();
         if tasks.contains_key(&task_id) {
@@ -187,9 +209,9 @@ impl Agent {
         }
         debug!(agent_id = %self.config.id, framework_id, task_id, "launching task");
         let mut entry = TaskEntry {
-            task: task.encode_to_vec().into_boxed_slice(),
+            task: encoded,
             latest_state: None,
-            latest: Box::default(),
+            latest: Bytes::new(),
             queue: UpdateQueue::new(self.out.policy),
             retry_timer: None,
             end_timer: None,
@@ -335,8 +357,8 @@ impl Agent {
             for (task_id, entry) in tasks {
                 // Both were encoded by this agent from valid messages, so decoding cannot fail.
                 let (Ok(task), Ok(latest)) = (
-                    pb::TaskInfo::decode(&*entry.task),
-                    pb::TaskStatus::decode(&*entry.latest),
+                    pb::TaskInfo::decode(&entry.task[..]),
+                    pb::TaskStatus::decode(&entry.latest[..]),
                 ) else {
                     warn!(agent_id = %self.config.id, framework_id, task_id, "could not decode a kept task");
                     continue;
@@ -538,8 +560,9 @@ fn push_update(
         "task update"
     );
     entry.latest_state = Some(status.state);
-    entry.latest = status.encode_to_vec().into_boxed_slice();
-    if entry.queue.push(status, out.policy) {
+    let encoded = Bytes::from(status.encode_to_vec());
+    entry.latest = encoded.clone();
+    if entry.queue.push(&status, encoded, out.policy) {
         send_head(framework_id, entry, out, timers);
     }
 }
@@ -556,16 +579,16 @@ fn send_head(framework_id: &str, entry: &mut TaskEntry, out: &Outbox, timers: &m
         state = state_name(head.state),
         "sending update"
     );
-    let _ = out.updates.send(AgentUpdate {
-        agent_id: out.agent_id.clone(),
-        framework_id: framework_id.to_owned(),
-        status: head.clone(),
-    });
     let timer = Timer {
         framework_id: framework_id.to_owned(),
         task_id: head.task_id.value.clone(),
         kind: TimerKind::Retry,
     };
+    let _ = out.updates.send(AgentUpdate {
+        agent_id: out.agent_id.clone(),
+        framework_id: framework_id.to_owned(),
+        status: head,
+    });
     if let Some(key) = entry.retry_timer.take() {
         timers.cancel(key);
     }

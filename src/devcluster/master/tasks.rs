@@ -9,6 +9,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -80,55 +81,83 @@ impl StatusRecord {
     }
 }
 
+/// What few tasks have, boxed together so that a plain task does not carry the room for it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TaskExtras {
+    /// `TaskInfo.labels`.
+    pub labels: Option<pb::Labels>,
+    /// `TaskInfo.kill_policy.grace_period`.
+    pub kill_grace: Option<pb::DurationInfo>,
+    /// The executor the task runs under, when it is not the command executor.
+    pub executor_id: Option<String>,
+    /// Tasks launched together by one LAUNCH_GROUP share this number.
+    pub group: Option<u64>,
+    /// When its agent became unreachable (seconds since the epoch).
+    pub unreachable_time: Option<f64>,
+}
+
+static NO_EXTRAS: TaskExtras = TaskExtras {
+    labels: None,
+    kill_grace: None,
+    executor_id: None,
+    group: None,
+    unreachable_time: None,
+};
+
 /// The master's record of a task. It keeps what the master reads back (for `/master/state`,
-/// KILL and reconciliation), not the TaskInfo: the agent running the task keeps that.
+/// KILL and reconciliation), not the TaskInfo: the agent running the task keeps that. There can
+/// be 100,000 of them, so every field counts.
 #[derive(Debug, Clone)]
 pub(super) struct Task {
     /// `TaskInfo.name`.
-    pub name: String,
-    /// `TaskInfo.labels`.
-    pub labels: Option<Box<pb::Labels>>,
-    /// `TaskInfo.kill_policy.grace_period`.
-    pub kill_grace: Option<pb::DurationInfo>,
-    pub agent_id: String,
+    pub name: Box<str>,
+    /// Shared with the agent's record.
+    pub agent_id: Arc<str>,
     /// The latest state the master knows; changed only by [`TaskTable::set_state`].
     state: i32,
     /// State and uuid of the latest update received from the agent (upstream
     /// `status_update_state`/`status_update_uuid`).
     pub status_update_state: Option<i32>,
     pub status_update_uuid: Option<Box<[u8]>>,
-    /// The latest update received from the agent, protobuf-encoded (see [`Task::latest`]).
+    /// What reconciliation repeats of the latest update received from the agent,
+    /// protobuf-encoded (see [`Task::latest`]).
     latest: Option<Box<[u8]>>,
     /// One entry per state, as upstream's `Master::updateTask` keeps them: an update in the
     /// same state as the last entry replaces it.
     pub statuses: Vec<StatusRecord>,
     pub resources: Resources,
-    /// The executor the task runs under, when it is not the command executor.
-    pub executor_id: Option<String>,
-    /// Tasks launched together by one LAUNCH_GROUP share this number.
-    pub group: Option<u64>,
-    pub role: String,
-    pub unreachable_time: Option<f64>,
+    /// Shared by the tasks of the role.
+    pub role: Arc<str>,
+    extras: Option<Box<TaskExtras>>,
 }
 
 /// What a [`Task`] starts with; the rest starts empty.
 #[derive(Debug)]
 pub(super) struct NewTask<'a> {
     pub info: &'a pb::TaskInfo,
-    pub agent_id: String,
+    pub agent_id: Arc<str>,
     pub state: i32,
     pub resources: Resources,
     pub executor_id: Option<String>,
     pub group: Option<u64>,
-    pub role: String,
+    pub role: Arc<str>,
 }
 
 impl Task {
     pub fn new(new: NewTask<'_>) -> Self {
-        Task {
-            name: new.info.name.clone(),
-            labels: new.info.labels.clone().map(Box::new),
+        let extras = TaskExtras {
+            labels: new.info.labels.clone(),
             kill_grace: new.info.kill_policy.as_ref().and_then(|p| p.grace_period),
+            executor_id: new.executor_id,
+            group: new.group,
+            unreachable_time: None,
+        };
+        let plain = extras.labels.is_none()
+            && extras.kill_grace.is_none()
+            && extras.executor_id.is_none()
+            && extras.group.is_none();
+        Task {
+            name: new.info.name.as_str().into(),
             agent_id: new.agent_id,
             state: new.state,
             status_update_state: None,
@@ -136,11 +165,18 @@ impl Task {
             latest: None,
             statuses: Vec::new(),
             resources: new.resources,
-            executor_id: new.executor_id,
-            group: new.group,
             role: new.role,
-            unreachable_time: None,
+            extras: (!plain).then(|| Box::new(extras)),
         }
+    }
+
+    /// Labels, kill grace period, executor, group, unreachable time.
+    pub fn extras(&self) -> &TaskExtras {
+        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
+    }
+
+    pub fn extras_mut(&mut self) -> &mut TaskExtras {
+        self.extras.get_or_insert_with(Box::default)
     }
 
     /// The latest state the master knows.
@@ -153,7 +189,8 @@ impl Task {
         self.status_update_state.unwrap_or(self.state)
     }
 
-    /// The latest update received from the agent.
+    /// The latest update received from the agent: its state, `healthy`, `check_status`,
+    /// `container_status` and `executor_id` (what reconciliation repeats), nothing else.
     pub fn latest(&self) -> Option<pb::TaskStatus> {
         // Encoded here from a valid message, so decoding cannot fail.
         self.latest
@@ -162,7 +199,15 @@ impl Task {
     }
 
     pub fn set_latest(&mut self, status: &pb::TaskStatus) {
-        self.latest = Some(status.encode_to_vec().into_boxed_slice());
+        let kept = pb::TaskStatus {
+            state: status.state,
+            healthy: status.healthy,
+            check_status: status.check_status,
+            container_status: status.container_status.clone(),
+            executor_id: status.executor_id.clone(),
+            ..Default::default()
+        };
+        self.latest = Some(kept.encode_to_vec().into_boxed_slice());
     }
 
     /// Adds an update to `statuses` (replacing the last entry when the state is the same).
@@ -170,7 +215,11 @@ impl Task {
         let record = StatusRecord::of(status);
         match self.statuses.last_mut() {
             Some(last) if last.state == record.state => *last = record,
-            _ => self.statuses.push(record),
+            _ => {
+                // Tasks have a handful of states in their life: no room for more.
+                self.statuses.reserve_exact(1);
+                self.statuses.push(record);
+            }
         }
     }
 }
