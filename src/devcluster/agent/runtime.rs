@@ -301,7 +301,7 @@ impl Agent {
                 if let Some(key) = entry.retry_timer.take() {
                     self.timers.cancel(key);
                 }
-                send_head(framework_id, entry, &self.out, &mut self.timers);
+                send_head(framework_id, task_id, entry, &self.out, &mut self.timers);
             }
             Acked::Drained { terminal } => {
                 if let Some(key) = entry.retry_timer.take() {
@@ -325,7 +325,7 @@ impl Agent {
         let Some(tasks) = self.frameworks.get_mut(framework_id) else {
             return;
         };
-        for entry in tasks.values_mut() {
+        for (task_id, entry) in tasks.iter_mut() {
             if entry.queue.is_empty() {
                 continue;
             }
@@ -333,7 +333,7 @@ impl Agent {
                 self.timers.cancel(key);
             }
             entry.queue.reset_backoff(self.out.policy);
-            send_head(framework_id, entry, &self.out, &mut self.timers);
+            send_head(framework_id, task_id, entry, &self.out, &mut self.timers);
         }
     }
 
@@ -449,7 +449,13 @@ impl Agent {
                     if entry.retry_timer == Some(key) {
                         entry.retry_timer = None;
                         debug!(agent_id = %self.config.id, task_id = %timer.task_id, "re-sending unacknowledged update");
-                        send_head(&timer.framework_id, entry, &self.out, &mut self.timers);
+                        send_head(
+                            &timer.framework_id,
+                            &timer.task_id,
+                            entry,
+                            &self.out,
+                            &mut self.timers,
+                        );
                     }
                 }
                 TimerKind::End(outcome) => {
@@ -563,32 +569,39 @@ fn push_update(
     let encoded = Bytes::from(status.encode_to_vec());
     entry.latest = encoded.clone();
     if entry.queue.push(&status, encoded, out.policy) {
-        send_head(framework_id, entry, out, timers);
+        send_head(framework_id, &status.task_id.value, entry, out, timers);
     }
 }
 
 /// Sends the oldest pending update of a task and schedules its re-send.
-fn send_head(framework_id: &str, entry: &mut TaskEntry, out: &Outbox, timers: &mut Timers) {
-    let Some(head) = entry.queue.head() else {
+fn send_head(
+    framework_id: &str,
+    task_id: &str,
+    entry: &mut TaskEntry,
+    out: &Outbox,
+    timers: &mut Timers,
+) {
+    let (Some(encoded), Some(state)) = (entry.queue.head_encoded(), entry.queue.head_state())
+    else {
         return;
     };
     debug!(
         agent_id = %out.agent_id,
         framework_id,
-        task_id = %head.task_id.value,
-        state = state_name(head.state),
+        task_id,
+        state = state_name(state),
         "sending update"
     );
-    let timer = Timer {
-        framework_id: framework_id.to_owned(),
-        task_id: head.task_id.value.clone(),
-        kind: TimerKind::Retry,
-    };
     let _ = out.updates.send(AgentUpdate {
         agent_id: out.agent_id.clone(),
         framework_id: framework_id.to_owned(),
-        status: head,
+        encoded: encoded.clone(),
     });
+    let timer = Timer {
+        framework_id: framework_id.to_owned(),
+        task_id: task_id.to_owned(),
+        kind: TimerKind::Retry,
+    };
     if let Some(key) = entry.retry_timer.take() {
         timers.cancel(key);
     }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use prost::Message;
 
 use crate::mesos::proto::v1 as pb;
 use pb::task_status::{Reason, Source};
@@ -195,12 +194,23 @@ impl UpdateQueue {
         }
     }
 
+    /// The encoding of the update in flight, if any.
+    pub(crate) fn head_encoded(&self) -> Option<&Bytes> {
+        self.pending.front().map(|p| &p.encoded)
+    }
+
+    /// The state of the update in flight, if any.
+    pub(crate) fn head_state(&self) -> Option<i32> {
+        self.pending.front().map(|p| p.state)
+    }
+
     /// The update in flight, if any.
+    #[cfg(test)]
     pub(crate) fn head(&self) -> Option<pb::TaskStatus> {
         // Encoded by the agent from a valid message, so decoding cannot fail.
         self.pending
             .front()
-            .and_then(|p| pb::TaskStatus::decode(&p.encoded[..]).ok())
+            .and_then(|p| <pb::TaskStatus as prost::Message>::decode(&p.encoded[..]).ok())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -243,6 +253,7 @@ impl UpdateQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     const POLICY: RetryPolicy = RetryPolicy {
         initial: Duration::from_secs(10),

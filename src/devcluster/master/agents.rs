@@ -5,6 +5,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -96,8 +99,13 @@ impl Master {
         let AgentUpdate {
             agent_id,
             framework_id,
-            status,
+            encoded,
         } = update;
+        let Ok(status) = pb::TaskStatus::decode(&encoded[..]) else {
+            // Agents encode valid messages: this cannot happen.
+            tracing::warn!(agent_id, framework_id, "undecodable agent update dropped");
+            return;
+        };
         let task_id = status.task_id.value.clone();
         self.metrics.messages_status_update += 1;
         if !self.agents.get(&agent_id).is_some_and(Agent::is_registered) {
@@ -134,8 +142,20 @@ impl Master {
         } else {
             self.metrics.invalid_status_updates += 1;
         }
+        let state = status.state;
+        let was = self
+            .tasks
+            .set_state(&key, state, &mut self.metrics.tasks_ended);
+        let was_terminal = was.is_some_and(is_terminal);
+        if let Some(task) = self.tasks.get_mut(&key) {
+            task.status_update_state = Some(state);
+            task.status_update_uuid = status.uuid.as_deref().map(Box::from);
+            // The record shares the agent's bytes of the update rather than copying it.
+            task.push_status(&status, Some(&encoded));
+            task.set_latest(encoded);
+        }
         if connected {
-            let event = streams::update(status.clone());
+            let event = streams::update(status);
             self.send_event(&framework_id, &event);
             if self.duplicate_updates {
                 self.send_event(&framework_id, &event);
@@ -147,21 +167,6 @@ impl Master {
                 "framework not connected: update dropped"
             );
         }
-        let state = status.state;
-        let Some(was) = self
-            .tasks
-            .set_state(&key, state, &mut self.metrics.tasks_ended)
-        else {
-            return;
-        };
-        let was_terminal = is_terminal(was);
-        let Some(task) = self.tasks.get_mut(&key) else {
-            return;
-        };
-        task.status_update_state = Some(state);
-        task.status_update_uuid = status.uuid.as_deref().map(Box::from);
-        task.push_status(&status);
-        task.set_latest(&status);
         if is_terminal(state) {
             tracing::info!(
                 framework_id,
@@ -348,7 +353,7 @@ impl Master {
                 status.unreachable_time = Some(time_info(now));
                 task.extras_mut().unreachable_time = Some(now);
             }
-            task.push_status(&status);
+            task.push_status(&status, None);
             match loss {
                 Loss::Unreachable => {
                     framework.unreachable_tasks.insert(key.1.clone(), task);
@@ -574,8 +579,9 @@ impl Master {
             role,
         });
         task.statuses = statuses;
-        task.push_status(&report.latest);
-        task.set_latest(&report.latest);
+        let encoded = Bytes::from(report.latest.encode_to_vec());
+        task.push_status(&report.latest, Some(&encoded));
+        task.set_latest(encoded);
         self.tasks.insert(key, task);
     }
 

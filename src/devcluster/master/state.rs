@@ -148,8 +148,9 @@ pub(super) struct Framework {
     /// (task id, task), oldest first.
     pub completed_tasks: VecDeque<(String, Task)>,
     pub offers: HashSet<String>,
-    /// Custom and default executors running for this framework, by (agent id, executor id).
-    pub executors: HashMap<(String, String), Executor>,
+    /// Custom and default executors running for this framework, by (agent id, executor id), in
+    /// that order so that one agent's executors are read without scanning the others.
+    pub executors: BTreeMap<(String, String), Executor>,
     pub registered_time: f64,
     pub unregistered_time: Option<f64>,
     /// Bumped on every (re)subscription so a stale failover timer is recognisable.
@@ -167,7 +168,7 @@ impl Framework {
             unreachable_tasks: TaskTable::default(),
             completed_tasks: VecDeque::new(),
             offers: HashSet::new(),
-            executors: HashMap::new(),
+            executors: BTreeMap::new(),
             registered_time: now_secs(),
             unregistered_time: None,
             failover_epoch: 0,

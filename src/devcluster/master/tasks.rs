@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use prost::Message;
 
 use super::resources::Resources;
@@ -50,34 +51,45 @@ impl StateCounts {
 }
 
 /// One entry of a task's `statuses` in `/master/state`: what the state document shows of an
-/// update, and no more (a whole `TaskStatus` is several hundred bytes).
+/// update, and no more (a whole decoded `TaskStatus` is several hundred bytes).
 #[derive(Debug, Clone)]
 pub(super) struct StatusRecord {
     pub state: i32,
     pub timestamp: f64,
     pub healthy: Option<bool>,
-    /// `ContainerStatus`, protobuf-encoded (tens of bytes instead of a tree of allocations).
-    pub container_status: Option<Box<[u8]>>,
+    /// When the update has a container status: the whole update, protobuf-encoded (shared with
+    /// the agent's copy and the task's latest update, so it costs nothing of its own).
+    with_container_status: Option<Bytes>,
+}
+
+/// A `TaskStatus` read for its `container_status` (field 13) only; decoding skips the rest.
+#[derive(Clone, PartialEq, Message)]
+struct ContainerStatusOnly {
+    #[prost(message, optional, tag = "13")]
+    container_status: Option<pb::ContainerStatus>,
 }
 
 impl StatusRecord {
-    pub fn of(status: &pb::TaskStatus) -> Self {
+    /// The record of `status`; `encoded` is its encoding, if at hand.
+    pub fn of(status: &pb::TaskStatus, encoded: Option<&Bytes>) -> Self {
         StatusRecord {
             state: status.state,
             timestamp: status.timestamp.unwrap_or(0.0),
             healthy: status.healthy,
-            container_status: status
-                .container_status
-                .as_ref()
-                .map(|c| c.encode_to_vec().into_boxed_slice()),
+            with_container_status: status.container_status.as_ref().map(|_| {
+                encoded
+                    .cloned()
+                    .unwrap_or_else(|| Bytes::from(status.encode_to_vec()))
+            }),
         }
     }
 
     pub fn container_status(&self) -> Option<pb::ContainerStatus> {
-        // Encoded here from a valid message, so decoding cannot fail.
-        self.container_status
+        // Encoded from a valid message, so decoding cannot fail.
+        self.with_container_status
             .as_deref()
-            .and_then(|bytes| pb::ContainerStatus::decode(bytes).ok())
+            .and_then(|bytes| ContainerStatusOnly::decode(bytes).ok())
+            .and_then(|only| only.container_status)
     }
 }
 
@@ -119,9 +131,8 @@ pub(super) struct Task {
     /// `status_update_state`/`status_update_uuid`).
     pub status_update_state: Option<i32>,
     pub status_update_uuid: Option<Box<[u8]>>,
-    /// What reconciliation repeats of the latest update received from the agent,
-    /// protobuf-encoded (see [`Task::latest`]).
-    latest: Option<Box<[u8]>>,
+    /// The latest update received from the agent, protobuf-encoded: the agent's own bytes.
+    latest: Option<Bytes>,
     /// One entry per state, as upstream's `Master::updateTask` keeps them: an update in the
     /// same state as the last entry replaces it.
     pub statuses: Vec<StatusRecord>,
@@ -189,8 +200,7 @@ impl Task {
         self.status_update_state.unwrap_or(self.state)
     }
 
-    /// The latest update received from the agent: its state, `healthy`, `check_status`,
-    /// `container_status` and `executor_id` (what reconciliation repeats), nothing else.
+    /// The latest update received from the agent.
     pub fn latest(&self) -> Option<pb::TaskStatus> {
         // Encoded here from a valid message, so decoding cannot fail.
         self.latest
@@ -198,21 +208,15 @@ impl Task {
             .and_then(|bytes| pb::TaskStatus::decode(bytes).ok())
     }
 
-    pub fn set_latest(&mut self, status: &pb::TaskStatus) {
-        let kept = pb::TaskStatus {
-            state: status.state,
-            healthy: status.healthy,
-            check_status: status.check_status,
-            container_status: status.container_status.clone(),
-            executor_id: status.executor_id.clone(),
-            ..Default::default()
-        };
-        self.latest = Some(kept.encode_to_vec().into_boxed_slice());
+    /// Keeps `encoded`, the encoding of the latest update received from the agent.
+    pub fn set_latest(&mut self, encoded: Bytes) {
+        self.latest = Some(encoded);
     }
 
-    /// Adds an update to `statuses` (replacing the last entry when the state is the same).
-    pub fn push_status(&mut self, status: &pb::TaskStatus) {
-        let record = StatusRecord::of(status);
+    /// Adds an update to `statuses` (replacing the last entry when the state is the same);
+    /// `encoded` is its encoding, if at hand.
+    pub fn push_status(&mut self, status: &pb::TaskStatus, encoded: Option<&Bytes>) {
+        let record = StatusRecord::of(status, encoded);
         match self.statuses.last_mut() {
             Some(last) if last.state == record.state => *last = record,
             _ => {
