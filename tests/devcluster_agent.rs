@@ -85,7 +85,7 @@ impl TestAgent {
             .expect("agent dropped its update channel");
         assert_eq!(update.agent_id, "master-S0");
         assert_eq!(update.framework_id, FW);
-        update.status
+        update.status().expect("the agent's update decodes")
     }
 
     /// The next update, acknowledged, after checking its state.

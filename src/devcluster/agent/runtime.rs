@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::process::{self, Control, ProcessLaunch, RunnerEvent, RunnerEventKind};
 use super::updates::{Acked, RetryPolicy, StatusFactory, UpdateQueue, is_terminal};
 use super::virtual_task::{self, Outcome, Script};
+use bytes::Bytes;
 use prost::Message;
 
 use super::{AgentCommand, AgentConfig, AgentKind, AgentUpdate, TaskReport};
@@ -115,11 +116,11 @@ struct Agent {
 /// `ListTasks`, so they are kept protobuf-encoded: a decoded TaskInfo takes about 3 KB, its
 /// encoding a few hundred bytes, which is what lets 10,000 virtual tasks fit in a few megabytes.
 struct TaskEntry {
-    task: Box<[u8]>,
+    task: Bytes,
     /// The state of the latest update produced (acknowledged or not); None before the first one.
     latest_state: Option<i32>,
     /// That update, encoded (empty before the first one).
-    latest: Box<[u8]>,
+    latest: Bytes,
     queue: UpdateQueue,
     retry_timer: Option<TimerKey>,
     /// When a scripted virtual task ends by itself.
@@ -153,7 +154,21 @@ impl Agent {
                 framework_id,
                 framework_user,
                 task,
-            } => self.launch(framework_id, framework_user, task),
+            } => {
+                let encoded = Bytes::from(task.encode_to_vec());
+                self.launch(framework_id, framework_user, task, encoded);
+            }
+            AgentCommand::LaunchEncoded {
+                framework_id,
+                framework_user,
+                task,
+            } => match pb::TaskInfo::decode(&task[..]) {
+                Ok(decoded) => self.launch(framework_id, framework_user, Box::new(decoded), task),
+                // The master encoded it from a valid message, so this cannot happen.
+                Err(error) => {
+                    warn!(agent_id = %self.config.id, %error, "undecodable launch dropped")
+                }
+            },
             AgentCommand::Kill {
                 framework_id,
                 task_id,
@@ -175,7 +190,14 @@ impl Agent {
         }
     }
 
-    fn launch(&mut self, framework_id: String, framework_user: String, task: Box<pb::TaskInfo>) {
+    /// Launches `task`, keeping `encoded` (its encoding) for `ListTasks`.
+    fn launch(
+        &mut self,
+        framework_id: String,
+        framework_user: String,
+        task: Box<pb::TaskInfo>,
+        encoded: Bytes,
+    ) {
         let task_id = task.task_id.value.clone();
         let tasks = self.frameworks.entry(framework_id.clone()).or_default();
         if tasks.contains_key(&task_id) {
@@ -187,9 +209,9 @@ impl Agent {
         }
         debug!(agent_id = %self.config.id, framework_id, task_id, "launching task");
         let mut entry = TaskEntry {
-            task: task.encode_to_vec().into_boxed_slice(),
+            task: encoded,
             latest_state: None,
-            latest: Box::default(),
+            latest: Bytes::new(),
             queue: UpdateQueue::new(self.out.policy),
             retry_timer: None,
             end_timer: None,
@@ -279,7 +301,7 @@ impl Agent {
                 if let Some(key) = entry.retry_timer.take() {
                     self.timers.cancel(key);
                 }
-                send_head(framework_id, entry, &self.out, &mut self.timers);
+                send_head(framework_id, task_id, entry, &self.out, &mut self.timers);
             }
             Acked::Drained { terminal } => {
                 if let Some(key) = entry.retry_timer.take() {
@@ -303,7 +325,7 @@ impl Agent {
         let Some(tasks) = self.frameworks.get_mut(framework_id) else {
             return;
         };
-        for entry in tasks.values_mut() {
+        for (task_id, entry) in tasks.iter_mut() {
             if entry.queue.is_empty() {
                 continue;
             }
@@ -311,7 +333,7 @@ impl Agent {
                 self.timers.cancel(key);
             }
             entry.queue.reset_backoff(self.out.policy);
-            send_head(framework_id, entry, &self.out, &mut self.timers);
+            send_head(framework_id, task_id, entry, &self.out, &mut self.timers);
         }
     }
 
@@ -335,8 +357,8 @@ impl Agent {
             for (task_id, entry) in tasks {
                 // Both were encoded by this agent from valid messages, so decoding cannot fail.
                 let (Ok(task), Ok(latest)) = (
-                    pb::TaskInfo::decode(&*entry.task),
-                    pb::TaskStatus::decode(&*entry.latest),
+                    pb::TaskInfo::decode(&entry.task[..]),
+                    pb::TaskStatus::decode(&entry.latest[..]),
                 ) else {
                     warn!(agent_id = %self.config.id, framework_id, task_id, "could not decode a kept task");
                     continue;
@@ -427,7 +449,13 @@ impl Agent {
                     if entry.retry_timer == Some(key) {
                         entry.retry_timer = None;
                         debug!(agent_id = %self.config.id, task_id = %timer.task_id, "re-sending unacknowledged update");
-                        send_head(&timer.framework_id, entry, &self.out, &mut self.timers);
+                        send_head(
+                            &timer.framework_id,
+                            &timer.task_id,
+                            entry,
+                            &self.out,
+                            &mut self.timers,
+                        );
                     }
                 }
                 TimerKind::End(outcome) => {
@@ -538,32 +566,40 @@ fn push_update(
         "task update"
     );
     entry.latest_state = Some(status.state);
-    entry.latest = status.encode_to_vec().into_boxed_slice();
-    if entry.queue.push(status, out.policy) {
-        send_head(framework_id, entry, out, timers);
+    let encoded = Bytes::from(status.encode_to_vec());
+    entry.latest = encoded.clone();
+    if entry.queue.push(&status, encoded, out.policy) {
+        send_head(framework_id, &status.task_id.value, entry, out, timers);
     }
 }
 
 /// Sends the oldest pending update of a task and schedules its re-send.
-fn send_head(framework_id: &str, entry: &mut TaskEntry, out: &Outbox, timers: &mut Timers) {
-    let Some(head) = entry.queue.head() else {
+fn send_head(
+    framework_id: &str,
+    task_id: &str,
+    entry: &mut TaskEntry,
+    out: &Outbox,
+    timers: &mut Timers,
+) {
+    let (Some(encoded), Some(state)) = (entry.queue.head_encoded(), entry.queue.head_state())
+    else {
         return;
     };
     debug!(
         agent_id = %out.agent_id,
         framework_id,
-        task_id = %head.task_id.value,
-        state = state_name(head.state),
+        task_id,
+        state = state_name(state),
         "sending update"
     );
     let _ = out.updates.send(AgentUpdate {
         agent_id: out.agent_id.clone(),
         framework_id: framework_id.to_owned(),
-        status: head.clone(),
+        encoded: encoded.clone(),
     });
     let timer = Timer {
         framework_id: framework_id.to_owned(),
-        task_id: head.task_id.value.clone(),
+        task_id: task_id.to_owned(),
         kind: TimerKind::Retry,
     };
     if let Some(key) = entry.retry_timer.take() {

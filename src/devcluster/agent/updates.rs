@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use crate::mesos::proto::v1 as pb;
 use pb::task_status::{Reason, Source};
 
@@ -133,10 +135,20 @@ pub(crate) struct RetryPolicy {
     pub(crate) max: Duration,
 }
 
+/// One update waiting for its acknowledgement, kept protobuf-encoded: while a big launch waits
+/// for its acknowledgements, 100,000 tasks each hold two of these (a decoded `TaskStatus` is
+/// some 600 bytes with its strings and container status, its encoding about 200).
+#[derive(Debug, Clone)]
+struct Pending {
+    encoded: Bytes,
+    uuid: Box<[u8]>,
+    state: i32,
+}
+
 /// The ordered, not yet acknowledged updates of one task.
 #[derive(Debug)]
 pub(crate) struct UpdateQueue {
-    pending: VecDeque<pb::TaskStatus>,
+    pending: VecDeque<Pending>,
     /// Delay before the next re-send of the head.
     backoff: Duration,
 }
@@ -161,9 +173,19 @@ impl UpdateQueue {
         }
     }
 
-    /// Appends an update; true if it became the head, i.e. must be sent now.
-    pub(crate) fn push(&mut self, status: pb::TaskStatus, policy: RetryPolicy) -> bool {
-        self.pending.push_back(status);
+    /// Appends an update (`encoded` is its encoding); true if it became the head, i.e. must be
+    /// sent now.
+    pub(crate) fn push(
+        &mut self,
+        status: &pb::TaskStatus,
+        encoded: Bytes,
+        policy: RetryPolicy,
+    ) -> bool {
+        self.pending.push_back(Pending {
+            encoded,
+            uuid: status.uuid.as_deref().unwrap_or_default().into(),
+            state: status.state,
+        });
         if self.pending.len() == 1 {
             self.backoff = policy.initial;
             true
@@ -172,9 +194,23 @@ impl UpdateQueue {
         }
     }
 
+    /// The encoding of the update in flight, if any.
+    pub(crate) fn head_encoded(&self) -> Option<&Bytes> {
+        self.pending.front().map(|p| &p.encoded)
+    }
+
+    /// The state of the update in flight, if any.
+    pub(crate) fn head_state(&self) -> Option<i32> {
+        self.pending.front().map(|p| p.state)
+    }
+
     /// The update in flight, if any.
-    pub(crate) fn head(&self) -> Option<&pb::TaskStatus> {
-        self.pending.front()
+    #[cfg(test)]
+    pub(crate) fn head(&self) -> Option<pb::TaskStatus> {
+        // Encoded by the agent from a valid message, so decoding cannot fail.
+        self.pending
+            .front()
+            .and_then(|p| <pb::TaskStatus as prost::Message>::decode(&p.encoded[..]).ok())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -183,10 +219,7 @@ impl UpdateQueue {
 
     /// Releases the head if `uuid` is exactly its uuid.
     pub(crate) fn acknowledge(&mut self, uuid: &[u8], policy: RetryPolicy) -> Acked {
-        let matches = self
-            .pending
-            .front()
-            .is_some_and(|head| head.uuid.as_deref() == Some(uuid));
+        let matches = self.pending.front().is_some_and(|head| *head.uuid == *uuid);
         if !matches {
             return Acked::Ignored;
         }
@@ -196,7 +229,7 @@ impl UpdateQueue {
             // Most tasks sit acknowledged for their whole life: give the buffer back.
             self.pending = VecDeque::new();
             Acked::Drained {
-                terminal: released.is_some_and(|s| is_terminal(s.state)),
+                terminal: released.is_some_and(|p| is_terminal(p.state)),
             }
         } else {
             Acked::Next
@@ -220,6 +253,7 @@ impl UpdateQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     const POLICY: RetryPolicy = RetryPolicy {
         initial: Duration::from_secs(10),
@@ -228,6 +262,11 @@ mod tests {
 
     fn factory() -> StatusFactory {
         StatusFactory::new("A-S0", "127.0.0.1")
+    }
+
+    fn push(q: &mut UpdateQueue, status: pb::TaskStatus) -> bool {
+        let encoded = Bytes::from(status.encode_to_vec());
+        q.push(&status, encoded, POLICY)
     }
 
     fn update(state: pb::TaskState) -> pb::TaskStatus {
@@ -262,8 +301,8 @@ mod tests {
     #[test]
     fn only_the_first_push_is_sent_at_once() {
         let mut q = UpdateQueue::new(POLICY);
-        assert!(q.push(update(pb::TaskState::TaskStarting), POLICY));
-        assert!(!q.push(update(pb::TaskState::TaskRunning), POLICY));
+        assert!(push(&mut q, update(pb::TaskState::TaskStarting)));
+        assert!(!push(&mut q, update(pb::TaskState::TaskRunning)));
         assert_eq!(q.head().unwrap().state, pb::TaskState::TaskStarting as i32);
     }
 
@@ -272,8 +311,8 @@ mod tests {
         let mut q = UpdateQueue::new(POLICY);
         let starting = update(pb::TaskState::TaskStarting);
         let running = update(pb::TaskState::TaskRunning);
-        q.push(starting.clone(), POLICY);
-        q.push(running.clone(), POLICY);
+        push(&mut q, starting.clone());
+        push(&mut q, running.clone());
         assert_eq!(
             q.acknowledge(running.uuid.as_deref().unwrap(), POLICY),
             Acked::Ignored
@@ -294,7 +333,7 @@ mod tests {
     fn terminal_ack_drains_as_terminal() {
         let mut q = UpdateQueue::new(POLICY);
         let done = update(pb::TaskState::TaskFinished);
-        q.push(done.clone(), POLICY);
+        push(&mut q, done.clone());
         assert_eq!(
             q.acknowledge(done.uuid.as_deref().unwrap(), POLICY),
             Acked::Drained { terminal: true }
@@ -304,7 +343,7 @@ mod tests {
     #[test]
     fn retry_delay_doubles_up_to_the_cap_and_resets() {
         let mut q = UpdateQueue::new(POLICY);
-        q.push(update(pb::TaskState::TaskStarting), POLICY);
+        push(&mut q, update(pb::TaskState::TaskStarting));
         let delays: Vec<u64> = (0..5)
             .map(|_| q.next_retry_delay(POLICY).as_secs())
             .collect();

@@ -4,6 +4,10 @@
 //! tasks after a partition heals or the master restarts.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -62,6 +66,7 @@ impl Master {
             id.clone(),
             Agent {
                 id: id.clone(),
+                shared_id: Arc::from(id.as_str()),
                 hostname,
                 spec,
                 total,
@@ -94,8 +99,13 @@ impl Master {
         let AgentUpdate {
             agent_id,
             framework_id,
-            status,
+            encoded,
         } = update;
+        let Ok(status) = pb::TaskStatus::decode(&encoded[..]) else {
+            // Agents encode valid messages: this cannot happen.
+            tracing::warn!(agent_id, framework_id, "undecodable agent update dropped");
+            return;
+        };
         let task_id = status.task_id.value.clone();
         self.metrics.messages_status_update += 1;
         if !self.agents.get(&agent_id).is_some_and(Agent::is_registered) {
@@ -108,7 +118,11 @@ impl Master {
             return;
         }
         let key = (framework_id.clone(), task_id.clone());
-        if self.tasks.get(&key).is_none_or(|t| t.agent_id != agent_id) {
+        if self
+            .tasks
+            .get(&key)
+            .is_none_or(|t| *t.agent_id != *agent_id)
+        {
             tracing::debug!(
                 agent_id,
                 framework_id,
@@ -128,8 +142,20 @@ impl Master {
         } else {
             self.metrics.invalid_status_updates += 1;
         }
+        let state = status.state;
+        let was = self
+            .tasks
+            .set_state(&key, state, &mut self.metrics.tasks_ended);
+        let was_terminal = was.is_some_and(is_terminal);
+        if let Some(task) = self.tasks.get_mut(&key) {
+            task.status_update_state = Some(state);
+            task.status_update_uuid = status.uuid.as_deref().map(Box::from);
+            // The record shares the agent's bytes of the update rather than copying it.
+            task.push_status(&status, Some(&encoded));
+            task.set_latest(encoded);
+        }
         if connected {
-            let event = streams::update(status.clone());
+            let event = streams::update(status);
             self.send_event(&framework_id, &event);
             if self.duplicate_updates {
                 self.send_event(&framework_id, &event);
@@ -141,21 +167,6 @@ impl Master {
                 "framework not connected: update dropped"
             );
         }
-        let state = status.state;
-        let Some(was) = self
-            .tasks
-            .set_state(&key, state, &mut self.metrics.tasks_ended)
-        else {
-            return;
-        };
-        let was_terminal = is_terminal(was);
-        let Some(task) = self.tasks.get_mut(&key) else {
-            return;
-        };
-        task.status_update_state = Some(state);
-        task.status_update_uuid = status.uuid.as_deref().map(Box::from);
-        task.push_status(&status);
-        task.set_latest(&status);
         if is_terminal(state) {
             tracing::info!(
                 framework_id,
@@ -183,10 +194,10 @@ impl Master {
             return;
         };
         let mut freed = task.resources.clone();
-        if let Some(executor_id) = &task.executor_id
+        if let Some(executor_id) = &task.extras().executor_id
             && let Some(framework) = self.frameworks.get_mut(&key.0)
         {
-            let executor_key = (task.agent_id.clone(), executor_id.clone());
+            let executor_key = (task.agent_id.to_string(), executor_id.clone());
             if let Some(executor) = framework.executors.get_mut(&executor_key) {
                 executor.live_tasks = executor.live_tasks.saturating_sub(1);
                 if executor.live_tasks == 0 {
@@ -195,7 +206,7 @@ impl Master {
                 }
             }
         }
-        if let Some(agent) = self.agents.get_mut(&task.agent_id) {
+        if let Some(agent) = self.agents.get_mut(&*task.agent_id) {
             agent.used.subtract(&freed);
         }
     }
@@ -340,9 +351,9 @@ impl Master {
             let mut status = master_status(&key.1, Some(agent_id), state, reason, message);
             if loss == Loss::Unreachable {
                 status.unreachable_time = Some(time_info(now));
-                task.unreachable_time = Some(now);
+                task.extras_mut().unreachable_time = Some(now);
             }
-            task.push_status(&status);
+            task.push_status(&status, None);
             match loss {
                 Loss::Unreachable => {
                     framework.unreachable_tasks.insert(key.1.clone(), task);
@@ -481,7 +492,7 @@ impl Master {
                 .unreachable_tasks
                 .iter()
                 .filter(|(id, t)| {
-                    t.agent_id == agent_id
+                    *t.agent_id == *agent_id
                         && !reported.contains(&(framework.id.clone(), (*id).clone()))
                 })
                 .map(|(id, _)| id.clone())
@@ -513,9 +524,9 @@ impl Master {
         let role = was_unreachable
             .as_ref()
             .map(|t| t.role.clone())
-            .or_else(|| framework.roles().into_iter().next())
-            .unwrap_or_else(|| "*".to_owned());
-        let group = was_unreachable.as_ref().and_then(|t| t.group);
+            .or_else(|| framework.roles().into_iter().next().map(Arc::from))
+            .unwrap_or_else(|| Arc::from("*"));
+        let group = was_unreachable.as_ref().and_then(|t| t.extras().group);
         let mut executor_resources = Resources::default();
         if !is_terminal(state)
             && let Some(executor) = &report.task.executor
@@ -554,9 +565,13 @@ impl Master {
             status.container_status = report.latest.container_status.clone();
             self.send_master_update(&key.0, status);
         }
+        let role = self.shared_role(&role);
         let mut task = Task::new(NewTask {
             info: &report.task,
-            agent_id: agent_id.to_owned(),
+            agent_id: self
+                .agents
+                .get(agent_id)
+                .map_or_else(|| Arc::from(agent_id), |a| a.shared_id.clone()),
             state,
             resources,
             executor_id,
@@ -564,8 +579,9 @@ impl Master {
             role,
         });
         task.statuses = statuses;
-        task.push_status(&report.latest);
-        task.set_latest(&report.latest);
+        let encoded = Bytes::from(report.latest.encode_to_vec());
+        task.push_status(&report.latest, Some(&encoded));
+        task.set_latest(encoded);
         self.tasks.insert(key, task);
     }
 
@@ -608,7 +624,7 @@ impl Master {
 
 /// The task's executor is gone with its agent.
 fn forget_executor(framework: &mut Framework, agent_id: &str, task: &Task) {
-    if let Some(executor_id) = &task.executor_id {
+    if let Some(executor_id) = &task.extras().executor_id {
         framework
             .executors
             .remove(&(agent_id.to_owned(), executor_id.clone()));

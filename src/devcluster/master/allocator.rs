@@ -175,11 +175,12 @@ impl Master {
                     refinement: f.has(Capability::ReservationRefinement),
                     allocation_role: f.has(Capability::MultiRole).then(|| role.to_owned()),
                 };
+                // The agent's executors only: ordered by agent, so no scan of the others.
                 let executor_ids = f
                     .executors
-                    .keys()
-                    .filter(|(a, _)| a == agent_id)
-                    .map(|(_, e)| pb::ExecutorId { value: e.clone() })
+                    .range((agent_id.to_owned(), String::new())..)
+                    .take_while(|((a, _), _)| a == agent_id)
+                    .map(|((_, e), _)| pb::ExecutorId { value: e.clone() })
                     .collect();
                 (format, executor_ids)
             }

@@ -225,7 +225,7 @@ impl Master {
             return;
         };
         if let Some(agent_id) = &kill.agent_id
-            && agent_id.value != task.agent_id
+            && *agent_id.value != *task.agent_id
         {
             tracing::debug!(framework_id, task_id, "KILL names another agent: ignored");
             return;
@@ -234,19 +234,22 @@ impl Master {
             .kill_policy
             .as_ref()
             .and_then(|p| p.grace_period)
-            .or(task.kill_grace)
+            .or(task.extras().kill_grace)
             .map(|d| Duration::from_nanos(u64::try_from(d.nanoseconds).unwrap_or(0)));
         // Killing one task of a group kills the group, as the default executor does.
-        let targets: Vec<String> = match task.group {
+        let targets: Vec<String> = match task.extras().group {
             Some(group) => self
                 .agents
-                .get(&task.agent_id)
+                .get(&*task.agent_id)
                 .map(|a| {
                     a.tasks
                         .iter()
                         .filter(|k| {
                             k.0 == framework_id
-                                && self.tasks.get(*k).is_some_and(|t| t.group == Some(group))
+                                && self
+                                    .tasks
+                                    .get(*k)
+                                    .is_some_and(|t| t.extras().group == Some(group))
                         })
                         .map(|k| k.1.clone())
                         .collect()
@@ -256,7 +259,7 @@ impl Master {
         };
         let Some(handle) = self
             .agents
-            .get(&task.agent_id)
+            .get(&*task.agent_id)
             .and_then(|a| a.connected_handle())
         else {
             tracing::debug!(
@@ -303,7 +306,7 @@ impl Master {
         if self
             .tasks
             .get(&key)
-            .is_some_and(|t| t.agent_id == agent_id && t.status_update_state.is_none())
+            .is_some_and(|t| *t.agent_id == *agent_id && t.status_update_state.is_none())
         {
             tracing::debug!(
                 framework_id,
@@ -315,7 +318,7 @@ impl Master {
             return;
         }
         let forget = self.tasks.get(&key).is_some_and(|t| {
-            t.agent_id == agent_id
+            *t.agent_id == *agent_id
                 && t.status_update_uuid.as_deref() == Some(ack.uuid.as_slice())
                 && t.status_update_state.is_some_and(is_terminal)
         });
@@ -345,7 +348,11 @@ impl Master {
             let Some(task) = self.tasks.get(key) else {
                 continue;
             };
-            let runs_under = task.executor_id.as_deref().unwrap_or(key.1.as_str());
+            let runs_under = task
+                .extras()
+                .executor_id
+                .as_deref()
+                .unwrap_or(key.1.as_str());
             if key.0 == framework_id && runs_under == executor_id {
                 handle.send(AgentCommand::Kill {
                     framework_id: framework_id.to_owned(),
@@ -389,7 +396,7 @@ impl Master {
         let Some(task) = self.tasks.remove(key) else {
             return;
         };
-        if let Some(agent) = self.agents.get_mut(&task.agent_id) {
+        if let Some(agent) = self.agents.get_mut(&*task.agent_id) {
             agent.tasks.remove(key);
         }
         if let Some(framework) = self.frameworks.get_mut(&key.0) {

@@ -219,7 +219,7 @@ impl Master {
                     .set_state(&key, killed, &mut self.metrics.tasks_ended);
             }
             if let Some(task) = self.tasks.remove(&key) {
-                if let Some(agent) = self.agents.get_mut(&task.agent_id) {
+                if let Some(agent) = self.agents.get_mut(&*task.agent_id) {
                     agent.tasks.remove(&key);
                 }
                 killed.push((key.1, task));

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::state::{Fault, Msg, Settings};
 use super::{AgentSpec, AgentSpecKind, FaultReply, validate};
@@ -32,10 +32,17 @@ const STREAM_ID: &str = "mesos-stream-id";
 /// The largest request body accepted.
 const MAX_BODY: usize = 256 * 1024 * 1024;
 
+/// How many scheduler calls may be decoded and waiting for the master actor at once. A decoded
+/// ACCEPT of 1,000 tasks takes some 3 MB (ten times its wire size), and the actor handles calls
+/// one at a time anyway: without a bound, a scheduler with many calls in flight makes the
+/// process hold all of them decoded at once, and the memory stays with the allocator after.
+const CALLS_IN_DECODE: usize = 8;
+
 #[derive(Clone)]
 struct App {
     tx: mpsc::UnboundedSender<Msg>,
     settings: Arc<Settings>,
+    decoding: Arc<Semaphore>,
 }
 
 pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) -> Router {
@@ -56,7 +63,11 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
         // An ACCEPT launching thousands of tasks is far above axum's 2 MiB default; the real
         // master has no such limit of its own.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(App { tx, settings })
+        .with_state(App {
+            tx,
+            settings,
+            decoding: Arc::new(Semaphore::new(CALLS_IN_DECODE)),
+        })
 }
 
 /// `POST /api/v1/scheduler`, §3.1 in order.
@@ -92,6 +103,10 @@ async fn scheduler(
                 "Expecting 'Content-Type' of application/json or application/x-protobuf",
             );
         }
+    };
+    // Held until the actor has answered; it only delays calls, never changes their answer.
+    let Ok(_decoding) = app.decoding.acquire().await else {
+        return stopped();
     };
     let call = match decode_call(encoding, &body) {
         Ok(call) => call,

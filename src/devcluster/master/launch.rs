@@ -464,26 +464,27 @@ impl Master {
             resources = %resources,
             "launching task"
         );
+        let role = self.shared_role(&pool.role);
         let Some(agent) = self.agents.get_mut(&pool.agent_id) else {
             return;
         };
         let record = Task::new(NewTask {
             info: &stored,
-            agent_id: pool.agent_id.clone(),
+            agent_id: agent.shared_id.clone(),
             state: pb::TaskState::TaskStaging as i32,
             resources,
             executor_id,
             group,
-            role: pool.role.clone(),
+            role,
         });
         agent.used.add(&record.resources);
         agent.tasks.insert(key.clone());
         if let Some(handle) = agent.connected_handle() {
             // The agent keeps the TaskInfo; the master keeps only what it reads back.
-            handle.send(AgentCommand::Launch {
+            handle.send(AgentCommand::LaunchEncoded {
                 framework_id: framework_id.to_owned(),
                 framework_user: user,
-                task: Box::new(stored),
+                task: prost::Message::encode_to_vec(&stored).into(),
             });
         }
         self.tasks.insert(key, record);

@@ -6,6 +6,7 @@
 //! the dev cluster has no reservations, so a resource carrying a role other than `*` or a
 //! reservation stack is noted as `foreign` and can never be contained in an offer.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -16,7 +17,7 @@ use pb::value::Type as ValueType;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Resources {
     /// Name -> thousandths (never zero: empty entries are removed).
-    scalars: BTreeMap<String, i64>,
+    scalars: Scalars,
     /// Name -> sorted, merged, inclusive ranges (never empty).
     ranges: BTreeMap<String, Vec<(u64, u64)>>,
     /// Name -> items (never empty).
@@ -75,8 +76,8 @@ impl Resources {
     }
 
     pub(crate) fn add(&mut self, other: &Resources) {
-        for (n, v) in &other.scalars {
-            *self.scalars.entry(n.clone()).or_default() += v;
+        for (n, v) in other.scalars.iter() {
+            self.scalars.add(n, *v);
         }
         for (n, rs) in &other.ranges {
             let entry = self.ranges.entry(n.clone()).or_default();
@@ -95,7 +96,7 @@ impl Resources {
 
     /// Removes `other` from `self`, saturating at empty (callers only subtract what they added).
     pub(crate) fn subtract(&mut self, other: &Resources) {
-        for (n, v) in &other.scalars {
+        for (n, v) in other.scalars.iter() {
             if let Some(mine) = self.scalars.get_mut(n) {
                 *mine = (*mine - v).max(0);
             }
@@ -147,7 +148,7 @@ impl Resources {
             };
             resource
         };
-        for (n, v) in &self.scalars {
+        for (n, v) in self.scalars.iter() {
             let mut r = base(n, ValueType::Scalar);
             r.scalar = Some(pb::value::Scalar {
                 value: from_milli(*v),
@@ -194,7 +195,7 @@ impl Resources {
         entries.extend(
             self.scalars
                 .iter()
-                .map(|(n, v)| (n.as_str(), 1, Entry::Scalar(from_milli(*v)))),
+                .map(|(n, v)| (n, 1, Entry::Scalar(from_milli(*v)))),
         );
         entries.extend(
             self.ranges
@@ -238,8 +239,8 @@ impl Resources {
         for name in ["cpus", "disk", "gpus", "mem"] {
             map.insert(name.to_owned(), serde_json::json!(self.scalar(name)));
         }
-        for (n, v) in &self.scalars {
-            map.insert(n.clone(), serde_json::json!(from_milli(*v)));
+        for (n, v) in self.scalars.iter() {
+            map.insert(n.to_owned(), serde_json::json!(from_milli(*v)));
         }
         for (n, rs) in &self.ranges {
             map.insert(n.clone(), serde_json::Value::String(ranges_text(rs)));
@@ -291,7 +292,7 @@ impl Resources {
                     self.foreign.push(r.name.clone());
                     return Ok(());
                 }
-                *self.scalars.entry(r.name.clone()).or_default() += milli;
+                self.scalars.add(&r.name, milli);
             }
             Ok(ValueType::Ranges) => {
                 let ranges = r
@@ -342,9 +343,60 @@ impl Resources {
     }
 
     fn prune(&mut self) {
-        self.scalars.retain(|_, v| *v > 0);
+        self.scalars.retain(|v| v > 0);
         self.ranges.retain(|_, v| !v.is_empty());
         self.sets.retain(|_, v| !v.is_empty());
+    }
+}
+
+/// Scalar resources by name, as a vector sorted by name: a task's `cpus` and `mem` take one small
+/// allocation (a `BTreeMap` node takes some 370 bytes whatever it holds), and the common names
+/// are not allocated at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Scalars(Vec<(Cow<'static, str>, i64)>);
+
+impl Scalars {
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| n.as_ref().cmp(name))
+    }
+
+    fn get(&self, name: &str) -> Option<&i64> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut i64> {
+        self.find(name).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// Adds `value` to the named scalar, creating it at zero first.
+    fn add(&mut self, name: &str, value: i64) {
+        match self.find(name) {
+            Ok(i) => self.0[i].1 += value,
+            Err(i) => {
+                let name = match name {
+                    "cpus" => Cow::Borrowed("cpus"),
+                    "mem" => Cow::Borrowed("mem"),
+                    "disk" => Cow::Borrowed("disk"),
+                    "gpus" => Cow::Borrowed("gpus"),
+                    other => Cow::Owned(other.to_owned()),
+                };
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name, value));
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(i64) -> bool) {
+        self.0.retain(|(_, v)| keep(*v));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// In name order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &i64)> {
+        self.0.iter().map(|(n, v)| (n.as_ref(), v))
     }
 }
 
@@ -361,7 +413,7 @@ impl fmt::Display for Resources {
     /// `cpus:0.1; mem:32; ports:[31000-31000]`, close to Mesos's own text form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
-        for (n, v) in &self.scalars {
+        for (n, v) in self.scalars.iter() {
             parts.push(format!("{n}:{}", from_milli(*v)));
         }
         for (n, rs) in &self.ranges {

@@ -148,8 +148,9 @@ pub(super) struct Framework {
     /// (task id, task), oldest first.
     pub completed_tasks: VecDeque<(String, Task)>,
     pub offers: HashSet<String>,
-    /// Custom and default executors running for this framework, by (agent id, executor id).
-    pub executors: HashMap<(String, String), Executor>,
+    /// Custom and default executors running for this framework, by (agent id, executor id), in
+    /// that order so that one agent's executors are read without scanning the others.
+    pub executors: BTreeMap<(String, String), Executor>,
     pub registered_time: f64,
     pub unregistered_time: Option<f64>,
     /// Bumped on every (re)subscription so a stale failover timer is recognisable.
@@ -167,7 +168,7 @@ impl Framework {
             unreachable_tasks: TaskTable::default(),
             completed_tasks: VecDeque::new(),
             offers: HashSet::new(),
-            executors: HashMap::new(),
+            executors: BTreeMap::new(),
             registered_time: now_secs(),
             unregistered_time: None,
             failover_epoch: 0,
@@ -231,6 +232,8 @@ pub(super) enum AgentState {
 #[derive(Debug)]
 pub(super) struct Agent {
     pub id: String,
+    /// The id again, for task records to share.
+    pub shared_id: Arc<str>,
     pub hostname: String,
     pub spec: AgentSpec,
     pub total: Resources,
@@ -319,6 +322,8 @@ pub(super) struct Master {
     pub allocation_candidates: super::allocator::Candidates,
     /// The counters of `/metrics/snapshot` (its gauges are read from the state itself).
     pub metrics: Metrics,
+    /// Role names, for task records to share.
+    pub role_names: HashSet<Arc<str>>,
     pub self_tx: mpsc::UnboundedSender<Msg>,
     pub updates_tx: mpsc::UnboundedSender<AgentUpdate>,
 }
@@ -355,6 +360,7 @@ impl Master {
             allocation_cursor: 0,
             allocation_candidates: super::allocator::Candidates::default(),
             metrics: Metrics::default(),
+            role_names: HashSet::new(),
             self_tx,
             updates_tx,
         }
@@ -489,6 +495,16 @@ impl Master {
             stream_id: stream_id.to_owned(),
         };
         self.schedule(self.settings.heartbeat_interval, timer);
+    }
+
+    /// The role name as task records share it.
+    pub fn shared_role(&mut self, role: &str) -> Arc<str> {
+        if let Some(shared) = self.role_names.get(role) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(role);
+        self.role_names.insert(shared.clone());
+        shared
     }
 
     /// Sends an event to a framework if it is connected; events for a disconnected framework are

@@ -245,12 +245,12 @@ fn write_task(out: &mut Vec<u8>, framework_id: &str, task_id: &str, task: &Task)
     value(o.field("framework_id"), framework_id);
     value(
         o.field("executor_id"),
-        task.executor_id.as_deref().unwrap_or(""),
+        task.extras().executor_id.as_deref().unwrap_or(""),
     );
-    value(o.field("slave_id"), &task.agent_id);
+    value(o.field("slave_id"), &*task.agent_id);
     value(o.field("state"), state_name(task.state()));
     task.resources.write_state_json(o.field("resources"));
-    value(o.field("role"), &task.role);
+    value(o.field("role"), &*task.role);
     {
         let mut statuses = Arr::new(o.field("statuses"));
         for status in &task.statuses {
@@ -267,10 +267,10 @@ fn write_task(out: &mut Vec<u8>, framework_id: &str, task_id: &str, task: &Task)
         }
         statuses.end();
     }
-    if let Some(labels) = &task.labels {
+    if let Some(labels) = &task.extras().labels {
         write_labels(o.field("labels"), labels);
     }
-    if let Some(time) = task.unreachable_time {
+    if let Some(time) = task.extras().unreachable_time {
         let mut t = Obj::new(o.field("unreachable_time"));
         value(t.field("nanoseconds"), (time * 1e9) as i64);
         t.end();

@@ -9,7 +9,9 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use prost::Message;
 
 use super::resources::Resources;
@@ -49,86 +51,124 @@ impl StateCounts {
 }
 
 /// One entry of a task's `statuses` in `/master/state`: what the state document shows of an
-/// update, and no more (a whole `TaskStatus` is several hundred bytes).
+/// update, and no more (a whole decoded `TaskStatus` is several hundred bytes).
 #[derive(Debug, Clone)]
 pub(super) struct StatusRecord {
     pub state: i32,
     pub timestamp: f64,
     pub healthy: Option<bool>,
-    /// `ContainerStatus`, protobuf-encoded (tens of bytes instead of a tree of allocations).
-    pub container_status: Option<Box<[u8]>>,
+    /// When the update has a container status: the whole update, protobuf-encoded (shared with
+    /// the agent's copy and the task's latest update, so it costs nothing of its own).
+    with_container_status: Option<Bytes>,
+}
+
+/// A `TaskStatus` read for its `container_status` (field 13) only; decoding skips the rest.
+#[derive(Clone, PartialEq, Message)]
+struct ContainerStatusOnly {
+    #[prost(message, optional, tag = "13")]
+    container_status: Option<pb::ContainerStatus>,
 }
 
 impl StatusRecord {
-    pub fn of(status: &pb::TaskStatus) -> Self {
+    /// The record of `status`; `encoded` is its encoding, if at hand.
+    pub fn of(status: &pb::TaskStatus, encoded: Option<&Bytes>) -> Self {
         StatusRecord {
             state: status.state,
             timestamp: status.timestamp.unwrap_or(0.0),
             healthy: status.healthy,
-            container_status: status
-                .container_status
-                .as_ref()
-                .map(|c| c.encode_to_vec().into_boxed_slice()),
+            with_container_status: status.container_status.as_ref().map(|_| {
+                encoded
+                    .cloned()
+                    .unwrap_or_else(|| Bytes::from(status.encode_to_vec()))
+            }),
         }
     }
 
     pub fn container_status(&self) -> Option<pb::ContainerStatus> {
-        // Encoded here from a valid message, so decoding cannot fail.
-        self.container_status
+        // Encoded from a valid message, so decoding cannot fail.
+        self.with_container_status
             .as_deref()
-            .and_then(|bytes| pb::ContainerStatus::decode(bytes).ok())
+            .and_then(|bytes| ContainerStatusOnly::decode(bytes).ok())
+            .and_then(|only| only.container_status)
     }
 }
 
+/// What few tasks have, boxed together so that a plain task does not carry the room for it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TaskExtras {
+    /// `TaskInfo.labels`.
+    pub labels: Option<pb::Labels>,
+    /// `TaskInfo.kill_policy.grace_period`.
+    pub kill_grace: Option<pb::DurationInfo>,
+    /// The executor the task runs under, when it is not the command executor.
+    pub executor_id: Option<String>,
+    /// Tasks launched together by one LAUNCH_GROUP share this number.
+    pub group: Option<u64>,
+    /// When its agent became unreachable (seconds since the epoch).
+    pub unreachable_time: Option<f64>,
+}
+
+static NO_EXTRAS: TaskExtras = TaskExtras {
+    labels: None,
+    kill_grace: None,
+    executor_id: None,
+    group: None,
+    unreachable_time: None,
+};
+
 /// The master's record of a task. It keeps what the master reads back (for `/master/state`,
-/// KILL and reconciliation), not the TaskInfo: the agent running the task keeps that.
+/// KILL and reconciliation), not the TaskInfo: the agent running the task keeps that. There can
+/// be 100,000 of them, so every field counts.
 #[derive(Debug, Clone)]
 pub(super) struct Task {
     /// `TaskInfo.name`.
-    pub name: String,
-    /// `TaskInfo.labels`.
-    pub labels: Option<Box<pb::Labels>>,
-    /// `TaskInfo.kill_policy.grace_period`.
-    pub kill_grace: Option<pb::DurationInfo>,
-    pub agent_id: String,
+    pub name: Box<str>,
+    /// Shared with the agent's record.
+    pub agent_id: Arc<str>,
     /// The latest state the master knows; changed only by [`TaskTable::set_state`].
     state: i32,
     /// State and uuid of the latest update received from the agent (upstream
     /// `status_update_state`/`status_update_uuid`).
     pub status_update_state: Option<i32>,
     pub status_update_uuid: Option<Box<[u8]>>,
-    /// The latest update received from the agent, protobuf-encoded (see [`Task::latest`]).
-    latest: Option<Box<[u8]>>,
+    /// The latest update received from the agent, protobuf-encoded: the agent's own bytes.
+    latest: Option<Bytes>,
     /// One entry per state, as upstream's `Master::updateTask` keeps them: an update in the
     /// same state as the last entry replaces it.
     pub statuses: Vec<StatusRecord>,
     pub resources: Resources,
-    /// The executor the task runs under, when it is not the command executor.
-    pub executor_id: Option<String>,
-    /// Tasks launched together by one LAUNCH_GROUP share this number.
-    pub group: Option<u64>,
-    pub role: String,
-    pub unreachable_time: Option<f64>,
+    /// Shared by the tasks of the role.
+    pub role: Arc<str>,
+    extras: Option<Box<TaskExtras>>,
 }
 
 /// What a [`Task`] starts with; the rest starts empty.
 #[derive(Debug)]
 pub(super) struct NewTask<'a> {
     pub info: &'a pb::TaskInfo,
-    pub agent_id: String,
+    pub agent_id: Arc<str>,
     pub state: i32,
     pub resources: Resources,
     pub executor_id: Option<String>,
     pub group: Option<u64>,
-    pub role: String,
+    pub role: Arc<str>,
 }
 
 impl Task {
     pub fn new(new: NewTask<'_>) -> Self {
-        Task {
-            name: new.info.name.clone(),
-            labels: new.info.labels.clone().map(Box::new),
+        let extras = TaskExtras {
+            labels: new.info.labels.clone(),
             kill_grace: new.info.kill_policy.as_ref().and_then(|p| p.grace_period),
+            executor_id: new.executor_id,
+            group: new.group,
+            unreachable_time: None,
+        };
+        let plain = extras.labels.is_none()
+            && extras.kill_grace.is_none()
+            && extras.executor_id.is_none()
+            && extras.group.is_none();
+        Task {
+            name: new.info.name.as_str().into(),
             agent_id: new.agent_id,
             state: new.state,
             status_update_state: None,
@@ -136,11 +176,18 @@ impl Task {
             latest: None,
             statuses: Vec::new(),
             resources: new.resources,
-            executor_id: new.executor_id,
-            group: new.group,
             role: new.role,
-            unreachable_time: None,
+            extras: (!plain).then(|| Box::new(extras)),
         }
+    }
+
+    /// Labels, kill grace period, executor, group, unreachable time.
+    pub fn extras(&self) -> &TaskExtras {
+        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
+    }
+
+    pub fn extras_mut(&mut self) -> &mut TaskExtras {
+        self.extras.get_or_insert_with(Box::default)
     }
 
     /// The latest state the master knows.
@@ -161,16 +208,22 @@ impl Task {
             .and_then(|bytes| pb::TaskStatus::decode(bytes).ok())
     }
 
-    pub fn set_latest(&mut self, status: &pb::TaskStatus) {
-        self.latest = Some(status.encode_to_vec().into_boxed_slice());
+    /// Keeps `encoded`, the encoding of the latest update received from the agent.
+    pub fn set_latest(&mut self, encoded: Bytes) {
+        self.latest = Some(encoded);
     }
 
-    /// Adds an update to `statuses` (replacing the last entry when the state is the same).
-    pub fn push_status(&mut self, status: &pb::TaskStatus) {
-        let record = StatusRecord::of(status);
+    /// Adds an update to `statuses` (replacing the last entry when the state is the same);
+    /// `encoded` is its encoding, if at hand.
+    pub fn push_status(&mut self, status: &pb::TaskStatus, encoded: Option<&Bytes>) {
+        let record = StatusRecord::of(status, encoded);
         match self.statuses.last_mut() {
             Some(last) if last.state == record.state => *last = record,
-            _ => self.statuses.push(record),
+            _ => {
+                // Tasks have a handful of states in their life: no room for more.
+                self.statuses.reserve_exact(1);
+                self.statuses.push(record);
+            }
         }
     }
 }
