@@ -203,10 +203,19 @@ impl Controller {
             .into_iter()
             .map(|(_, kv)| kv)
             .collect();
-        let history = store
+        let mut history: BTreeMap<String, VecDeque<Attempt>> = store
             .all::<VecDeque<Attempt>>(Tree::History)?
             .into_iter()
             .collect();
+        // The history of a live attempt is written when it starts and when it ends; its state in
+        // between is the ledger's.
+        for a in history.values_mut().flatten() {
+            if a.ended_ms.is_none() {
+                if let Some(r) = ledger.get(&TaskId(a.task_id.clone())) {
+                    a.state = r.state;
+                }
+            }
+        }
         let rollouts = store
             .all::<(SpecId, RolloutState)>(Tree::Rollouts)?
             .into_iter()
