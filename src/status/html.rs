@@ -582,6 +582,7 @@ fn describe_state(state: SpecState) -> &'static str {
         SpecState::Deleted => "deleted, tasks left",
         SpecState::Starting => "starting",
         SpecState::RollingOut => "rolling out",
+        SpecState::Done => "done (ended, not restarted)",
         SpecState::Healthy => "healthy",
     }
 }
