@@ -421,12 +421,15 @@ fn specs(
             escape(describe_state(row.state))
         );
         let Some(spec) = row.spec else {
+            let live = match row.tasks().len() {
+                1 => "1 live task still names it".to_owned(),
+                n => format!("{n} live tasks still name it"),
+            };
             let _ = writeln!(
                 page,
                 "<tr><td><code>{}</code></td><td>{state}</td><td>-</td><td>-</td>\
-                 <td>its file is gone; {} live tasks still name it</td><td></td><td></td></tr>",
+                 <td>its file is gone; {live}</td><td></td><td></td></tr>",
                 escape(row.id),
-                row.tasks().len(),
             );
             continue;
         };

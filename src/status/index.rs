@@ -304,18 +304,30 @@ impl Indexed {
         };
         let mut by_id: Option<FastMap<&str, u32>> = None;
         let mut cursor = 0usize;
+        // Stop following the id order when the tasks do not come in it.
+        let (mut follow, mut hits, mut misses) = (true, 0u32, 0u32);
         let mut task_spec: Vec<u32> = Vec::with_capacity(n_tasks);
         let mut task_state: Vec<u8> = Vec::with_capacity(n_tasks);
         let mut gone: Vec<&str> = Vec::new();
         for task in &s.tasks {
             let id = task.spec.as_str();
-            let spec = match (id_at(cursor), id_at(cursor + 1)) {
-                (Some((i, here)), _) if here == id => i,
-                (_, Some((i, next))) if next == id => {
+            let mut followed = None;
+            if follow {
+                if let Some((i, _)) = id_at(cursor).filter(|(_, here)| *here == id) {
+                    followed = Some(i);
+                } else if let Some((i, _)) = id_at(cursor + 1).filter(|(_, next)| *next == id) {
                     cursor += 1;
+                    followed = Some(i);
+                }
+            }
+            let spec = match followed {
+                Some(i) => {
+                    hits += 1;
                     i
                 }
-                _ => {
+                None => {
+                    misses += 1;
+                    follow &= misses < 64 || misses <= hits;
                     let map = by_id.get_or_insert_with(|| {
                         let mut map = FastMap::default();
                         map.reserve(s.specs.len());
