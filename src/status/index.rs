@@ -247,7 +247,7 @@ impl Selection {
 }
 
 /// One spec id of a page, with what the snapshot says about it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Row<'a> {
     pub id: &'a str,
     /// None for a deleted spec that only live tasks still name.
@@ -255,6 +255,16 @@ pub struct Row<'a> {
     pub state: SpecState,
     indexed: &'a Indexed,
     entry: Entry,
+}
+
+impl std::fmt::Debug for Row<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("tasks", &self.tasks().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Row<'a> {
