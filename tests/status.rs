@@ -453,6 +453,13 @@ async fn page_lists_problems_first_and_pages_through_links() {
         until_ms: None,
         kind: PendingKind::Backoff,
     }];
+    // A deleted spec whose task is still being killed.
+    snapshot.tasks.push(TaskStatusRow {
+        task_id: "team-09.gone.0.x".to_owned(),
+        spec: "team-09/gone".to_owned(),
+        state: "TASK_KILLING".to_owned(),
+        ..TaskStatusRow::default()
+    });
     let server = Server::start(snapshot.clone()).await;
 
     let page = server.get("/?limit=4").await.text().await.unwrap();
@@ -469,7 +476,11 @@ async fn page_lists_problems_first_and_pages_through_links() {
         "{page}"
     );
     assert!(
-        page.contains("1&ndash;4 of 300 spec ids, problems first"),
+        page.contains("1&ndash;4 of 301 spec ids, problems first"),
+        "{page}"
+    );
+    assert!(
+        page.contains("300 spec files, and 1 deleted with live tasks"),
         "{page}"
     );
     assert!(page.contains("Needing attention"), "{page}");
@@ -487,11 +498,16 @@ async fn page_lists_problems_first_and_pages_through_links() {
             "team-01/svc-000101",
             "team-01/svc-000201",
             "team-01/svc-000251",
-            "team-02/svc-000002",
+            "team-09/gone",
         ],
         "{second}"
     );
-    assert!(second.contains("5&ndash;8 of 300"), "{second}");
+    assert!(second.contains("5&ndash;8 of 301"), "{second}");
+    assert!(
+        second.contains("its file is gone; 1 live task still names it"),
+        "{second}"
+    );
+    assert!(second.contains("team-09.gone.0.x"), "{second}");
     assert!(link_to(&second, "first page").is_some());
 
     // The form's fields as a browser sends them, empty ones included.

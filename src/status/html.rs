@@ -421,12 +421,15 @@ fn specs(
             escape(describe_state(row.state))
         );
         let Some(spec) = row.spec else {
+            let live = match row.tasks().len() {
+                1 => "1 live task still names it".to_owned(),
+                n => format!("{n} live tasks still name it"),
+            };
             let _ = writeln!(
                 page,
                 "<tr><td><code>{}</code></td><td>{state}</td><td>-</td><td>-</td>\
-                 <td>its file is gone; {} live tasks still name it</td><td></td><td></td></tr>",
+                 <td>its file is gone; {live}</td><td></td><td></td></tr>",
                 escape(row.id),
-                row.tasks().len(),
             );
             continue;
         };
@@ -582,6 +585,7 @@ fn describe_state(state: SpecState) -> &'static str {
         SpecState::Deleted => "deleted, tasks left",
         SpecState::Starting => "starting",
         SpecState::RollingOut => "rolling out",
+        SpecState::Done => "done (ended, not restarted)",
         SpecState::Healthy => "healthy",
     }
 }

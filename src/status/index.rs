@@ -57,17 +57,21 @@ pub enum SpecState {
     Pending,
     /// The file is gone but live tasks still name the spec (being killed, or held by the guard).
     Deleted,
-    /// Fewer instances run than wanted and none waits for a reason: launched, not running yet.
+    /// Fewer instances run than wanted, none waits for a reason, and a task of the spec is live
+    /// but not running (launched and not running yet, mostly).
     Starting,
     /// A rollout is in progress.
     RollingOut,
+    /// Fewer instances run than wanted, none waits and none is on its way: the others ended and
+    /// are not restarted (a batch job that finished, `restart = "never"`).
+    Done,
     /// Everything wanted runs and nothing waits.
     Healthy,
 }
 
 impl SpecState {
     /// Worst first.
-    pub const ALL: [SpecState; 9] = [
+    pub const ALL: [SpecState; 10] = [
         SpecState::Invalid,
         SpecState::GivenUp,
         SpecState::Backoff,
@@ -76,6 +80,7 @@ impl SpecState {
         SpecState::Deleted,
         SpecState::Starting,
         SpecState::RollingOut,
+        SpecState::Done,
         SpecState::Healthy,
     ];
 
@@ -90,6 +95,7 @@ impl SpecState {
             SpecState::Deleted => "deleted",
             SpecState::Starting => "starting",
             SpecState::RollingOut => "rolling_out",
+            SpecState::Done => "done",
             SpecState::Healthy => "healthy",
         }
     }
@@ -241,7 +247,7 @@ impl Selection {
 }
 
 /// One spec id of a page, with what the snapshot says about it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Row<'a> {
     pub id: &'a str,
     /// None for a deleted spec that only live tasks still name.
@@ -249,6 +255,16 @@ pub struct Row<'a> {
     pub state: SpecState,
     indexed: &'a Indexed,
     entry: Entry,
+}
+
+impl std::fmt::Debug for Row<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("tasks", &self.tasks().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Row<'a> {
@@ -298,18 +314,30 @@ impl Indexed {
         };
         let mut by_id: Option<FastMap<&str, u32>> = None;
         let mut cursor = 0usize;
+        // Stop following the id order when the tasks do not come in it.
+        let (mut follow, mut hits, mut misses) = (true, 0u32, 0u32);
         let mut task_spec: Vec<u32> = Vec::with_capacity(n_tasks);
         let mut task_state: Vec<u8> = Vec::with_capacity(n_tasks);
         let mut gone: Vec<&str> = Vec::new();
         for task in &s.tasks {
             let id = task.spec.as_str();
-            let spec = match (id_at(cursor), id_at(cursor + 1)) {
-                (Some((i, here)), _) if here == id => i,
-                (_, Some((i, next))) if next == id => {
+            let mut followed = None;
+            if follow {
+                if let Some((i, _)) = id_at(cursor).filter(|(_, here)| *here == id) {
+                    followed = Some(i);
+                } else if let Some((i, _)) = id_at(cursor + 1).filter(|(_, next)| *next == id) {
                     cursor += 1;
+                    followed = Some(i);
+                }
+            }
+            let spec = match followed {
+                Some(i) => {
+                    hits += 1;
                     i
                 }
-                _ => {
+                None => {
+                    misses += 1;
+                    follow &= misses < 64 || misses <= hits;
                     let map = by_id.get_or_insert_with(|| {
                         let mut map = FastMap::default();
                         map.reserve(s.specs.len());
@@ -402,7 +430,16 @@ impl Indexed {
         let (mut problems_count, mut rollouts_count) = (0u64, 0u64);
         let mut pending_counts = [0u64; PendingKind::ALL.len()];
         for entry in &mut entries {
-            let mut mask = match s.specs.get(entry.spec as usize) {
+            let mut task_bits = 0;
+            let mut not_running = false;
+            for &t in &tasks[entry.tasks_start as usize..entry.tasks_end as usize] {
+                let state = usize::from(task_state[t as usize]);
+                not_running |= state != TASK_RUNNING;
+                if state < TASK_STATES.len() {
+                    task_bits |= task_state_bit(state);
+                }
+            }
+            let mask = match s.specs.get(entry.spec as usize) {
                 Some(spec) => {
                     summary.instances.wanted += u64::from(spec.instances);
                     summary.instances.running += u64::from(spec.running);
@@ -410,7 +447,7 @@ impl Indexed {
                     for pending in &spec.pending {
                         pending_counts[pending_kind_position(pending.kind)] += 1;
                     }
-                    conditions(spec)
+                    conditions(spec, not_running)
                 }
                 None => SpecState::Deleted.bit(),
             };
@@ -423,13 +460,7 @@ impl Indexed {
             }
             problems_count += u64::from(mask & PROBLEM_BITS != 0);
             rollouts_count += u64::from(mask & ROLLOUT_BITS != 0);
-            for &t in &tasks[entry.tasks_start as usize..entry.tasks_end as usize] {
-                let state = usize::from(task_state[t as usize]);
-                if state < TASK_STATES.len() {
-                    mask |= task_state_bit(state);
-                }
-            }
-            entry.mask = mask;
+            entry.mask = mask | task_bits;
         }
         for state in SpecState::ALL {
             summary
@@ -679,8 +710,9 @@ impl Seq<'_> {
     }
 }
 
-/// The conditions of a spec, as [`SpecState::bit`]s.
-fn conditions(spec: &SpecStatus) -> u32 {
+/// The conditions of a spec, as [`SpecState::bit`]s; `not_running` says whether one of its live
+/// tasks is in a state other than TASK_RUNNING.
+fn conditions(spec: &SpecStatus, not_running: bool) -> u32 {
     let mut bits = 0;
     if spec.error.is_some() {
         bits |= SpecState::Invalid.bit();
@@ -696,7 +728,11 @@ fn conditions(spec: &SpecStatus) -> u32 {
     if !spec.pending.is_empty() {
         bits |= SpecState::Pending.bit();
     } else if spec.running < spec.instances {
-        bits |= SpecState::Starting.bit();
+        bits |= if not_running {
+            SpecState::Starting.bit()
+        } else {
+            SpecState::Done.bit()
+        };
     }
     match &spec.rollout {
         Some(sentence) if rollout_stopped(sentence) => bits |= SpecState::RolloutStopped.bit(),
@@ -715,6 +751,9 @@ fn pending_kind_position(kind: PendingKind) -> usize {
         .position(|k| *k == kind)
         .unwrap_or(PendingKind::ALL.len() - 1)
 }
+
+/// The position of TASK_RUNNING in [`TASK_STATES`].
+const TASK_RUNNING: usize = 2;
 
 /// The position of a task state in [`TASK_STATES`], or 255 for a state it does not list.
 fn task_state_index(state: &str) -> u8 {
@@ -950,6 +989,11 @@ mod tests {
                 7 => {
                     spec.instances = 2;
                     vec![S::Starting]
+                }
+                9 => {
+                    spec.instances = 3;
+                    spec.running = 2;
+                    vec![S::Done]
                 }
                 _ => vec![S::Healthy],
             };
@@ -1384,6 +1428,7 @@ mod tests {
             assert_eq!(usize::from(task_state_index(state)), i, "{state}");
         }
         assert_eq!(task_state_index("TASK_SOMETHING"), u8::MAX);
+        assert_eq!(TASK_STATES[TASK_RUNNING], "TASK_RUNNING");
         let problem = StateFilter::parse("problem").unwrap().unwrap();
         let each = SpecState::ALL
             .iter()

@@ -7,9 +7,9 @@
 //! which the loop handles like any other event.
 //!
 //! A snapshot can hold 100,000 specs and tasks, so no request costs the whole of it: what is
-//! derived from a snapshot (orders, states, the summary) is built once per snapshot, on the first
-//! request that needs it ([`index`]), and the JSON API and the page serve one page of spec ids
-//! at a time, chosen by the parameters in [`query`].
+//! derived from a snapshot (orders, states, the summary; [`index`]) is built once per snapshot,
+//! on a blocking thread as soon as it is published, and the JSON API and the page serve one page
+//! of spec ids at a time, chosen by the parameters in [`query`].
 //!
 //! Readiness latches (as linkerd2-proxy's admin server does): once any snapshot said `ready`,
 //! `/readyz` answers 200 for the life of the process. A controller that was ready and then loses
@@ -333,11 +333,21 @@ impl ServerState {
         }
     }
 
-    /// The latest snapshot with its index (built by the first `get`), and the latched readiness.
-    fn read_indexed(&self) -> (Arc<CachedIndex>, bool) {
+    /// The latest snapshot with its index built, and the latched readiness. When the index is
+    /// not built yet (the request came before [`warm_index`] was done), this builds it, or waits
+    /// for the build under way, on a blocking thread rather than on the runtime's.
+    async fn read_indexed(&self) -> (Arc<CachedIndex>, bool) {
         let (snapshot, ready) = self.read();
         let (cached, replaced) = self.index.for_snapshot(snapshot);
         drop_later(replaced);
+        if cached.indexed.get().is_none() {
+            let building = Arc::clone(&cached);
+            // A build that panics panics again in the caller's `get`, which reports it.
+            let _ = tokio::task::spawn_blocking(move || {
+                building.get();
+            })
+            .await;
+        }
         (cached, ready)
     }
 
@@ -406,7 +416,7 @@ async fn page(State(state): State<ServerState>, RawQuery(raw): RawQuery) -> Resp
                 .into_response();
         }
     };
-    let (cached, ready) = state.read_indexed();
+    let (cached, ready) = state.read_indexed().await;
     let indexed = cached.get();
     let selection = indexed.select(&query);
     let body = html::render(indexed, &query, &selection, ready, now_ms());
@@ -418,7 +428,7 @@ async fn status_json(State(state): State<ServerState>, RawQuery(raw): RawQuery) 
         Ok(query) => query,
         Err(err) => return (StatusCode::BAD_REQUEST, format!("{err}\n")).into_response(),
     };
-    let (cached, _) = state.read_indexed();
+    let (cached, _) = state.read_indexed().await;
     let indexed = cached.get();
     let selection = indexed.select(&query);
     match serde_json::to_vec(&status_page(indexed, &query, selection, cached.seq)) {
@@ -472,7 +482,7 @@ fn status_page<'a>(
 }
 
 async fn metrics_text(State(state): State<ServerState>) -> Response {
-    let (cached, ready) = state.read_indexed();
+    let (cached, ready) = state.read_indexed().await;
     let body = metrics::render(cached.get(), ready);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
@@ -620,6 +630,31 @@ mod tests {
         assert!(state.read().1);
         publisher.send_replace(Arc::new(Snapshot::default()));
         assert!(state.read().1, "readiness must not flap back");
+    }
+
+    #[tokio::test]
+    async fn the_index_is_built_once_per_snapshot() {
+        let (publisher, snapshots) = watch::channel(Arc::new(Snapshot::default()));
+        let (control, _commands) = mpsc::channel(1);
+        let state = ServerState::new(snapshots, control);
+        let (first, _) = state.read_indexed().await;
+        assert!(first.indexed.get().is_some(), "built before it is used");
+        let (again, _) = state.read_indexed().await;
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same snapshot, the same index"
+        );
+
+        publisher.send_replace(Arc::new(Snapshot {
+            specs: vec![SpecStatus {
+                id: "web".to_owned(),
+                ..SpecStatus::default()
+            }],
+            ..Snapshot::default()
+        }));
+        let (second, _) = state.read_indexed().await;
+        assert!(second.seq > first.seq);
+        assert_eq!(second.get().summary().specs, 1);
     }
 
     #[test]
