@@ -42,8 +42,26 @@ impl TaskState {
         )
     }
 
+    /// Every state, in the order of Mesos' state machine.
+    pub const ALL: [TaskState; 14] = [
+        TaskState::Staging,
+        TaskState::Starting,
+        TaskState::Running,
+        TaskState::Killing,
+        TaskState::Finished,
+        TaskState::Failed,
+        TaskState::Killed,
+        TaskState::Error,
+        TaskState::Lost,
+        TaskState::Dropped,
+        TaskState::Unreachable,
+        TaskState::Gone,
+        TaskState::GoneByOperator,
+        TaskState::Unknown,
+    ];
+
     /// The name Mesos uses (`TASK_RUNNING`), for logs and the status page.
-    pub fn mesos_name(self) -> &'static str {
+    pub const fn mesos_name(self) -> &'static str {
         match self {
             TaskState::Staging => "TASK_STAGING",
             TaskState::Starting => "TASK_STARTING",
@@ -248,26 +266,11 @@ mod tests {
 
     #[test]
     fn terminal_states_match_mesos() {
-        let terminal: Vec<_> = [
-            TaskState::Staging,
-            TaskState::Starting,
-            TaskState::Running,
-            TaskState::Killing,
-            TaskState::Finished,
-            TaskState::Failed,
-            TaskState::Killed,
-            TaskState::Error,
-            TaskState::Lost,
-            TaskState::Dropped,
-            TaskState::Unreachable,
-            TaskState::Gone,
-            TaskState::GoneByOperator,
-            TaskState::Unknown,
-        ]
-        .into_iter()
-        .filter(|s| s.is_terminal())
-        .map(TaskState::mesos_name)
-        .collect();
+        let terminal: Vec<_> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .map(TaskState::mesos_name)
+            .collect();
         assert_eq!(
             terminal,
             [

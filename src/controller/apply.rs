@@ -79,7 +79,6 @@ impl Controller {
             .collect();
         drop(_enter);
 
-        self.planned.work.passes += 1;
         let extra_pending: BTreeMap<_, _> = finished.pending.into_iter().collect();
         if !dirty.is_empty()
             || !finished.actions.is_empty()

@@ -26,8 +26,6 @@ use crate::spec::SpecId;
 /// How much work the planning did, for `/metrics` and the scale regression test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlanWork {
-    /// Passes run.
-    pub passes: u64,
     /// Specs (in force or deleted) decided again.
     pub specs_decided: u64,
     /// Ledger records read while deciding them.

@@ -411,7 +411,8 @@ impl Controller {
         }
         // Persist the specs in force so that a spec deleted while the controller is down is
         // noticed, and so that an invalid edit after a restart still has its previous version.
-        let removed: Vec<&str> = changes.removed.iter().map(|(id, _)| id.as_str()).collect();
+        let changed_ids: Vec<SpecId> = changes.changed.iter().map(|(id, _)| id.clone()).collect();
+        let removed_ids: Vec<SpecId> = changes.removed.iter().map(|(id, _)| id.clone()).collect();
         let write = self.store.update(
             Tree::Specs,
             changes
@@ -419,27 +420,10 @@ impl Controller {
                 .iter()
                 .filter_map(|(id, _)| self.desired.specs.get_key_value(id))
                 .map(|(id, s)| (id.as_str(), s)),
-            removed.iter().copied(),
+            removed_ids.iter().map(SpecId::as_str),
         );
         if let Err(e) = write {
             tracing::error!(error = %e, "cannot record the applied specs");
-        }
-        let stamps: Vec<(&SpecId, StampRecord)> = changes
-            .changed
-            .iter()
-            .filter_map(|(id, _)| {
-                let stamp = self.dir_cache.stamp(id)?;
-                let spec = self.desired.specs.get(id)?;
-                Some((id, (stamp, spec.content_hash().to_string(), spec.instances)))
-            })
-            .collect();
-        let write = self.store.update(
-            Tree::Stamps,
-            stamps.iter().map(|(id, s)| (id.as_str(), s)),
-            removed.iter().copied(),
-        );
-        if let Err(e) = write {
-            tracing::warn!(error = %e, "cannot record the spec files' stamps");
         }
         for (id, old) in changes.removed {
             tracing::info!(spec = %id.as_str(), "spec file removed");
@@ -475,6 +459,23 @@ impl Controller {
                 d = d.with_previous(previous.clone());
             }
             self.plan_desired.insert(id, d);
+        }
+        // The stamps of the files just applied, with the generation the plan view computed.
+        let stamps: Vec<(&str, StampRecord)> = changed_ids
+            .iter()
+            .filter_map(|id| {
+                let stamp = self.dir_cache.stamp(id)?;
+                let d = self.plan_desired.get(id)?;
+                Some((id.as_str(), (stamp, d.generation.clone(), d.spec.instances)))
+            })
+            .collect();
+        let write = self.store.update(
+            Tree::Stamps,
+            stamps.iter().map(|(id, s)| (*id, s)),
+            removed_ids.iter().map(SpecId::as_str),
+        );
+        if let Err(e) = write {
+            tracing::warn!(error = %e, "cannot record the spec files' stamps");
         }
         // The held kills of the deletion guard were approved for the set the operator saw.
         let count_after = self.desired.specs.len();

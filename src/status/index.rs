@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::TaskState;
+
 use super::query::{Cursor, Order, Query, SpecFilter};
 use super::snapshot::{AttemptRow, PendingKind, Snapshot, SpecStatus, TaskStatusRow};
 
@@ -23,22 +25,15 @@ use super::snapshot::{AttemptRow, PendingKind, Snapshot, SpecStatus, TaskStatusR
 pub const RECENT_ATTEMPTS: usize = 50;
 
 /// The Mesos task states, in the order of the state machine; `?state=` accepts each of them.
-pub const TASK_STATES: [&str; 14] = [
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_RUNNING",
-    "TASK_KILLING",
-    "TASK_FINISHED",
-    "TASK_FAILED",
-    "TASK_KILLED",
-    "TASK_ERROR",
-    "TASK_LOST",
-    "TASK_DROPPED",
-    "TASK_UNREACHABLE",
-    "TASK_GONE",
-    "TASK_GONE_BY_OPERATOR",
-    "TASK_UNKNOWN",
-];
+pub const TASK_STATES: [&str; TaskState::ALL.len()] = {
+    let mut names = [""; TaskState::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = TaskState::ALL[i].mesos_name();
+        i += 1;
+    }
+    names
+};
 
 /// The state of one spec id, worst first: the page lists specs in this order, and each spec has
 /// exactly one (its worst condition). A spec can match several as a filter (`?state=`): a spec

@@ -119,16 +119,8 @@ pub enum StatusClientError {
 /// through a proxy from the environment.
 pub async fn approve_deletions(status_url: &str) -> Result<String, StatusClientError> {
     let url = join_url(status_url, APPROVE_DELETIONS_PATH);
-    let response =
-        client()?
-            .post(&url)
-            .send()
-            .await
-            .map_err(|source| StatusClientError::Request {
-                url: url.clone(),
-                source,
-            })?;
-    text_of(url, response).await
+    let request = client()?.post(&url);
+    text_of(url, request).await
 }
 
 /// How many times [`fetch_status`] starts over when the controller publishes a new snapshot while
@@ -153,16 +145,7 @@ pub async fn fetch_status(status_url: &str) -> Result<Snapshot, StatusClientErro
                 url.push_str("&after=");
                 url.push_str(&query::encode(after));
             }
-            let response =
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|source| StatusClientError::Request {
-                        url: url.clone(),
-                        source,
-                    })?;
-            let body = text_of(url.clone(), response).await?;
+            let body = text_of(url.clone(), client.get(&url)).await?;
             let decode = |source| StatusClientError::Decode {
                 url: url.clone(),
                 source,
@@ -558,7 +541,18 @@ fn client() -> Result<reqwest::Client, StatusClientError> {
         .map_err(StatusClientError::Client)
 }
 
-async fn text_of(url: String, response: reqwest::Response) -> Result<String, StatusClientError> {
+/// Sends `request` to `url` and returns the body of a successful answer.
+async fn text_of(
+    url: String,
+    request: reqwest::RequestBuilder,
+) -> Result<String, StatusClientError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|source| StatusClientError::Request {
+            url: url.clone(),
+            source,
+        })?;
     let status = response.status();
     let body = response
         .text()
