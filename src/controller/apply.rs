@@ -206,6 +206,7 @@ impl Controller {
             }
             self.persist_records(&records).await;
             crate::failpoint::hit("after-write-ahead");
+            let mut accepts = Vec::new();
             for a in launches {
                 if let Action::Launch {
                     offer_id,
@@ -249,11 +250,10 @@ impl Controller {
                             refuse_seconds: Some(ACCEPT_REFUSE_SECONDS),
                         }),
                     };
-                    self.send(call::Type::Accept, |c| c.accept = Some(accept))
-                        .await;
-                    crate::failpoint::hit("after-accept");
+                    accepts.extend(self.call(call::Type::Accept, |c| c.accept = Some(accept)));
                 }
             }
+            self.send_accepts(accepts).await;
         }
 
         for a in other {
@@ -302,19 +302,44 @@ impl Controller {
     /// Sends a call of this framework; failures are logged (the loop's reconciliation and the
     /// stale-launch check recover from lost calls).
     pub(super) async fn send(&mut self, kind: call::Type, fill: impl FnOnce(&mut Call)) {
-        let Some(framework_id) = self.framework_id.clone() else {
+        let Some(c) = self.call(kind, fill) else {
             return;
         };
+        if let Err(e) = self.client.call(c).await {
+            tracing::warn!(call = kind.as_str_name(), error = %e, "mesos call failed");
+        }
+    }
+
+    /// A call of this framework (none before it has an id).
+    fn call(&self, kind: call::Type, fill: impl FnOnce(&mut Call)) -> Option<Call> {
         let mut c = Call {
             framework_id: Some(pb::FrameworkId {
-                value: framework_id,
+                value: self.framework_id.clone()?,
             }),
             r#type: Some(kind as i32),
             ..Default::default()
         };
         fill(&mut c);
-        if let Err(e) = self.client.call(c).await {
-            tracing::warn!(call = kind.as_str_name(), error = %e, "mesos call failed");
+        Some(c)
+    }
+
+    /// Sends the ACCEPTs of one pass, a few at a time: each is its own HTTP call and they do not
+    /// depend on each other (each names its own offer), so a pass with hundreds of offers does not
+    /// wait for them one by one.
+    async fn send_accepts(&mut self, accepts: Vec<Call>) {
+        use futures_util::StreamExt;
+        const IN_FLIGHT: usize = 8;
+        let client = self.client.clone();
+        let mut sent = futures_util::stream::iter(accepts.into_iter().map(|c| {
+            let client = client.clone();
+            async move { client.call(c).await }
+        }))
+        .buffer_unordered(IN_FLIGHT);
+        while let Some(result) = sent.next().await {
+            if let Err(e) = result {
+                tracing::warn!(call = "ACCEPT", error = %e, "mesos call failed");
+            }
+            crate::failpoint::hit("after-accept");
         }
     }
 
@@ -364,9 +389,9 @@ impl Controller {
         self.acknowledge_all(std::slice::from_ref(u)).await;
     }
 
-    /// Acknowledges several updates, a few calls at a time (each is its own HTTP request).
+    /// Acknowledges several updates: their calls go to the acknowledgement worker (`acks.rs`),
+    /// which sends them while the loop goes on.
     pub(super) async fn acknowledge_all(&mut self, updates: &[TaskUpdate]) {
-        const IN_FLIGHT: usize = 32;
         let Some(framework_id) = self.framework_id.clone() else {
             return;
         };
@@ -394,14 +419,7 @@ impl Controller {
                 })
             })
             .collect();
-        for chunk in calls.chunks(IN_FLIGHT) {
-            let results =
-                futures_util::future::join_all(chunk.iter().map(|c| self.client.call(c.clone())))
-                    .await;
-            for e in results.into_iter().filter_map(Result::err) {
-                tracing::warn!(call = "ACKNOWLEDGE", error = %e, "mesos call failed");
-            }
-        }
+        self.acker.send(calls);
     }
 }
 

@@ -13,6 +13,7 @@
 //! - after every subscription, every non-terminal task is reconciled before anything that could
 //!   duplicate it is launched.
 
+mod acks;
 mod apply;
 mod desired;
 mod ledger;

@@ -117,6 +117,8 @@ pub(super) struct Counts {
 pub(super) struct Controller {
     pub store: Store,
     pub client: SchedulerClient,
+    /// Sends ACKNOWLEDGE calls off the loop (see `acks.rs`).
+    pub acker: super::acks::Acker,
     pub settings: FrameworkSettings,
     pub role: String,
     pub desired_dir: PathBuf,
@@ -207,15 +209,7 @@ impl Controller {
             .all::<VecDeque<Attempt>>(Tree::History)?
             .into_iter()
             .collect();
-        // The history of a live attempt is written when it starts and when it ends; its state in
-        // between is the ledger's.
-        for a in history.values_mut().flatten() {
-            if a.ended_ms.is_none() {
-                if let Some(r) = ledger.get(&TaskId(a.task_id.clone())) {
-                    a.state = r.state;
-                }
-            }
-        }
+        super::updates::restore_live_attempts(&mut history, &ledger);
         let rollouts = store
             .all::<(SpecId, RolloutState)>(Tree::Rollouts)?
             .into_iter()
@@ -260,6 +254,7 @@ impl Controller {
         };
         Ok(Controller {
             store,
+            acker: super::acks::Acker::new(client.clone()),
             client,
             settings,
             role,

@@ -7,6 +7,7 @@
 //! burst and sends the acknowledgements together. The rule is unchanged: nothing is acknowledged
 //! before it is on disk.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::state::{Attempt, Controller};
@@ -150,10 +151,9 @@ impl Controller {
     }
 
     pub(super) fn touch_history(&mut self, r: &TaskRecord) {
-        let key = format!("{}#{}", r.spec_id, r.instance);
+        let key = history_key(r);
         let list = self.history.entry(key.clone()).or_default();
         let ended = r.state.is_terminal().then_some(r.updated_at_ms);
-        let mut persist = r.state.is_terminal();
         match list.iter_mut().find(|a| a.task_id == r.task_id.0) {
             Some(a) => {
                 a.state = r.state;
@@ -161,26 +161,13 @@ impl Controller {
                 a.reason = describe_outcome(r);
                 a.agent_id.clone_from(&r.agent_id);
             }
-            None => {
-                list.push_back(Attempt {
-                    task_id: r.task_id.0.clone(),
-                    started_ms: r.launched_at_ms,
-                    ended_ms: ended,
-                    state: r.state,
-                    reason: describe_outcome(r),
-                    agent_id: r.agent_id.clone(),
-                    hostname: r.hostname.clone(),
-                });
-                persist = true;
-                while list.len() > HISTORY_PER_INSTANCE {
-                    list.pop_front();
-                }
-            }
+            None => add_attempt(list, r),
         }
         // History may be lost in a crash (it is not flushed on its own); the ledger is the truth.
-        // It is written when an attempt starts and when it ends; in between, the state of a live
-        // attempt is the ledger's (see `view.rs`), which saves a write per transition.
-        if !persist {
+        // An attempt is written when it ends. While it lives, its ledger record says all the
+        // history would (`restore_live_attempts` rebuilds it at start), which saves a write per
+        // launch and per transition.
+        if !r.state.is_terminal() {
             return;
         }
         if let Err(e) = self.store.put(Tree::History, &key, list) {
@@ -219,6 +206,47 @@ impl Controller {
     }
 }
 
+/// The history of one instance: `<spec>#<instance>`.
+fn history_key(r: &TaskRecord) -> String {
+    format!("{}#{}", r.spec_id, r.instance)
+}
+
+/// Adds an attempt for a task the history does not list yet, oldest first, keeping the last
+/// [`HISTORY_PER_INSTANCE`].
+fn add_attempt(list: &mut VecDeque<Attempt>, r: &TaskRecord) {
+    let attempt = Attempt {
+        task_id: r.task_id.0.clone(),
+        started_ms: r.launched_at_ms,
+        ended_ms: r.state.is_terminal().then_some(r.updated_at_ms),
+        state: r.state,
+        reason: describe_outcome(r),
+        agent_id: r.agent_id.clone(),
+        hostname: r.hostname.clone(),
+    };
+    let at = list.partition_point(|a| a.started_ms <= attempt.started_ms);
+    list.insert(at, attempt);
+    while list.len() > HISTORY_PER_INSTANCE {
+        list.pop_front();
+    }
+}
+
+/// The history as stored, completed from the ledger: a live attempt is only written when it ends,
+/// so every ledger record the stored history does not list is added, and a listed attempt that
+/// has not ended takes the ledger's state.
+pub(super) fn restore_live_attempts(
+    history: &mut BTreeMap<String, VecDeque<Attempt>>,
+    ledger: &super::ledger::Ledger,
+) {
+    for r in ledger.values() {
+        let list = history.entry(history_key(r)).or_default();
+        match list.iter_mut().find(|a| a.task_id == r.task_id.0) {
+            Some(a) if a.ended_ms.is_none() => a.state = r.state,
+            Some(_) => {}
+            None => add_attempt(list, r),
+        }
+    }
+}
+
 /// Whether two versions of a record differ only in `updated_at_ms`.
 fn same_but_time(a: &TaskRecord, b: &TaskRecord) -> bool {
     let mut b = b.clone();
@@ -250,4 +278,60 @@ fn transition_line(r: &TaskRecord) -> String {
         line.push_str(&outcome);
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::ledger::Ledger;
+
+    fn record(task: &str, state: TaskState, launched: u64) -> TaskRecord {
+        TaskRecord {
+            launched_at_ms: launched,
+            ..TaskRecord::sample(task, "web", state)
+        }
+    }
+
+    #[test]
+    fn live_attempts_are_restored_from_the_ledger_in_start_order() {
+        let ended = {
+            let mut list = VecDeque::new();
+            add_attempt(&mut list, &record("old", TaskState::Failed, 10));
+            list
+        };
+        let listed_live = record("listed", TaskState::Running, 20);
+        let mut history = BTreeMap::from([("web#0".to_owned(), ended)]);
+        history
+            .get_mut("web#0")
+            .unwrap()
+            .push_back(add_attempt_of(&record("listed", TaskState::Staging, 20)));
+        let ledger = Ledger::from_records([
+            record("new", TaskState::Starting, 30),
+            listed_live,
+            record("old", TaskState::Failed, 10),
+        ]);
+        restore_live_attempts(&mut history, &ledger);
+        let list = &history["web#0"];
+        let ids: Vec<&str> = list.iter().map(|a| a.task_id.as_str()).collect();
+        assert_eq!(ids, ["old", "listed", "new"]);
+        assert_eq!(list[1].state, TaskState::Running, "the ledger's state");
+        assert_eq!(list[2].state, TaskState::Starting);
+        assert_eq!(list[0].state, TaskState::Failed, "an ended attempt is kept");
+    }
+
+    #[test]
+    fn history_keeps_the_last_attempts() {
+        let mut list = VecDeque::new();
+        for i in 0..HISTORY_PER_INSTANCE as u64 + 3 {
+            add_attempt(&mut list, &record(&format!("t{i}"), TaskState::Failed, i));
+        }
+        assert_eq!(list.len(), HISTORY_PER_INSTANCE);
+        assert_eq!(list[0].task_id, "t3");
+    }
+
+    fn add_attempt_of(r: &TaskRecord) -> Attempt {
+        let mut list = VecDeque::new();
+        add_attempt(&mut list, r);
+        list.pop_front().unwrap()
+    }
 }

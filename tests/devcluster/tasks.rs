@@ -87,6 +87,37 @@ async fn unacknowledged_updates_are_resent_with_the_same_uuid() {
     cluster.shutdown().await;
 }
 
+/// Upstream's `Master::updateTask` takes a task's state from the agent's `latest_state`: while
+/// TASK_STARTING waits for its acknowledgement, the agent already knows TASK_RUNNING, and the
+/// master shows that (state endpoint, task gauges) though it forwards only TASK_STARTING.
+#[tokio::test]
+async fn the_master_shows_the_latest_state_while_an_older_update_is_unacknowledged() {
+    let cluster = start(config()).await;
+    let mut sub = subscribe(&cluster.url(), Encoding::Protobuf, framework_info("l", &[])).await;
+    let offer = sub.events.next_offers().await.remove(0);
+    sub.launch(&[&offer.id], vec![task("t", &offer)]).await;
+    let starting = sub.events.update_of("t").await;
+    assert_eq!(state_of(&starting), S::TaskStarting);
+    wait_state(&cluster, "the task shown as TASK_RUNNING", |s| {
+        s["frameworks"][0]["tasks"][0]["state"] == "TASK_RUNNING"
+    })
+    .await;
+    let state = cluster.state().await;
+    let t = &state["frameworks"][0]["tasks"][0];
+    // The last status the master holds is the forwarded one, still unacknowledged.
+    let statuses = t["statuses"].as_array().expect("statuses");
+    assert_eq!(statuses.last().unwrap()["state"], "TASK_STARTING");
+    // Nothing newer was forwarded: the next update is the same TASK_STARTING, re-sent.
+    let again = sub.events.update_of("t").await;
+    assert_eq!(
+        (state_of(&again), &again.uuid),
+        (S::TaskStarting, &starting.uuid)
+    );
+    sub.acknowledge(&again).await;
+    assert_eq!(state_of(&sub.events.update_of("t").await), S::TaskRunning);
+    cluster.shutdown().await;
+}
+
 async fn invalid_offer_fails_the_whole_accept(partition_aware: bool) {
     let cluster = start(config()).await;
     let caps: &[Cap] = if partition_aware {

@@ -129,6 +129,10 @@ pub struct AgentUpdate {
     /// keep them too without a copy of its own, and a queue of 100,000 updates after a big
     /// launch takes their encoded size (a decoded status is three or four times larger).
     pub encoded: bytes::Bytes,
+    /// The state of the task's newest update, which may be later than the one sent when older
+    /// updates wait for their acknowledgement (upstream's `StatusUpdate.latest_state`: the
+    /// master takes the task's state from it, not from the status it forwards).
+    pub latest_state: Option<i32>,
 }
 
 impl AgentUpdate {

@@ -596,6 +596,7 @@ fn send_head(
         agent_id: out.agent_id.clone(),
         framework_id: framework_id.to_owned(),
         encoded: encoded.clone(),
+        latest_state: entry.latest_state,
     });
     let timer = Timer {
         framework_id: framework_id.to_owned(),

@@ -100,6 +100,7 @@ impl Master {
             agent_id,
             framework_id,
             encoded,
+            latest_state,
         } = update;
         let Ok(status) = pb::TaskStatus::decode(&encoded[..]) else {
             // Agents encode valid messages: this cannot happen.
@@ -142,13 +143,15 @@ impl Master {
         } else {
             self.metrics.invalid_status_updates += 1;
         }
-        let state = status.state;
+        // As upstream's `Master::updateTask`: the task takes the agent's latest state, which is
+        // ahead of the forwarded status while older updates wait for their acknowledgement.
+        let state = latest_state.unwrap_or(status.state);
         let was = self
             .tasks
             .set_state(&key, state, &mut self.metrics.tasks_ended);
         let was_terminal = was.is_some_and(is_terminal);
         if let Some(task) = self.tasks.get_mut(&key) {
-            task.status_update_state = Some(state);
+            task.status_update_state = Some(status.state);
             task.status_update_uuid = status.uuid.as_deref().map(Box::from);
             // The record shares the agent's bytes of the update rather than copying it.
             task.push_status(&status, Some(&encoded));
