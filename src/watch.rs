@@ -24,9 +24,11 @@ use tokio::time::{Instant, sleep_until};
 /// A burst ends when this long passes without another event; then one hint is sent.
 pub const QUIET: Duration = Duration::from_millis(50);
 
-/// A directory that never stops changing (a log written into it, a sync tool looping) would
-/// otherwise never produce a hint; after this long a hint is sent even mid-burst.
-pub const MAX_BURST: Duration = Duration::from_secs(2);
+/// A directory that never stops changing (a log written into it, a sync tool looping, 10,000
+/// files being copied in) would otherwise never produce a hint; after this long a hint is sent
+/// even mid-burst, so what has arrived is applied while the rest is still being written. A
+/// re-read only parses the files that changed, so a long burst costs a scan per half second.
+pub const MAX_BURST: Duration = Duration::from_millis(500);
 
 /// While the directory cannot be resolved (a dangling link, a deleted target), events may come
 /// from places no watch covers, so resolution is retried this often.
