@@ -38,7 +38,7 @@ pub async fn start(config: DevClusterConfig) -> DevCluster {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    mesos_reconciler::http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
