@@ -130,15 +130,7 @@ mod tests {
 
     fn task(pairs: &[(&str, &str)]) -> pb::TaskInfo {
         pb::TaskInfo {
-            labels: Some(pb::Labels {
-                labels: pairs
-                    .iter()
-                    .map(|(k, v)| pb::Label {
-                        key: (*k).to_owned(),
-                        value: Some((*v).to_owned()),
-                    })
-                    .collect(),
-            }),
+            labels: Some(pb::Labels::from_pairs(pairs.iter().copied())),
             ..Default::default()
         }
     }
