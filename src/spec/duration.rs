@@ -8,9 +8,9 @@
 //! too, so every duration a person writes has the same syntax and the same messages.
 //!
 //! Why not `humantime`: `shared/task-spec.md` promises the units `ms`, `s`, `m` and `h`, and
-//! humantime reads much more (`1M` is a month next to `1m` a minute, `10 sec`, units in any order,
-//! repeated units), each of which this grammar rejects with a hint instead of guessing; the spec
-//! validation tests hold it to that.
+//! humantime reads much more (`1M` is a month next to `1m` a minute; `10sec`, `2days`, `1y`; units
+//! in any order and repeated, summed), each of which this grammar rejects with a hint instead of
+//! guessing; the spec validation tests hold it to that.
 
 use std::time::Duration;
 
