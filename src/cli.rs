@@ -218,23 +218,13 @@ pub enum WireEncoding {
     Json,
 }
 
-/// Durations on the command line: the task spec's syntax (`500ms`, `10s`, `5m`, `1h`), plus `d`
-/// and `w` for the failover timeout.
+/// Durations on the command line: the task spec's syntax (`500ms`, `10s`, `5m`, `1h`, `1m30s`),
+/// plus `d` and `w` for the failover timeout; the spec's parser and messages, with its hint.
 pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    let (number, unit_ms) = if let Some(n) = text.strip_suffix('w') {
-        (n, 7 * 24 * 3_600_000u64)
-    } else if let Some(n) = text.strip_suffix('d') {
-        (n, 24 * 3_600_000u64)
-    } else {
-        return crate::spec::duration::parse_duration(text).map_err(|e| match &e.hint {
-            Some(h) => format!("{e} ({h})"),
-            None => e.to_string(),
-        });
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 5m, 2h, 7d, 1w"))?;
-    Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
+    crate::spec::duration::parse_long_duration(text).map_err(|e| match &e.hint {
+        Some(h) => format!("{e} ({h})"),
+        None => e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -252,6 +242,10 @@ mod tests {
             Duration::from_secs(2 * 24 * 3600)
         );
         assert_eq!(parse_duration_arg("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration_arg("10sec").unwrap_err(),
+            "unknown unit `sec` in duration \"10sec\"; units are ms, s, m, h, d and w (use `s`)"
+        );
         assert!(parse_duration_arg("soon").is_err());
     }
 

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod controller;
 pub mod devcluster;
 pub mod failpoint;
+pub mod http;
 pub mod mesos;
 pub mod model;
 pub mod plan;

@@ -142,7 +142,10 @@ fn task(id: &str) -> pb::TaskInfo {
         agent_id: pb::AgentId {
             value: "master-S0".to_owned(),
         },
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        resources: vec![
+            pb::Resource::scalar("cpus", 0.1),
+            pb::Resource::scalar("mem", 32.0),
+        ],
         command: Some(pb::CommandInfo {
             value: Some("true".to_owned()),
             ..Default::default()
@@ -151,25 +154,8 @@ fn task(id: &str) -> pb::TaskInfo {
     }
 }
 
-fn scalar(name: &str, value: f64) -> pb::Resource {
-    pb::Resource {
-        name: name.to_owned(),
-        r#type: pb::value::Type::Scalar as i32,
-        scalar: Some(pb::value::Scalar { value }),
-        ..Default::default()
-    }
-}
-
 fn with_labels(mut task: pb::TaskInfo, pairs: &[(&str, &str)]) -> pb::TaskInfo {
-    task.labels = Some(pb::Labels {
-        labels: pairs
-            .iter()
-            .map(|(key, value)| pb::Label {
-                key: (*key).to_owned(),
-                value: Some((*value).to_owned()),
-            })
-            .collect(),
-    });
+    task.labels = Some(pb::Labels::from_pairs(pairs.iter().copied()));
     task
 }
 

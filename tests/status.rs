@@ -694,8 +694,7 @@ impl Server {
         let task = tokio::spawn(status::serve(listener, receiver, control_tx, async move {
             let _ = stop.await;
         }));
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = mesos_reconciler::http::client_builder()
             .timeout(DEADLINE)
             .build()
             .unwrap();

@@ -359,18 +359,6 @@ fn agent(value: &str) -> pb::AgentId {
     }
 }
 
-fn labels(pairs: &[(&str, &str)]) -> pb::Labels {
-    pb::Labels {
-        labels: pairs
-            .iter()
-            .map(|(k, v)| pb::Label {
-                key: (*k).into(),
-                value: Some((*v).into()),
-            })
-            .collect(),
-    }
-}
-
 fn scalar(value: f64) -> Option<pb::value::Scalar> {
     Some(pb::value::Scalar { value })
 }
@@ -382,15 +370,6 @@ fn ranges(pairs: &[(u64, u64)]) -> Option<pb::value::Ranges> {
             .map(|&(begin, end)| pb::value::Range { begin, end })
             .collect(),
     })
-}
-
-fn scalar_resource(name: &str, value: f64) -> pb::Resource {
-    pb::Resource {
-        name: name.into(),
-        r#type: pb::value::Type::Scalar as i32,
-        scalar: scalar(value),
-        ..Default::default()
-    }
 }
 
 fn framework_info() -> pb::FrameworkInfo {
@@ -412,7 +391,7 @@ fn framework_info() -> pb::FrameworkInfo {
                 r#type: Some(t as i32),
             })
             .collect(),
-        labels: Some(labels(&[("owner", "ops"), ("tier", "prod")])),
+        labels: Some(pb::Labels::from_pairs([("owner", "ops"), ("tier", "prod")])),
         ..Default::default()
     }
 }
@@ -445,8 +424,8 @@ fn task_info() -> pb::TaskInfo {
         task_id: id("web.3f6c2a.1"),
         agent_id: agent("5f1c-S0"),
         resources: vec![
-            scalar_resource("cpus", 0.25),
-            scalar_resource("mem", 64.0),
+            pb::Resource::scalar("cpus", 0.25),
+            pb::Resource::scalar("mem", 64.0),
             ports,
         ],
         command: Some(pb::CommandInfo {
@@ -509,7 +488,10 @@ fn task_info() -> pb::TaskInfo {
             }),
         }),
         data: Some(vec![0, 1, 2, 0xff]),
-        labels: Some(labels(&[("spec", "web"), ("generation", "3")])),
+        labels: Some(pb::Labels::from_pairs([
+            ("spec", "web"),
+            ("generation", "3"),
+        ])),
         limits: [("cpus".to_owned(), pb::value::Scalar { value: 1.0 })].into(),
         ..Default::default()
     }
@@ -652,8 +634,8 @@ fn offers_event() -> Event {
             fragment: None,
         }),
         resources: vec![
-            scalar_resource("cpus", 4.0),
-            scalar_resource("mem", 7_823.5),
+            pb::Resource::scalar("cpus", 4.0),
+            pb::Resource::scalar("mem", 7_823.5),
             pb::Resource {
                 name: "ports".into(),
                 r#type: V::Ranges as i32,

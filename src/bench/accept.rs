@@ -180,8 +180,8 @@ fn accept_one(framework_id: &pb::FrameworkId, offer: pb::Offer, n: u64) -> Call 
         },
         agent_id: offer.agent_id,
         resources: vec![
-            scalar("cpus", super::SPEC_CPUS),
-            scalar("mem", super::SPEC_MEM_MIB as f64),
+            pb::Resource::scalar("cpus", super::SPEC_CPUS),
+            pb::Resource::scalar("mem", super::SPEC_MEM_MIB as f64),
         ],
         command: Some(pb::CommandInfo {
             value: Some("sleep 3600".into()),
@@ -220,15 +220,6 @@ fn decline(framework_id: &pb::FrameworkId, offer: pb::Offer) -> Call {
                 refuse_seconds: Some(3600.0),
             }),
         }),
-        ..Default::default()
-    }
-}
-
-fn scalar(name: &str, value: f64) -> pb::Resource {
-    pb::Resource {
-        name: name.into(),
-        r#type: pb::value::Type::Scalar as i32,
-        scalar: Some(pb::value::Scalar { value }),
         ..Default::default()
     }
 }

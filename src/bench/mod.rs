@@ -59,14 +59,7 @@ impl BenchError {
 
 impl From<reqwest::Error> for BenchError {
     fn from(e: reqwest::Error) -> Self {
-        // reqwest's own message does not say why a connection failed; its sources do.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            text.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        BenchError::Failed(text)
+        BenchError::Failed(crate::http::error_text(&e))
     }
 }
 
@@ -109,8 +102,7 @@ pub async fn run(args: BenchArgs) -> i32 {
             "note: this is a debug build; figures worth comparing come from `cargo build --release`"
         );
     }
-    let http = match reqwest::Client::builder()
-        .no_proxy()
+    let http = match crate::http::client_builder()
         .timeout(REQUEST_TIMEOUT)
         .build()
     {

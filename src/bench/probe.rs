@@ -305,7 +305,7 @@ mod tests {
     }
 
     fn http() -> reqwest::Client {
-        reqwest::Client::builder().no_proxy().build().unwrap()
+        crate::http::client_builder().build().unwrap()
     }
 
     #[tokio::test]

@@ -554,12 +554,11 @@ fn http_client(
     certs: &[reqwest::Certificate],
     connection: Connection,
 ) -> Result<reqwest::Client, ClientError> {
-    let mut builder = reqwest::Client::builder()
+    // No proxy (`client_builder`): credentials and stream traffic go straight to the masters.
+    let mut builder = crate::http::client_builder()
         // We follow 307 ourselves: reqwest's policy would not re-POST with the same headers to
         // a scheme-less Location, and we want to count hops and rotate masters ourselves.
         .redirect(reqwest::redirect::Policy::none())
-        // Credentials and stream traffic go straight to the masters, never to an env proxy.
-        .no_proxy()
         .connect_timeout(config.connect_timeout)
         .user_agent(concat!("mesos-reconciler/", env!("CARGO_PKG_VERSION")));
     if !certs.is_empty() {

@@ -345,25 +345,15 @@ pub fn task_info(spec: &Spec, target: &LaunchTarget<'_>) -> pb::TaskInfo {
         hc
     });
 
-    let mut labels: Vec<pb::Label> = spec
-        .labels
-        .iter()
-        .map(|(k, v)| pb::Label {
-            key: k.clone(),
-            value: Some(v.clone()),
-        })
-        .collect();
-    labels.extend(
-        [
-            (labels::SPEC, spec.id.as_str().to_owned()),
-            (labels::GENERATION, target.generation.to_owned()),
-            (labels::INSTANCE, target.instance.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| pb::Label {
-            key: k.to_owned(),
-            value: Some(v),
-        }),
+    let task_labels = pb::Labels::from_pairs(
+        spec.labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([
+                (labels::SPEC.to_owned(), spec.id.as_str().to_owned()),
+                (labels::GENERATION.to_owned(), target.generation.to_owned()),
+                (labels::INSTANCE.to_owned(), target.instance.to_string()),
+            ]),
     );
 
     pb::TaskInfo {
@@ -383,7 +373,7 @@ pub fn task_info(spec: &Spec, target: &LaunchTarget<'_>) -> pb::TaskInfo {
                 nanoseconds: i64::try_from(spec.kill_grace.as_nanos()).unwrap_or(i64::MAX),
             }),
         }),
-        labels: Some(pb::Labels { labels }),
+        labels: Some(task_labels),
         ..Default::default()
     }
 }
@@ -397,11 +387,8 @@ pub fn wire_resources(r: &Resources, role: &str) -> Vec<pb::Resource> {
         })
     };
     let scalar = |name: &str, value: f64| pb::Resource {
-        name: name.to_owned(),
-        r#type: pb::value::Type::Scalar as i32,
-        scalar: Some(pb::value::Scalar { value }),
         allocation_info: allocation(),
-        ..Default::default()
+        ..pb::Resource::scalar(name, value)
     };
     let mut out = Vec::new();
     for (name, value) in [

@@ -10,6 +10,35 @@ pub mod v1 {
     }
 }
 
+impl v1::Resource {
+    /// An unreserved SCALAR resource (`cpus`, `mem`, `disk`, `gpus`) with nothing else set.
+    pub fn scalar(name: &str, value: f64) -> Self {
+        v1::Resource {
+            name: name.to_owned(),
+            r#type: v1::value::Type::Scalar as i32,
+            scalar: Some(v1::value::Scalar { value }),
+            ..Default::default()
+        }
+    }
+}
+
+impl v1::Labels {
+    /// Labels from `(key, value)` pairs, in their order (Mesos keeps labels as a list).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        v1::Labels {
+            labels: pairs
+                .into_iter()
+                .map(|(key, value)| v1::Label {
+                    key: key.into(),
+                    value: Some(value.into()),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The serialized `FileDescriptorSet` of both `.proto` files.
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mesos_descriptor.bin"));
 

@@ -17,12 +17,14 @@
 //! can still roll. An agent that lacks the attribute fails every operator except `unlike`, as in
 //! Marathon: a spec that asks about an attribute wants agents that have it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use regex::Regex;
 
 use super::decide::{Presence, Want, presence};
 use super::{Action, AgentInfo, Launch, PlanInput};
 use crate::model::{Offer, Resources, TaskId, TaskRecord};
-use crate::spec::regex::Regex;
+use crate::spec::pattern;
 use crate::spec::{Constraint, ConstraintOp, Spec, SpecId};
 
 /// Scalars compare with this slack: Mesos keeps three decimals, and sums of `0.1` are inexact.
@@ -83,6 +85,10 @@ pub(super) struct Placer<'a> {
     occupants: BTreeMap<String, Vec<Occupant>>,
     /// Every agent known: from the offer stats and the offers held now.
     pub agents: BTreeMap<String, AgentInfo>,
+    /// The `like` / `unlike` patterns of the wants, each compiled once per pass (`None`: it does
+    /// not compile). Compiling is far dearer than matching, and one pass matches a pattern against
+    /// every offer and agent.
+    patterns: HashMap<String, Option<Regex>>,
 }
 
 impl<'a> Placer<'a> {
@@ -97,10 +103,18 @@ impl<'a> Placer<'a> {
         records_of: &dyn Fn(&str) -> Vec<&'r TaskRecord>,
     ) -> Self {
         let mut occupants: BTreeMap<String, Vec<Occupant>> = BTreeMap::new();
+        let mut patterns = HashMap::new();
         for want in wants {
             let id = want.key.spec.as_str();
             if want.spec.constraints.is_empty() || occupants.contains_key(id) {
                 continue;
+            }
+            for c in &want.spec.constraints {
+                if let ConstraintOp::Like(p) | ConstraintOp::Unlike(p) = &c.op {
+                    patterns
+                        .entry(p.clone())
+                        .or_insert_with(|| pattern::compile(p).ok());
+                }
             }
             let Some(desired) = input.desired.get(&want.key.spec) else {
                 continue;
@@ -144,6 +158,7 @@ impl<'a> Placer<'a> {
             slots,
             occupants,
             agents,
+            patterns,
         }
     }
 
@@ -235,14 +250,22 @@ impl<'a> Placer<'a> {
             ConstraintOp::Unique => value.is_some_and(|v| others(v) == 0),
             ConstraintOp::MaxPer(n) => value.is_some_and(|v| others(v) < *n as usize),
             ConstraintOp::Cluster(expected) => value == Some(expected.as_str()),
-            ConstraintOp::Like(pattern) => {
-                value.is_some_and(|v| Regex::new(pattern).is_ok_and(|re| re.is_full_match(v)))
+            ConstraintOp::Like(p) => {
+                value.is_some_and(|v| self.with_pattern(p, |re| re.is_match(v)))
             }
-            // A pattern the validator let through always compiles; if one did not, the
-            // constraint fails closed rather than place a task where it was not wanted.
-            ConstraintOp::Unlike(pattern) => {
-                Regex::new(pattern).is_ok_and(|re| value.is_none_or(|v| !re.is_full_match(v)))
+            ConstraintOp::Unlike(p) => {
+                self.with_pattern(p, |re| value.is_none_or(|v| !re.is_match(v)))
             }
+        }
+    }
+
+    /// `check` of the compiled `p`. A pattern the validator let through always compiles; if one
+    /// did not, the constraint fails closed rather than place a task where it was not wanted.
+    fn with_pattern(&self, p: &str, check: impl FnOnce(&Regex) -> bool) -> bool {
+        match self.patterns.get(p) {
+            Some(compiled) => compiled.as_ref().is_some_and(check),
+            // `new` compiled the patterns of every want; one asked about otherwise is compiled now.
+            None => pattern::compile(p).as_ref().is_ok_and(check),
         }
     }
 

@@ -246,45 +246,24 @@ fn lowercase_first(message: &str) -> String {
 }
 
 /// The candidate closest to `word` if it is close enough to be a likely typo: a few edits for long
-/// words, one for short ones, ignoring case and `-`/`_` confusion.
+/// words, one for short ones, ignoring case and `-`/`_` confusion. Edits are counted by optimal
+/// string alignment (Levenshtein plus adjacent transpositions, so `instnaces` is one edit from
+/// `instances`).
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let normalise = |s: &str| s.to_ascii_lowercase().replace('-', "_");
     let word = normalise(word);
     let allowed = (word.chars().count() / 3).max(1);
     candidates
         .iter()
-        .map(|candidate| (edit_distance(&word, &normalise(candidate)), *candidate))
+        .map(|candidate| {
+            (
+                strsim::osa_distance(&word, &normalise(candidate)),
+                *candidate,
+            )
+        })
         .filter(|(distance, _)| *distance <= allowed)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
-}
-
-/// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions, so `instnaces` is one
-/// edit from `instances`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let width = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * width];
-    for i in 0..=a.len() {
-        d[i * width] = i;
-    }
-    for (j, cell) in d.iter_mut().enumerate().take(width) {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[(i - 1) * width + j] + 1)
-                .min(d[i * width + j - 1] + 1)
-                .min(d[(i - 1) * width + j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[(i - 2) * width + j - 2] + 1);
-            }
-            d[i * width + j] = best;
-        }
-    }
-    d[a.len() * width + b.len()]
 }
 
 #[cfg(test)]
@@ -306,12 +285,12 @@ mod tests {
     }
 
     #[test]
-    fn edit_distance_and_closest() {
-        assert_eq!(edit_distance("instnaces", "instances"), 1);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
+    fn closest_finds_likely_typos() {
         let keys = ["instances", "command", "cpus", "mem", "kill_grace"];
         assert_eq!(closest("instnaces", &keys), Some("instances"));
+        // A transposition is one edit: `kill_garce` (10 letters) is within the 3 allowed.
+        assert_eq!(closest("kill_garce", &keys), Some("kill_grace"));
+        assert_eq!(closest("isntnaces", &keys), Some("instances"));
         assert_eq!(closest("Command", &keys), Some("command"));
         assert_eq!(closest("cpu", &keys), Some("cpus"));
         assert_eq!(closest("kill-grace", &keys), Some("kill_grace"));

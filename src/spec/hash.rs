@@ -9,8 +9,11 @@
 //! FNV-1a is not cryptographic; it does not need to be. Spec files are written by the operators this
 //! controller serves, and the only thing a collision could do is make the controller miss an edit.
 //! 128 bits make an accidental collision practically impossible, and the function is a few lines with
-//! published test vectors, so the hash stays stable without a new dependency. The input starts with a
-//! version tag so a future change of the canonical form is a deliberate, visible new hash space.
+//! published test vectors, so the hash stays stable without a new dependency. It stays ours rather
+//! than a hashing crate's for a stronger reason too: the hash is stored (the ledger, task labels),
+//! and any change of function would make every spec a new generation, restarting every task of an
+//! upgraded controller. The input starts with a version tag so a future change of the canonical
+//! form is a deliberate, visible new hash space.
 
 use std::fmt;
 use std::str::FromStr;

@@ -5,15 +5,16 @@
 //! - [`Spec::content_hash`] says whether an edit is a new generation (it ignores `instances`).
 //! - [`load_dir`] is the only function here that touches the filesystem: it reads a whole desired
 //!   directory into a [`DirSnapshot`], and fails as a whole rather than return a partial or empty set.
-//! - [`regex::Regex`] matches the `like` / `unlike` constraint patterns the validator accepted.
+//! - [`pattern::compile`] builds the whole-value matcher of a `like` / `unlike` constraint
+//!   (the `regex` crate, size-bounded); the validator rejects what it cannot compile.
 
 pub mod dir;
 pub mod duration;
 pub mod error;
 pub mod hash;
 pub mod model;
+pub mod pattern;
 mod raw;
-pub mod regex;
 pub mod validate;
 mod validate_sections;
 

@@ -246,7 +246,8 @@ pub enum ConstraintOp {
     Unique,
     /// Only on agents whose field equals this value.
     Cluster(String),
-    /// Only where the whole field value matches this regex (syntax of [`super::regex::Regex`]).
+    /// Only where the whole field value matches this regex (the `regex` crate's syntax, compiled by
+    /// [`super::pattern::compile`]).
     Like(String),
     /// Only where the whole field value does not match this regex.
     Unlike(String),

@@ -8,7 +8,6 @@ use toml::Spanned;
 
 use super::model::{Constraint, ConstraintOp, HealthCheck, HealthKind, HttpScheme};
 use super::raw::{RawConstraint, RawHealth};
-use super::regex::Regex;
 use super::validate::{Checker, secs};
 
 impl Checker<'_> {
@@ -91,13 +90,9 @@ impl Checker<'_> {
                         op: ConstraintOp::Unique,
                     };
                 };
-                if let Err(err) = Regex::new(pattern) {
-                    self.error(
-                        value.span(),
-                        &value_path,
-                        format!("invalid regular expression: {err}"),
-                        None,
-                    );
+                if let Err(err) = super::pattern::compile(pattern) {
+                    let message = format!("invalid regular expression: {err}");
+                    self.error(value.span(), &value_path, message, err.hint);
                 }
                 if matches!(kind, Op::Like) {
                     ConstraintOp::Like(pattern.clone())

@@ -462,9 +462,18 @@ fn constraint_rules() {
         5,
         9,
         "constraints[0].value",
-        "invalid regular expression: unclosed `[` at character 6",
+        "invalid regular expression: unclosed character class at character 6",
     );
     assert_eq!(e.hint, None);
+    // A pattern that would compile to a huge program is an invalid spec, not a slow controller.
+    let e = assert_err(
+        &c("field = \"a\"\nop = \"unlike\"\nvalue = '\\w{1000}'"),
+        5,
+        9,
+        "constraints[0].value",
+        "invalid regular expression: pattern is too large: it compiles to more than 1048576 bytes",
+    );
+    assert!(e.hint.unwrap().contains("ASCII class"));
     assert_err(
         &c("field = \"a\"\nop = \"unlike\"\nvalue = 3"),
         5,

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use super::index::{Indexed, Row, SpecState, TASK_STATES};
 use super::query::{self, Order, Query, QueryError};
 use super::snapshot::{PendingKind, Snapshot, SpecStatus};
-use crate::timefmt::utc;
+use crate::timefmt::{relative, utc};
 
 /// How many pending instances a spec's row lists before "and N more".
 const PENDING_SHOWN: usize = 5;
@@ -56,7 +56,9 @@ pub fn render_error(error: &QueryError) -> String {
     )
 }
 
-/// Escapes text for HTML element content and double-quoted attribute values.
+/// Escapes text for HTML element content and double-quoted attribute values. Five replacements,
+/// all the page needs (it writes no script or URL contexts); an escaping crate would not earn its
+/// place for them.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
@@ -618,36 +620,6 @@ fn short(generation: &str) -> String {
     generation.chars().take(12).collect()
 }
 
-/// `12s ago`, `in 3m 5s`, or `now`.
-fn relative(at_ms: u64, now_ms: u64) -> String {
-    if at_ms == 0 {
-        return "-".to_owned();
-    }
-    let (delta, future) = if at_ms >= now_ms {
-        (at_ms - now_ms, true)
-    } else {
-        (now_ms - at_ms, false)
-    };
-    let secs = delta / 1000;
-    if secs == 0 {
-        return "now".to_owned();
-    }
-    let span = if secs < 60 {
-        format!("{secs}s")
-    } else if secs < 3600 {
-        format!("{}m {}s", secs / 60, secs % 60)
-    } else if secs < 86_400 {
-        format!("{}h {}m", secs / 3600, secs % 3600 / 60)
-    } else {
-        format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600)
-    };
-    if future {
-        format!("in {span}")
-    } else {
-        format!("{span} ago")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,12 +639,5 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-
-    #[test]
-    fn relative_reads_both_ways() {
-        assert_eq!(relative(10_000, 70_000), "1m 0s ago");
-        assert_eq!(relative(75_000, 70_000), "in 5s");
-        assert_eq!(relative(70_400, 70_000), "now");
     }
 }

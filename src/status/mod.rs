@@ -533,8 +533,7 @@ fn join_url(base: &str, path: &str) -> String {
 }
 
 fn client() -> Result<reqwest::Client, StatusClientError> {
-    reqwest::Client::builder()
-        .no_proxy()
+    crate::http::client_builder()
         // Longer than the server's own wait for the controller, so its 503 explains the failure.
         .timeout(CONTROL_TIMEOUT + Duration::from_secs(20))
         .build()

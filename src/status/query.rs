@@ -1,8 +1,11 @@
 //! The query parameters of `GET /api/v1/status` and `GET /`: filters (`spec`, `state`), paging
-//! (`limit`, `after`) and `order`. Parsed by hand from the raw query string (percent-decoding
-//! included), so that every mistake gets a 400 that says what is accepted.
+//! (`limit`, `after`) and `order`. Parsed from the raw query string (percent-decoding by the
+//! `percent-encoding` crate), so that every mistake gets a 400 that says what is accepted.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::index::{PROBLEM_BITS, ROLLOUT_BITS, SpecState, TASK_STATES, task_state_bit};
 
@@ -366,43 +369,37 @@ impl Query {
     }
 }
 
+/// What [`encode`] leaves as written besides letters and digits: the characters of spec ids,
+/// patterns and cursors (`team-a/web`, `*web*`, `invalid:team-a/web`), so links stay readable.
+const LEFT_AS_WRITTEN: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b',')
+    .remove(b'*');
+
 /// Percent-encodes a query value: everything but letters, digits and `-._~/:,*` is escaped.
 pub fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/:,*".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, LEFT_AS_WRITTEN).to_string()
 }
 
-/// Decodes a query key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
+/// Decodes a query key or value as forms write them: `+` is a space, `%XX` a byte. Stricter than
+/// the crate, on purpose: a `%` without two hex digits after it, or bytes that are not UTF-8, get
+/// a 400 rather than a guess (no page or well-behaved client writes them).
 fn decode(text: &str) -> Result<String, QueryError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        QueryError(format!("bad percent-escape in the query: `{text}`"))
-                    })?;
-                out.push(hex);
-                i += 2;
-            }
-            other => out.push(other),
-        }
-        i += 1;
+    let hex_follows = |rest: &str| rest.bytes().take(2).filter(u8::is_ascii_hexdigit).count() == 2;
+    if !text.split('%').skip(1).all(hex_follows) {
+        return Err(QueryError(format!(
+            "bad percent-escape in the query: `{text}`"
+        )));
     }
-    String::from_utf8(out).map_err(|_| QueryError(format!("the query is not UTF-8: `{text}`")))
+    percent_decode_str(&text.replace('+', " "))
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| QueryError(format!("the query is not UTF-8: `{text}`")))
 }
 
 #[cfg(test)]
@@ -506,6 +503,19 @@ mod tests {
         assert!(err.contains("id and problems"), "{err}");
         assert!(parse("spec=%zz").is_err());
         assert!(parse("spec=%ff").is_err(), "not UTF-8");
+        assert!(parse("spec=ab%2").is_err());
+        assert!(parse("spec=%").is_err());
+    }
+
+    #[test]
+    fn encode_keeps_ids_readable_and_round_trips() {
+        assert_eq!(encode("team-a/web_1.x~"), "team-a/web_1.x~");
+        assert_eq!(encode("invalid:*web*,b"), "invalid:*web*,b");
+        for value in ["a b&c=d+e%f#g?h", "zürich/ünïcode", "", "%2F"] {
+            assert_eq!(decode(&encode(value)).unwrap(), value, "{value:?}");
+        }
+        assert_eq!(encode("a b&c"), "a%20b%26c");
+        assert_eq!(decode("a+b%2Bc").unwrap(), "a b+c");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub async fn start(config: DevClusterConfig) -> DevCluster {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    mesos_reconciler::http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -485,15 +485,6 @@ pub fn launch_op(tasks: Vec<pb::TaskInfo>) -> pb::offer::Operation {
     }
 }
 
-pub fn scalar(name: &str, value: f64) -> pb::Resource {
-    pb::Resource {
-        name: name.into(),
-        r#type: pb::value::Type::Scalar as i32,
-        scalar: Some(pb::value::Scalar { value }),
-        ..Default::default()
-    }
-}
-
 pub fn ports(begin: u64, end: u64) -> pb::Resource {
     pb::Resource {
         name: "ports".into(),
@@ -511,7 +502,10 @@ pub fn task(id: &str, offer: &pb::Offer) -> pb::TaskInfo {
         name: format!("task {id}"),
         task_id: pb::TaskId { value: id.into() },
         agent_id: offer.agent_id.clone(),
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        resources: vec![
+            pb::Resource::scalar("cpus", 0.1),
+            pb::Resource::scalar("mem", 32.0),
+        ],
         command: Some(pb::CommandInfo {
             value: Some("sleep 1000".into()),
             // Set explicitly: the JSON encoding writes this declared default anyway, so the

@@ -185,7 +185,7 @@ async fn invalid_tasks_get_task_error_and_the_rest_still_launch() {
     let mut no_resources = task("no-resources", &offer);
     no_resources.resources.clear();
     let mut too_big = task("too-big", &offer);
-    too_big.resources = vec![scalar("cpus", 64.0)];
+    too_big.resources = vec![pb::Resource::scalar("cpus", 64.0)];
     let mut both = task("both", &offer);
     both.executor = Some(pb::ExecutorInfo {
         executor_id: pb::ExecutorId { value: "e".into() },
@@ -397,9 +397,9 @@ async fn launch_group_runs_and_kills_the_group_together() {
             value: "group-exec".into(),
         },
         resources: vec![
-            scalar("cpus", 0.1),
-            scalar("mem", 32.0),
-            scalar("disk", 10.0),
+            pb::Resource::scalar("cpus", 0.1),
+            pb::Resource::scalar("mem", 32.0),
+            pb::Resource::scalar("disk", 10.0),
         ],
         ..Default::default()
     };
@@ -443,11 +443,14 @@ async fn an_invalid_task_group_fails_every_task() {
     let executor = pb::ExecutorInfo {
         r#type: Some(pb::executor_info::Type::Default as i32),
         executor_id: pb::ExecutorId { value: "e".into() },
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        resources: vec![
+            pb::Resource::scalar("cpus", 0.1),
+            pb::Resource::scalar("mem", 32.0),
+        ],
         ..Default::default()
     };
     let mut too_big = task("g2", &offer);
-    too_big.resources = vec![scalar("mem", 1e9)];
+    too_big.resources = vec![pb::Resource::scalar("mem", 1e9)];
     let op = pb::offer::Operation {
         r#type: Some(pb::offer::operation::Type::LaunchGroup as i32),
         launch_group: Some(pb::offer::operation::LaunchGroup {

@@ -10,13 +10,13 @@
 //! Probes: COMMAND runs the command (shell or argv) in the sandbox with the task's environment
 //! plus the check's own, exit 0 is healthy; HTTP sends `GET <path>` to `127.0.0.1:<port>`, a status
 //! in 200..=399 (or in `statuses` when given) is healthy; TCP connects to `127.0.0.1:<port>`. HTTPS
-//! is not supported (no TLS client here): such a check fails every probe, saying so.
+//! is not supported yet: such a check fails every probe, saying so.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -221,34 +221,28 @@ async fn probe_command(
     }
 }
 
+/// The HTTP client of every probe: no redirect is followed (a 3xx answer is healthy, as upstream's
+/// curl-based checker sees it) and no connection is kept, so each probe is a fresh look at the task.
+static PROBE_CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
+    crate::http::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .user_agent("mesos-devcluster-health-check")
+        .build()
+        .map_err(|e| e.to_string())
+});
+
 async fn probe_http(port: u16, path: &str, statuses: &[u32]) -> Result<(), String> {
     let url = format!("http://127.0.0.1:{port}{path}");
     let fail = |why: String| format!("HTTP health check on {url} failed: {why}");
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+    let client = PROBE_CLIENT.as_ref().map_err(|e| fail(e.clone()))?;
+    // Only the status matters; the body is never read.
+    let response = client
+        .get(&url)
+        .send()
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: mesos-devcluster-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    // Only the status line matters.
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
-        let n = stream
-            .read(&mut buf)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let code =
-        status_code(&head).ok_or_else(|| fail("no HTTP status line in the response".to_owned()))?;
+        .map_err(|e| fail(crate::http::error_text(&e)))?;
+    let code = u32::from(response.status().as_u16());
     let healthy = if statuses.is_empty() {
         (200..400).contains(&code)
     } else {
@@ -259,17 +253,6 @@ async fn probe_http(port: u16, path: &str, statuses: &[u32]) -> Result<(), Strin
     } else {
         Err(fail(format!("status {code}")))
     }
-}
-
-/// The status code of `HTTP/1.x NNN ...`.
-fn status_code(head: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(head).ok()?;
-    let line = text.lines().next()?;
-    let mut parts = line.split_whitespace();
-    if !parts.next()?.starts_with("HTTP/") {
-        return None;
-    }
-    parts.next()?.parse().ok()
 }
 
 /// Turns probe results into health updates and the kill decision.
@@ -447,13 +430,5 @@ mod tests {
         let mut tracker = HealthTracker::new(&spec(10.0, 1), t0);
         let late = t0 + Duration::from_secs(11);
         assert!(tracker.record(Err("x".to_owned()), late).kill.is_some());
-    }
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(status_code(b"HTTP/1.1 204 No Content\r\n"), Some(204));
-        assert_eq!(status_code(b"HTTP/1.0 500 Oops\r\n"), Some(500));
-        assert_eq!(status_code(b"SSH-2.0\r\n"), None);
-        assert_eq!(status_code(b""), None);
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::labels;
 use super::updates::StatusFactory;
 use crate::mesos::proto::v1 as pb;
+use crate::spec::{DurationError, parse_duration};
 use pb::task_status::{Reason, Source};
 
 /// How a virtual task behaves.
@@ -33,8 +34,13 @@ pub(crate) enum Outcome {
 /// A task label that does not script anything sensible.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum ScriptError {
-    #[error("invalid label {label}='{value}': expected a duration like 500ms, 2s, 1.5m or 1h")]
-    BadDuration { label: &'static str, value: String },
+    /// The duration is read as task specs write them, with the same messages.
+    #[error("invalid label {label}='{value}': {source}")]
+    BadDuration {
+        label: &'static str,
+        value: String,
+        source: DurationError,
+    },
     #[error("invalid label {label}='{value}': expected finished, failed, error or lost")]
     BadOutcome { label: &'static str, value: String },
 }
@@ -50,10 +56,16 @@ pub(crate) fn script_of(task: &pb::TaskInfo) -> Result<Script, ScriptError> {
     let Some(run_for) = label(labels::RUN_FOR) else {
         return Ok(Script::UntilKilled);
     };
-    let after = parse_duration(&run_for).ok_or(ScriptError::BadDuration {
-        label: labels::RUN_FOR,
-        value: run_for,
-    })?;
+    let after = match parse_duration(run_for.trim()) {
+        Ok(after) => after,
+        Err(source) => {
+            return Err(ScriptError::BadDuration {
+                label: labels::RUN_FOR,
+                value: run_for,
+                source,
+            });
+        }
+    };
     let outcome = match label(labels::OUTCOME) {
         None => Outcome::Finished,
         Some(value) => match value.trim() {
@@ -70,22 +82,6 @@ pub(crate) fn script_of(task: &pb::TaskInfo) -> Result<Script, ScriptError> {
         },
     };
     Ok(Script::EndAfter { after, outcome })
-}
-
-/// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`; the number may have a fraction.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// The terminal update of a virtual task that ended by itself.
@@ -134,28 +130,21 @@ mod tests {
 
     fn task(pairs: &[(&str, &str)]) -> pb::TaskInfo {
         pb::TaskInfo {
-            labels: Some(pb::Labels {
-                labels: pairs
-                    .iter()
-                    .map(|(k, v)| pb::Label {
-                        key: (*k).to_owned(),
-                        value: Some((*v).to_owned()),
-                    })
-                    .collect(),
-            }),
+            labels: Some(pb::Labels::from_pairs(pairs.iter().copied())),
             ..Default::default()
         }
     }
 
     #[test]
-    fn durations() {
+    fn run_for_is_a_spec_duration() {
         let cases = [
             ("500ms", Some(Duration::from_millis(500))),
             ("2s", Some(Duration::from_secs(2))),
-            ("1.5s", Some(Duration::from_millis(1500))),
+            ("1s500ms", Some(Duration::from_millis(1500))),
             ("1m", Some(Duration::from_secs(60))),
             ("2h", Some(Duration::from_secs(7200))),
             (" 3s ", Some(Duration::from_secs(3))),
+            ("1.5s", None),
             ("3", None),
             ("s", None),
             ("-1s", None),
@@ -163,8 +152,19 @@ mod tests {
             ("", None),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_duration(text), want, "{text:?}");
+            let got = match script_of(&task(&[(labels::RUN_FOR, text)])) {
+                Ok(Script::EndAfter { after, .. }) => Some(after),
+                Ok(Script::UntilKilled) => panic!("{text:?}: no script"),
+                Err(_) => None,
+            };
+            assert_eq!(got, want, "{text:?}");
         }
+        let err = script_of(&task(&[(labels::RUN_FOR, "10sec")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid label devcluster.run_for='10sec': unknown unit `sec` in duration \"10sec\"; \
+             units are ms, s, m and h"
+        );
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl RetryPolicy {
     /// exponential step `initial * 2^(failures-1)` capped at `max_backoff`, then jittered
     /// uniformly into its upper half so that many schedulers restarted together spread out
     /// without any of them retrying much sooner than the step.
+    ///
+    /// Only the delay is computed here, rather than with a retry crate (`backon`, `backoff`):
+    /// those own the retry loop and its sleeps, and ours must stay a `select!` against shutdown
+    /// and rotate through the masters, with the rng injected so tests are deterministic.
     pub fn backoff(&self, failures: u32, rng: &mut impl Rng) -> Duration {
         let step = self.step(failures);
         let half = step / 2;
