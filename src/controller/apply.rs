@@ -206,7 +206,10 @@ impl Controller {
             }
             self.persist_records(&records).await;
             crate::failpoint::hit("after-write-ahead");
-            let mut accepts = Vec::new();
+            let Some(framework_id) = self.framework_id.clone() else {
+                return;
+            };
+            let mut batches = Vec::new();
             for a in launches {
                 if let Action::Launch {
                     offer_id,
@@ -217,43 +220,21 @@ impl Controller {
                 {
                     let role = self
                         .offers
-                        .get(&offer_id)
-                        .map_or_else(|| self.role.clone(), |o| o.role.clone());
-                    let infos: Vec<pb::TaskInfo> = tasks
-                        .iter()
-                        .map(|t| {
-                            tracing::info!(task_id = %t.task_id, spec = %t.spec_id.as_str(), instance = t.instance, agent = %agent_id, "launching");
-                            convert::task_info(
-                                &t.spec,
-                                &LaunchTarget {
-                                    task_id: &t.task_id,
-                                    agent_id: &agent_id,
-                                    role: &role,
-                                    generation: &t.generation,
-                                    instance: t.instance,
-                                    resources: &t.resources,
-                                    ports: &t.ports,
-                                },
-                            )
-                        })
-                        .collect();
-                    self.counts.launches += infos.len() as u64;
-                    self.offers.remove(&offer_id);
-                    let accept = call::Accept {
-                        offer_ids: vec![pb::OfferId { value: offer_id }],
-                        operations: vec![pb::offer::Operation {
-                            r#type: Some(pb::offer::operation::Type::Launch as i32),
-                            launch: Some(pb::offer::operation::Launch { task_infos: infos }),
-                            ..Default::default()
-                        }],
-                        filters: Some(pb::Filters {
-                            refuse_seconds: Some(ACCEPT_REFUSE_SECONDS),
-                        }),
-                    };
-                    accepts.extend(self.call(call::Type::Accept, |c| c.accept = Some(accept)));
+                        .remove(&offer_id)
+                        .map_or_else(|| self.role.clone(), |o| o.role);
+                    for t in &tasks {
+                        tracing::info!(task_id = %t.task_id, spec = %t.spec_id.as_str(), instance = t.instance, agent = %agent_id, "launching");
+                    }
+                    self.counts.launches += tasks.len() as u64;
+                    batches.push(AcceptBatch {
+                        offer_id,
+                        agent_id,
+                        role,
+                        tasks,
+                    });
                 }
             }
-            self.send_accepts(accepts).await;
+            self.send_accepts(&framework_id, batches).await;
         }
 
         for a in other {
@@ -325,14 +306,16 @@ impl Controller {
 
     /// Sends the ACCEPTs of one pass, a few at a time: each is its own HTTP call and they do not
     /// depend on each other (each names its own offer), so a pass with hundreds of offers does not
-    /// wait for them one by one.
-    async fn send_accepts(&mut self, accepts: Vec<Call>) {
+    /// wait for them one by one. Each call's TaskInfos are built when it is sent, so a pass
+    /// launching 10,000 tasks never holds 10,000 TaskInfos at once.
+    async fn send_accepts(&mut self, framework_id: &str, batches: Vec<AcceptBatch>) {
         use futures_util::StreamExt;
         const IN_FLIGHT: usize = 8;
         let client = self.client.clone();
-        let mut sent = futures_util::stream::iter(accepts.into_iter().map(|c| {
+        let mut sent = futures_util::stream::iter(batches.into_iter().map(|b| {
             let client = client.clone();
-            async move { client.call(c).await }
+            let call = b.into_call(framework_id);
+            async move { client.call(call).await }
         }))
         .buffer_unordered(IN_FLIGHT);
         while let Some(result) = sent.next().await {
@@ -420,6 +403,58 @@ impl Controller {
             })
             .collect();
         self.acker.send(calls);
+    }
+}
+
+/// The launches of one pass on one offer, until they are sent.
+struct AcceptBatch {
+    offer_id: String,
+    agent_id: String,
+    role: String,
+    tasks: Vec<plan::Launch>,
+}
+
+impl AcceptBatch {
+    /// The ACCEPT with one LAUNCH of every task.
+    fn into_call(self, framework_id: &str) -> Call {
+        let task_infos = self
+            .tasks
+            .iter()
+            .map(|t| {
+                convert::task_info(
+                    &t.spec,
+                    &LaunchTarget {
+                        task_id: &t.task_id,
+                        agent_id: &self.agent_id,
+                        role: &self.role,
+                        generation: &t.generation,
+                        instance: t.instance,
+                        resources: &t.resources,
+                        ports: &t.ports,
+                    },
+                )
+            })
+            .collect();
+        Call {
+            framework_id: Some(pb::FrameworkId {
+                value: framework_id.to_owned(),
+            }),
+            r#type: Some(call::Type::Accept as i32),
+            accept: Some(call::Accept {
+                offer_ids: vec![pb::OfferId {
+                    value: self.offer_id,
+                }],
+                operations: vec![pb::offer::Operation {
+                    r#type: Some(pb::offer::operation::Type::Launch as i32),
+                    launch: Some(pb::offer::operation::Launch { task_infos }),
+                    ..Default::default()
+                }],
+                filters: Some(pb::Filters {
+                    refuse_seconds: Some(ACCEPT_REFUSE_SECONDS),
+                }),
+            }),
+            ..Default::default()
+        }
     }
 }
 
