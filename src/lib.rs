@@ -14,5 +14,6 @@ pub mod plan;
 pub mod spec;
 pub mod status;
 pub mod store;
+pub mod task_ids;
 pub mod timefmt;
 pub mod watch;

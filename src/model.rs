@@ -87,8 +87,8 @@ impl std::fmt::Display for TaskState {
     }
 }
 
-/// A task id as the controller generates it: `<spec id with '/' as '.'>.<instance>.<uuid>`, so an
-/// operator reading `/master/state` sees at once which file a task came from.
+/// A task id. The controller's own carry the spec id, instance and generation of the task, so an
+/// operator reading `/master/state` sees at once which file a task came from (see `task_ids`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TaskId(pub String);

@@ -70,7 +70,7 @@ impl Controller {
         let outstanding = self.planned.outstanding(&self.ledger, known_in_force);
         let ledger = &self.ledger;
         let records_of = |id: &str| ledger.of_spec(id);
-        let mut new_id = |spec: &SpecId, instance: u32| new_task_id(spec, instance);
+        let mut new_id = crate::task_ids::task_id;
         let finished = plan::finish(&input, outstanding, &records_of, &mut new_id);
         let rollout_updates: Vec<(SpecId, Option<crate::plan::RolloutState>)> = self
             .planned
@@ -403,14 +403,4 @@ impl Controller {
             }
         }
     }
-}
-
-/// `<spec id with '/' as '.'>.<instance>.<uuid>`: unique per launch, and its spec is readable at a glance.
-pub fn new_task_id(spec: &SpecId, instance: u32) -> TaskId {
-    TaskId(format!(
-        "{}.{}.{}",
-        spec.as_str().replace('/', "."),
-        instance,
-        uuid::Uuid::new_v4().simple()
-    ))
 }

@@ -332,11 +332,9 @@ pub struct TaskView {
 }
 
 impl TaskView {
-    /// The instance number from a task id `<spec with / as .>.<instance>.<uuid>`.
+    /// The instance number the task id names (`mesos_reconciler::task_ids`).
     pub fn instance(&self) -> Option<u32> {
-        let mut parts = self.id.rsplitn(3, '.');
-        let _uuid = parts.next()?;
-        parts.next()?.parse().ok()
+        mesos_reconciler::task_ids::parse(&self.id).map(|p| p.instance)
     }
 }
 
