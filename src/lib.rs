@@ -12,6 +12,7 @@ pub mod mesos;
 pub mod model;
 pub mod plan;
 pub mod spec;
+pub mod state_dir;
 pub mod status;
 pub mod store;
 pub mod task_ids;

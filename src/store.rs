@@ -67,6 +67,12 @@ impl Tree {
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another process has the database open (sled locks it).
+    #[error(
+        "the state directory {} is in use by another mesos-reconciler ({holder}); two controllers must not share a state directory: stop the other one, or give this one its own --state",
+        dir.display()
+    )]
+    Locked { dir: PathBuf, holder: String },
     #[error("cannot open the state store at {path}: {source}")]
     Open {
         path: PathBuf,
@@ -110,9 +116,18 @@ impl Store {
             // (LowSpace, the default, rewrites pages to defragment, which costs more IO per update).
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
+            .map_err(|source| {
+                if is_lock_error(&source) {
+                    StoreError::Locked {
+                        dir: dir.to_owned(),
+                        holder: crate::state_dir::describe_holder(dir, &path.join("db")),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: path.clone(),
+                        source,
+                    }
+                }
             })?;
         let meta = db.open_tree("meta")?;
         match meta.get(KEY_SCHEMA)? {
@@ -129,6 +144,7 @@ impl Store {
                 db.flush()?;
             }
         }
+        crate::state_dir::write_holder(dir);
         Ok(Self { path, db, meta })
     }
 
@@ -242,6 +258,11 @@ impl Store {
     }
 }
 
+/// sled's error when another process holds the database's lock (`Config::try_lock`).
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +304,22 @@ mod tests {
         store.remove(Tree::Ledger, "a").unwrap();
         assert_eq!(store.get::<u32>(Tree::Ledger, "a").unwrap(), None);
         assert_eq!(store.get::<u32>(Tree::Ledger, "b").unwrap(), Some(2));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_open_names_the_directory_and_the_holder() {
+        let dir = temp_dir("locked");
+        let first = Store::open(&dir).unwrap();
+        let err = Store::open(&dir).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        drop(first);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -27,7 +27,9 @@ impl Controller {
         let now_ms = self.clock.now_ms();
         let span = tracing::debug_span!("pass", why);
         let _enter = span.enter();
-        let awaiting = !self.connected || self.reconciliation.awaiting();
+        // Until the framework's tasks are all known (`adopt.rs`), tasks in unknown states count
+        // as possibly running, as while explicit reconciliation is unanswered.
+        let awaiting = !self.connected || self.reconciliation.awaiting() || self.adoption.blocks();
         let dirty = self.planned.take_dirty(
             now_ms,
             awaiting,
@@ -106,7 +108,7 @@ impl Controller {
             self.set_rollout(&id, None);
         }
 
-        if self.connected {
+        if self.may_act() {
             self.apply(finished.actions).await;
         }
         self.forget_unwanted_instances(&dirty);
