@@ -119,7 +119,7 @@ async fn run_controller(
     let store = match controller::open_store(&args.state) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            report_error(&e);
             return controller_exit_code(&e);
         }
     };
@@ -155,10 +155,18 @@ async fn run_controller(
     match controller::run_with_store(config, store, shutdown).await {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("error: {e}");
+            report_error(&e);
             controller_exit_code(&e)
         }
     }
+}
+
+/// Prints `error: <e>` on stderr in one write, so that the line stays whole in a log file that
+/// other processes write to as well.
+fn report_error(e: &impl std::fmt::Display) {
+    use std::io::Write as _;
+    let line = format!("error: {e}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// 64 for what the operator must change (a state directory in use, a framework that cannot be

@@ -320,6 +320,83 @@ async fn a_second_controller_on_the_same_state_directory_exits_naming_the_holder
     cluster.shutdown().await;
 }
 
+/// While the state directory cannot be written (the failpoint switch file exists), the
+/// controller launches and kills nothing, says why on `/readyz` (503), its status and its log, and
+/// keeps its subscription; once writes work again it converges by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_state_directory_stops_launches_and_kills_until_it_can_be_written() {
+    let cluster = start_cluster(1, AGENT).await;
+    let mut fx = Fixture::new("unwritable", &cluster.url());
+    let switch = fx.other_state("switches").join("unwritable");
+    let switch_text = switch.display().to_string();
+    let before = specs(&[("web", 2), ("old", 1)]);
+    fx.write_specs(&before);
+    let mut ctl = fx.spawn_with(Spawn {
+        env: &[("MESOS_RECONCILER_FAILPOINT_UNWRITABLE", &switch_text)],
+        ..Spawn::default()
+    });
+    let url = ctl.status_url().await;
+    let (fws, _) = wait_converged(&cluster, &ctl, &before, DEADLINE).await;
+    let running_before = running_ids(&fws);
+    let infos_before = cluster.received_task_infos().await.len();
+
+    std::fs::write(&switch, "on").unwrap();
+    // A scale-up and a delete: a launch and a kill the controller must hold back.
+    fx.write_spec("web", &service_spec(3));
+    std::fs::remove_file(fx.desired.join("old.toml")).unwrap();
+    let halted = wait_for(
+        "the controller to say it cannot write",
+        DEADLINE,
+        || async {
+            let s = ctl.status().await?;
+            s.halted.clone().ok_or_else(|| "not halted yet".to_owned())
+        },
+    )
+    .await;
+    assert!(halted.contains("cannot be written"), "{halted}");
+    let readyz = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(readyz.status(), 503);
+    let body = readyz.text().await.unwrap();
+    assert!(body.contains("cannot be written"), "{body}");
+    // Several passes later, still nothing launched or killed, and still subscribed.
+    let seen = ctl.status().await.unwrap();
+    let later = wait_for("more passes while unwritable", DEADLINE, || async {
+        ctl.nudge();
+        let s = ctl.status().await?;
+        if s.counters.passes >= seen.counters.passes + 3 {
+            Ok(s)
+        } else {
+            Err(format!("{} passes", s.counters.passes))
+        }
+    })
+    .await;
+    assert!(later.connected && later.halted.is_some());
+    assert_eq!(later.counters.launches, seen.counters.launches);
+    assert_eq!(later.counters.kills, seen.counters.kills);
+    assert_eq!(running_ids(&frameworks(&cluster).await), running_before);
+    assert_eq!(cluster.received_task_infos().await.len(), infos_before);
+    assert!(fx.log_text().contains("LAUNCHING AND KILLING NOTHING"));
+
+    std::fs::remove_file(&switch).unwrap();
+    let after = specs(&[("web", 3)]);
+    let (_, snapshot) = wait_converged(&cluster, &ctl, &after, DEADLINE).await;
+    assert_eq!(snapshot.halted, None);
+    let readyz = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(readyz.status(), 200);
+    let settled = wait_ready_and_passes(&ctl, SETTLE_PASSES).await;
+    check_converged(&frameworks(&cluster).await, &settled, &after).unwrap();
+    assert_eq!(
+        launched_since(&cluster, infos_before).await,
+        BTreeMap::from([(("web".to_owned(), 2), 1)]),
+        "exactly the held launch, once"
+    );
+    assert!(fx.log_text().contains("can be written again"));
+    assert!(ctl.exited().is_none());
+
+    drop(ctl);
+    cluster.shutdown().await;
+}
+
 /// `spec id -> instances`.
 fn specs(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
     list.iter().map(|(id, n)| ((*id).to_owned(), *n)).collect()

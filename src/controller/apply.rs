@@ -24,6 +24,7 @@ impl Controller {
     /// the cross-spec step then looks at what is outstanding.
     pub async fn pass(&mut self, why: &'static str) {
         let started = StdInstant::now();
+        self.observe_store();
         let now_ms = self.clock.now_ms();
         let span = tracing::debug_span!("pass", why);
         let _enter = span.enter();
@@ -109,7 +110,12 @@ impl Controller {
         }
 
         if self.may_act() {
-            self.apply(finished.actions).await;
+            let actions = match self.halted {
+                Some(_) => super::health::without_writes(finished.actions),
+                None => finished.actions,
+            };
+            self.apply(actions).await;
+            self.observe_store();
         }
         self.forget_unwanted_instances(&dirty);
         self.prune_ledger(&dirty);
@@ -153,7 +159,15 @@ impl Controller {
                     }
                 }
             }
-            self.persist_records(&marked).await;
+            if !self.persist_records(&marked).await {
+                // The marks could not be written: no kill goes out (see `health.rs`), and the
+                // next pass decides them again.
+                for mut r in marked {
+                    r.kill_requested = false;
+                    self.ledger.put(r);
+                }
+                kills.clear();
+            }
             for a in kills {
                 if let Action::Kill {
                     task_id,
@@ -206,7 +220,25 @@ impl Controller {
                 self.ledger.put(r.clone());
                 self.touch_history(r);
             }
-            self.persist_records(&records).await;
+            if !self.persist_records(&records).await {
+                // Write-ahead failed: these tasks are not launched. Their offers are declined
+                // below and the instances stay wanted.
+                for r in &records {
+                    self.ledger.remove(&r.task_id);
+                    let key = format!("{}#{}", r.spec_id, r.instance);
+                    if let Some(attempts) = self.history.get_mut(&key) {
+                        attempts.retain(|a| a.task_id != r.task_id.0);
+                    }
+                }
+                for a in launches.drain(..) {
+                    if let Action::Launch { offer_id, .. } = a {
+                        other.push(Action::Decline {
+                            offer_ids: vec![offer_id],
+                            refuse_seconds: plan::SHORT_REFUSE_SECONDS,
+                        });
+                    }
+                }
+            }
             crate::failpoint::hit("after-write-ahead");
             for a in launches {
                 if let Action::Launch {

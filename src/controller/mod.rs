@@ -17,6 +17,7 @@ mod adopt;
 mod apply;
 mod desired;
 mod discover;
+mod health;
 mod ledger;
 mod planned;
 mod reconcile;

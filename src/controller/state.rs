@@ -41,8 +41,8 @@ const PUBLISH_IDLE_REFRESH: Duration = Duration::from_secs(60);
 /// When the status snapshot was published and when the next one may be.
 #[derive(Debug, Default)]
 pub(super) struct Published {
-    /// (ready, connected, guard holding) of the last snapshot published.
-    flags: Option<(bool, bool, bool)>,
+    /// (ready, connected, guard holding, halted) of the last snapshot published.
+    flags: Option<(bool, bool, bool, bool)>,
     /// No regular publication before this.
     next_at: Option<Instant>,
     /// When the last one was built.
@@ -189,6 +189,9 @@ pub(super) struct Controller {
     pub adoption: Adoption,
     /// Set when the controller must stop; `run` returns it.
     pub fatal: Option<ControllerError>,
+    /// Why nothing is launched or killed: the state directory cannot be written (`health.rs`).
+    pub halted: Option<String>,
+    pub next_store_probe: Option<Instant>,
 }
 
 impl Controller {
@@ -327,6 +330,8 @@ impl Controller {
             find_error: None,
             adoption: Adoption::default(),
             fatal: None,
+            halted: None,
+            next_store_probe: None,
         })
     }
 
@@ -360,6 +365,7 @@ impl Controller {
             self.resubscribe_at,
             self.published.due,
             self.adoption.retry_at(),
+            self.store_probe_at(),
         ]
         .into_iter()
         .flatten()
@@ -781,7 +787,12 @@ impl Controller {
     /// wait for (ready, connected, the guard) is published at once.
     pub fn publish(&mut self) {
         let now = Instant::now();
-        let flags = (self.ready, self.connected, self.guard.is_some());
+        let flags = (
+            self.ready,
+            self.connected,
+            self.guard.is_some(),
+            self.halted.is_some(),
+        );
         let urgent = self.published.flags != Some(flags);
         // Nothing shown changed: the pass counter and time still are, so a cheap snapshot (a small
         // controller) is rebuilt anyway; a costly one only now and then.

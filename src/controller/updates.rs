@@ -213,18 +213,21 @@ impl Controller {
         self.acknowledge_all(&acks).await;
     }
 
-    pub(super) async fn persist_records(&mut self, records: &[TaskRecord]) {
+    /// Writes ledger records and flushes them; false if either failed.
+    pub(super) async fn persist_records(&mut self, records: &[TaskRecord]) -> bool {
         let write = self.store.put_all(
             Tree::Ledger,
             records.iter().map(|r| (r.task_id.0.as_str(), r)),
         );
         if let Err(e) = write {
             tracing::error!(error = %e, "cannot write the ledger");
-            return;
+            return false;
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "cannot flush the ledger");
+            return false;
         }
+        true
     }
 }
 

@@ -34,6 +34,7 @@ impl Controller {
             self.connect();
         }
         self.adoption_tick(now);
+        self.probe_store(now).await;
         if now >= self.next_rescan {
             self.reread().await;
         }

@@ -118,7 +118,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
     };
     Snapshot {
         ready: c.ready,
-        halted: None,
+        halted: c.halted.clone(),
         recovery: c.recovery_status(),
         connected: c.connected,
         framework_id: c.framework_id.clone(),

@@ -237,6 +237,7 @@ impl Fixture {
             child,
             addr_file,
             status_url: OnceLock::new(),
+            desired: self.desired.clone(),
         }
     }
 }
@@ -297,6 +298,8 @@ pub struct ControllerProc {
     child: Child,
     addr_file: PathBuf,
     status_url: OnceLock<String>,
+    /// The desired directory, where [`ControllerProc::nudge`] writes.
+    desired: PathBuf,
 }
 
 impl ControllerProc {
@@ -338,6 +341,17 @@ impl ControllerProc {
             }
         };
         fetch_status(&url).await.map_err(|e| format!("{url}: {e}"))
+    }
+
+    /// Wakes the controller's loop without changing the desired set: an ignored file changes, the
+    /// watcher sends a hint, the loop runs a pass and publishes it (an idle controller whose
+    /// snapshot is not cheap to build publishes its pass counter only once a minute).
+    pub fn nudge(&self) {
+        fs::write(
+            self.desired.join("_nudge.txt"),
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .expect("write the nudge file");
     }
 
     /// SIGKILL, and waits for the process to be gone (its sled lock is released with it).
@@ -542,6 +556,7 @@ pub async fn wait_ready_and_passes(proc: &ControllerProc, more: u64) -> Snapshot
     .await;
     let target = ready.counters.passes + more;
     wait_for("a few more passes", DEADLINE, || {
+        proc.nudge();
         let status = proc.status();
         async move {
             let s = status.await?;
