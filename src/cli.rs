@@ -211,6 +211,8 @@ pub enum BenchScenario {
     Latency,
     /// With N running, kill -9 and restart the controller: until /readyz, and what it launched.
     Restart,
+    /// As restart, with the state directory deleted: the framework and its tasks recovered from the master.
+    Recover,
     /// With N running, a steady-state window: CPU and memory of the controller and the master.
     Idle,
     /// With N running, response times of the controller's status server.
