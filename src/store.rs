@@ -23,6 +23,9 @@
 //!   backoff and history of instances, which at worst relaunch a failed task sooner than planned.
 //! - The ledger is written ahead: a task id is flushed before the ACCEPT that launches it is sent,
 //!   and a status update is flushed before it is acknowledged.
+//! - A write or flush that fails is remembered ([`Store::failure`]) until [`Store::probe`] writes
+//!   again; the controller acts on nothing meanwhile. sled keeps its first i/o error and fails
+//!   everything after it, so the probe closes and opens the database again when sled gave up.
 
 use std::path::{Path, PathBuf};
 

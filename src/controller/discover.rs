@@ -175,9 +175,11 @@ fn principal_note(principal: Option<&str>) -> String {
 
 impl Controller {
     /// Subscribes if the framework is known (stored, or found on the master), else asks the
-    /// master for its frameworks first.
+    /// master for its frameworks first. A registration that failed before SUBSCRIBED came back
+    /// is not simply sent again: the master may have registered the framework all the same, and
+    /// the next look finds it.
     pub(super) fn connect(&mut self) {
-        if self.framework_id.is_some() || self.adopting.is_some() || self.register_new {
+        if self.framework_id.is_some() || self.adopting.is_some() {
             self.subscribe();
         } else {
             self.find_framework();
@@ -247,7 +249,6 @@ impl Controller {
                 tracing::info!(
                     "the master has no framework of this controller: registering a new one"
                 );
-                self.register_new = true;
                 self.subscribe();
             }
             Found::Adopt { id, why } => {

@@ -180,8 +180,6 @@ pub(super) struct Controller {
     pub takeover: bool,
     /// The framework found on the master, subscribed with until SUBSCRIBED stores its id.
     pub adopting: Option<String>,
-    /// The master has no framework of this controller: the next SUBSCRIBE registers one.
-    pub register_new: bool,
     /// The master's frameworks being listed.
     pub finding: Option<tokio::task::JoinHandle<()>>,
     /// Why the frameworks could not be listed, while that lasts.
@@ -325,7 +323,6 @@ impl Controller {
             explicit_framework_id: None,
             takeover: false,
             adopting: None,
-            register_new: false,
             finding: None,
             find_error: None,
             adoption: Adoption::default(),
@@ -698,7 +695,6 @@ impl Controller {
         }
         self.framework_id = Some(framework_id);
         self.adopting = None;
-        self.register_new = false;
         self.master = Some(master);
         self.connected = true;
         self.resubscribe_failures = 0;
