@@ -91,7 +91,12 @@ pub struct ControllerArgs {
     pub framework_id: Option<String>,
     /// Fail over this controller's framework even if another scheduler is connected to it (that
     /// one is told "Framework failed over" and stops).
-    #[arg(long, env = env::TAKEOVER)]
+    #[arg(
+        long,
+        env = env::TAKEOVER,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub takeover: bool,
 }
 
