@@ -11,7 +11,11 @@
 //! - a launch is written to the ledger and flushed before its ACCEPT is sent;
 //! - a status update is written and flushed before it is acknowledged;
 //! - after every subscription, every non-terminal task is reconciled before anything that could
-//!   duplicate it is launched.
+//!   duplicate it is launched;
+//! - with no framework id stored, the framework is looked for on the master before one is
+//!   registered (`discover.rs`), and nothing is launched or killed before every task of the
+//!   framework is known, read from the master if the ledger lacks it (`adopt.rs`);
+//! - nothing is launched or killed while the state directory cannot be written (`health.rs`).
 
 mod adopt;
 mod apply;
