@@ -221,9 +221,14 @@ pub fn live_and_duplicates(tasks: &[StateTask]) -> (u64, u64) {
         .filter(|t| LIVE_STATES.contains(&t.state.as_str()))
     {
         live += 1;
+        // Anything else: all but the last dot-separated part (a uuid).
         let instance = match crate::task_ids::parse(&task.id) {
             Some(p) => format!("{:?}#{}", p.spec, p.instance),
-            None => task.id.clone(),
+            None => task
+                .id
+                .rsplit_once('.')
+                .map_or(task.id.as_str(), |(i, _)| i)
+                .to_owned(),
         };
         if !seen.insert(instance) {
             duplicates += 1;
@@ -378,5 +383,21 @@ mod tests {
             task("svc-3.0.eeee", "TASK_FINISHED"),
         ];
         assert_eq!(live_and_duplicates(&tasks), (4, 1));
+        // Current ids: two generations of one instance are two copies of it.
+        let tasks = [
+            task(
+                "svc-1.0.g11111111.0123456789abcdef0123456789abcdef",
+                "TASK_RUNNING",
+            ),
+            task(
+                "svc-1.0.g22222222.1123456789abcdef0123456789abcdef",
+                "TASK_RUNNING",
+            ),
+            task(
+                "svc-1.1.g11111111.2123456789abcdef0123456789abcdef",
+                "TASK_RUNNING",
+            ),
+        ];
+        assert_eq!(live_and_duplicates(&tasks), (3, 1));
     }
 }
