@@ -23,6 +23,8 @@ pub mod env {
     pub const STATE: &str = "MESOS_RECONCILER_STATE";
     pub const LISTEN: &str = "MESOS_RECONCILER_LISTEN";
     pub const FRAMEWORK_NAME: &str = "MESOS_RECONCILER_FRAMEWORK_NAME";
+    pub const FRAMEWORK_ID: &str = "MESOS_RECONCILER_FRAMEWORK_ID";
+    pub const TAKEOVER: &str = "MESOS_RECONCILER_TAKEOVER";
     pub const ROLE: &str = "MESOS_RECONCILER_ROLE";
     pub const USER: &str = "MESOS_RECONCILER_USER";
     pub const PRINCIPAL: &str = "MESOS_RECONCILER_PRINCIPAL";
@@ -83,6 +85,19 @@ pub struct ControllerArgs {
     /// How long Mesos keeps the framework's tasks while the controller is away.
     #[arg(long, env = env::FAILOVER_TIMEOUT, default_value = "1w", value_parser = parse_duration_arg)]
     pub failover_timeout: Duration,
+    /// With no framework id in the state directory, adopt this framework and its tasks (instead
+    /// of finding one by name on the master).
+    #[arg(long, env = env::FRAMEWORK_ID, value_parser = parse_framework_id)]
+    pub framework_id: Option<String>,
+    /// Fail over this controller's framework even if another scheduler is connected to it (that
+    /// one is told "Framework failed over" and stops).
+    #[arg(
+        long,
+        env = env::TAKEOVER,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub takeover: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -201,6 +216,8 @@ pub enum BenchScenario {
     Latency,
     /// With N running, kill -9 and restart the controller: until /readyz, and what it launched.
     Restart,
+    /// As restart, with the state directory deleted: the framework and its tasks recovered from the master.
+    Recover,
     /// With N running, a steady-state window: CPU and memory of the controller and the master.
     Idle,
     /// With N running, response times of the controller's status server.
@@ -216,6 +233,23 @@ pub enum BenchScenario {
 pub enum WireEncoding {
     Protobuf,
     Json,
+}
+
+/// A framework id as Mesos accepts one: not empty, no `/`, `\\` or control characters.
+pub fn parse_framework_id(text: &str) -> Result<String, String> {
+    let bad = text.is_empty()
+        || text == "."
+        || text == ".."
+        || text
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    if bad {
+        return Err(format!(
+            "{text:?} is not a framework id (as the master shows it, e.g. \
+             2c3b5e0e-6f1d-4c2a-9b1e-7a6f3d2e1c0b-0000)"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// Durations on the command line: the task spec's syntax (`500ms`, `10s`, `5m`, `1h`, `1m30s`),
@@ -247,6 +281,29 @@ mod tests {
             "unknown unit `sec` in duration \"10sec\"; units are ms, s, m, h, d and w (use `s`)"
         );
         assert!(parse_duration_arg("soon").is_err());
+    }
+
+    #[test]
+    fn framework_ids_are_checked() {
+        assert_eq!(parse_framework_id("abc-0001").unwrap(), "abc-0001");
+        for bad in ["", "a/b", "a\\b", "..", "a\nb"] {
+            assert!(parse_framework_id(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "mesos-reconciler",
+            "run",
+            "--master",
+            "http://127.0.0.1:5050",
+            "--framework-id",
+            "abc-0001",
+            "--takeover",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(run.controller.framework_id.as_deref(), Some("abc-0001"));
+        assert!(run.controller.takeover);
     }
 
     #[test]

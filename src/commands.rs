@@ -114,6 +114,15 @@ async fn run_controller(
     principal: Option<String>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> i32 {
+    // The store first: a second controller on the same state directory is told so before
+    // anything else (it would otherwise fail on the status server's port, if both use the same).
+    let store = match controller::open_store(&args.state) {
+        Ok(s) => s,
+        Err(e) => {
+            report_error(&e);
+            return controller_exit_code(&e);
+        }
+    };
     let status = match bind(args.listen).await {
         Ok(l) => l,
         Err(code) => return code,
@@ -133,18 +142,40 @@ async fn run_controller(
             roles: Vec::new(),
             principal,
             failover_timeout: args.failover_timeout,
-            hostname: None,
+            // Shown by the master (`/master/frameworks`): where this controller runs, which is
+            // what a second controller, or an operator, needs to find it.
+            hostname: crate::state_dir::local_hostname(),
             webui_url: None,
         },
         role: args.role.clone(),
         status: Some(status),
+        framework_id: args.framework_id.clone(),
+        takeover: args.takeover,
     };
-    match controller::run(config, shutdown).await {
+    match controller::run_with_store(config, store, shutdown).await {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("error: {e}");
-            exit::FAILURE
+            report_error(&e);
+            controller_exit_code(&e)
         }
+    }
+}
+
+/// Prints `error: <e>` on stderr in one write, so that the line stays whole in a log file that
+/// other processes write to as well.
+fn report_error(e: &impl std::fmt::Display) {
+    use std::io::Write as _;
+    let line = format!("error: {e}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// 64 for what the operator must change (a state directory in use, a framework that cannot be
+/// adopted), 1 for failures at run time.
+fn controller_exit_code(e: &controller::ControllerError) -> i32 {
+    if e.is_usage() {
+        exit::USAGE
+    } else {
+        exit::FAILURE
     }
 }
 

@@ -6,11 +6,37 @@
 //! - `after-persist-before-ack`: a status update is flushed, its acknowledgement is not sent.
 //!
 //! Without the variable, a failpoint costs one cached lookup.
+//!
+//! A second switch makes the state directory unwritable for as long as a file exists: with
+//! `MESOS_RECONCILER_FAILPOINT_UNWRITABLE=<path>`, every write and flush of the store fails while
+//! `<path>` exists (what a full or read-only disk does to sled), and succeeds again once it is
+//! removed.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// The environment variable naming the failpoint to trigger.
 pub const ENV: &str = "MESOS_RECONCILER_FAILPOINT";
+
+/// The environment variable naming the file whose existence makes the store unwritable.
+pub const UNWRITABLE_ENV: &str = "MESOS_RECONCILER_FAILPOINT_UNWRITABLE";
+
+/// `Err` with the reason while the unwritable switch is on.
+pub fn check_writable() -> Result<(), String> {
+    static SWITCH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let switch = SWITCH.get_or_init(|| {
+        std::env::var_os(UNWRITABLE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    match switch {
+        Some(path) if path.exists() => Err(format!(
+            "failpoint: the state directory is unwritable while {} exists",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Aborts the process if `name` is the configured failpoint.
 pub fn hit(name: &str) {

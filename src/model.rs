@@ -60,6 +60,11 @@ impl TaskState {
         TaskState::Unknown,
     ];
 
+    /// The state Mesos names `name` (`TASK_RUNNING`).
+    pub fn from_mesos_name(name: &str) -> Option<TaskState> {
+        TaskState::ALL.into_iter().find(|s| s.mesos_name() == name)
+    }
+
     /// The name Mesos uses (`TASK_RUNNING`), for logs and the status page.
     pub const fn mesos_name(self) -> &'static str {
         match self {
@@ -87,8 +92,8 @@ impl std::fmt::Display for TaskState {
     }
 }
 
-/// A task id as the controller generates it: `<spec id with '/' as '.'>.<instance>.<uuid>`, so an
-/// operator reading `/master/state` sees at once which file a task came from.
+/// A task id. The controller's own carry the spec id, instance and generation of the task, so an
+/// operator reading `/master/state` sees at once which file a task came from (see `task_ids`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TaskId(pub String);
@@ -258,6 +263,51 @@ impl TaskRecord {
     pub fn is_live(&self) -> bool {
         !self.state.is_terminal()
     }
+}
+
+/// A framework as the master lists it (`GET /master/frameworks`): what a controller without a
+/// framework id needs to find its own, and what it needs to learn the framework's tasks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MasterFramework {
+    pub id: String,
+    pub name: String,
+    pub principal: Option<String>,
+    /// The host the scheduler said it runs on (`FrameworkInfo.hostname`).
+    pub hostname: Option<String>,
+    /// A scheduler holds its subscription right now.
+    pub connected: bool,
+    /// Known only from agents after a master failover, no scheduler subscribed since.
+    pub recovered: bool,
+    /// Removed (torn down, or its failover timeout expired): its id cannot be used again.
+    pub completed: bool,
+    /// Seconds since the epoch.
+    pub registered_time: Option<f64>,
+    /// When its scheduler went away, seconds since the epoch.
+    pub unregistered_time: Option<f64>,
+    /// Its tasks the master tracks: live ones and those on unreachable agents.
+    pub tasks: Vec<MasterTask>,
+}
+
+/// A task as the master lists it, with the labels status updates do not carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterTask {
+    pub task_id: TaskId,
+    /// The TaskInfo's name (the controller sets it to the spec id).
+    pub name: String,
+    pub state: TaskState,
+    pub agent_id: Option<String>,
+    /// The TaskInfo's labels; a key given twice keeps its last value.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Host ports the task holds, in ascending order.
+    pub ports: Vec<u64>,
+    /// The time of its first status update (ms since the epoch).
+    pub first_status_ms: Option<u64>,
+    /// The time of its first TASK_RUNNING update.
+    pub running_since_ms: Option<u64>,
+    /// Since when its agent is unreachable.
+    pub unreachable_since_ms: Option<u64>,
+    /// The health of its latest update that said.
+    pub healthy: Option<bool>,
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@
 //!   backoff and history of instances, which at worst relaunch a failed task sooner than planned.
 //! - The ledger is written ahead: a task id is flushed before the ACCEPT that launches it is sent,
 //!   and a status update is flushed before it is acknowledged.
+//! - A write or flush that fails is remembered ([`Store::failure`]) until [`Store::probe`] writes
+//!   again; the controller acts on nothing meanwhile. sled keeps its first i/o error and fails
+//!   everything after it, so the probe closes and opens the database again when sled gave up.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +40,8 @@ const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 const KEY_SCHEMA: &str = "schema_version";
 const KEY_FRAMEWORK_ID: &str = "framework_id";
+/// Written by [`Store::probe`]: whether the directory can be written again.
+const KEY_PROBE: &str = "write_probe";
 
 /// A named part of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +72,12 @@ impl Tree {
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another process has the database open (sled locks it).
+    #[error(
+        "the state directory {} is in use by another mesos-reconciler ({holder}); two controllers must not share a state directory: stop the other one, or give this one its own --state",
+        dir.display()
+    )]
+    Locked { dir: PathBuf, holder: String },
     #[error("cannot open the state store at {path}: {source}")]
     Open {
         path: PathBuf,
@@ -79,6 +90,11 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: u32 },
     #[error("state store i/o error: {0}")]
     Io(#[from] sled::Error),
+    #[error("the state store at {} is closed: opening it again failed", path.display())]
+    Closed { path: PathBuf },
+    /// The test failpoint that makes the state directory unwritable (see `failpoint`).
+    #[error("{0}")]
+    Failpoint(String),
     #[error("state store record {tree}/{key} is corrupt: {source}")]
     Corrupt {
         tree: &'static str,
@@ -89,9 +105,18 @@ pub enum StoreError {
 }
 
 /// The controller's durable state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Store {
+    dir: PathBuf,
     path: PathBuf,
+    /// The open database; `None` only after opening it again failed (see [`Store::probe`]).
+    handles: Option<Handles>,
+    /// Why the last write or flush failed, until [`Store::probe`] writes again.
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+#[derive(Debug)]
+struct Handles {
     db: sled::Db,
     meta: sled::Tree,
 }
@@ -99,6 +124,89 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let handles = open_db(dir)?;
+        crate::state_dir::write_holder(dir);
+        Ok(Self {
+            dir: dir.to_owned(),
+            path: dir.join("db"),
+            handles: Some(handles),
+            failure: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Why writes fail, since the last write or flush that failed (until [`Store::probe`]
+    /// succeeds).
+    pub fn failure(&self) -> Option<String> {
+        self.failure_slot().clone()
+    }
+
+    /// Tries a small write and a flush. On success the failure is forgotten (every earlier write
+    /// that failed must be done again by the caller). sled stops for good after an i/o error of
+    /// its own (a full disk): then the database is closed and opened again, which is how it
+    /// recovers.
+    pub async fn probe(&mut self) -> Result<(), StoreError> {
+        let attempt = self.write_probe().await;
+        let result = match attempt {
+            Ok(()) => Ok(()),
+            Err(StoreError::Failpoint(reason)) => Err(StoreError::Failpoint(reason)),
+            Err(_) => {
+                // sled keeps the first i/o error and fails everything after it until reopened.
+                // The old handles go first: sled locks the database file while one is open.
+                match reopen(self) {
+                    Ok(()) => self.write_probe().await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match &result {
+            Ok(()) => *self.failure_slot() = None,
+            Err(e) => *self.failure_slot() = Some(e.to_string()),
+        }
+        result
+    }
+
+    async fn write_probe(&self) -> Result<(), StoreError> {
+        crate::failpoint::check_writable().map_err(StoreError::Failpoint)?;
+        let h = self.handles()?;
+        h.meta.insert(KEY_PROBE, now_ms().to_string().as_bytes())?;
+        h.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The handles to write with, unless the failpoint says the directory is unwritable.
+    fn writable(&self) -> Result<&Handles, StoreError> {
+        crate::failpoint::check_writable().map_err(StoreError::Failpoint)?;
+        self.handles()
+    }
+
+    fn handles(&self) -> Result<&Handles, StoreError> {
+        self.handles.as_ref().ok_or_else(|| StoreError::Closed {
+            path: self.path.clone(),
+        })
+    }
+
+    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A plain value set in one go: a panic elsewhere cannot leave it half-written.
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes a failed write (the controller stops launching and killing until a probe passes).
+    fn written<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            let mut slot = self.failure_slot();
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }
+        result
+    }
+}
+
+/// Opens sled in `dir/db` and checks the schema version.
+fn open_db(dir: &Path) -> Result<Handles, StoreError> {
+    {
         let path = dir.join("db");
         // sled's page cache defaults to 1 GiB, which it fills with every page it ever read; the
         // controller reads the store once at start and keeps what it needs in memory, so a small
@@ -110,9 +218,18 @@ impl Store {
             // (LowSpace, the default, rewrites pages to defragment, which costs more IO per update).
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
+            .map_err(|source| {
+                if is_lock_error(&source) {
+                    StoreError::Locked {
+                        dir: dir.to_owned(),
+                        holder: crate::state_dir::describe_holder(dir, &path.join("db")),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: path.clone(),
+                        source,
+                    }
+                }
             })?;
         let meta = db.open_tree("meta")?;
         match meta.get(KEY_SCHEMA)? {
@@ -129,17 +246,42 @@ impl Store {
                 db.flush()?;
             }
         }
-        Ok(Self { path, db, meta })
+        Ok(Handles { db, meta })
     }
+}
 
+/// Closes the database and opens it again (see [`Store::probe`]).
+fn reopen(store: &mut Store) -> Result<(), StoreError> {
+    // sled's handles are reference counted: the database closes, and its file lock is released,
+    // when the last one goes; only then can it be opened again.
+    drop(store.handles.take());
+    store.handles = Some(open_db(&store.dir)?);
+    tracing::info!(path = %store.path.display(), "the state store was opened again");
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Store {
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The state directory the database is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The framework id Mesos assigned, if the controller has registered before.
     pub fn framework_id(&self) -> Result<Option<String>, StoreError> {
         Ok(self
+            .handles()?
             .meta
             .get(KEY_FRAMEWORK_ID)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
@@ -147,19 +289,27 @@ impl Store {
 
     /// Records the framework id. Flushed.
     pub async fn set_framework_id(&self, id: &str) -> Result<(), StoreError> {
-        self.meta.insert(KEY_FRAMEWORK_ID, id.as_bytes())?;
+        let write = self.writable().and_then(|h| {
+            h.meta.insert(KEY_FRAMEWORK_ID, id.as_bytes())?;
+            Ok(())
+        });
+        self.written(write)?;
         self.flush().await
     }
 
     /// Forgets the framework id (Mesos removed the framework). Flushed.
     pub async fn clear_framework_id(&self) -> Result<(), StoreError> {
-        self.meta.remove(KEY_FRAMEWORK_ID)?;
+        let write = self.writable().and_then(|h| {
+            h.meta.remove(KEY_FRAMEWORK_ID)?;
+            Ok(())
+        });
+        self.written(write)?;
         self.flush().await
     }
 
     /// Every record of a tree, in key order.
     pub fn all<T: DeserializeOwned>(&self, tree: Tree) -> Result<Vec<(String, T)>, StoreError> {
-        let t = self.db.open_tree(tree.name())?;
+        let t = self.handles()?.db.open_tree(tree.name())?;
         let mut out = Vec::new();
         for item in t.iter() {
             let (k, v) = item?;
@@ -176,7 +326,7 @@ impl Store {
 
     /// One record, if present.
     pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>, StoreError> {
-        let t = self.db.open_tree(tree.name())?;
+        let t = self.handles()?.db.open_tree(tree.name())?;
         match t.get(key)? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v)
@@ -207,7 +357,10 @@ impl Store {
         puts: impl IntoIterator<Item = (&'a str, &'a T)>,
         removes: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), StoreError> {
-        let t = self.db.open_tree(tree.name())?;
+        let t = self.written(
+            self.writable()
+                .and_then(|h| Ok(h.db.open_tree(tree.name())?)),
+        )?;
         let mut batch = sled::Batch::default();
         for (key, value) in puts {
             let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
@@ -220,8 +373,7 @@ impl Store {
         for key in removes {
             batch.remove(key.as_bytes());
         }
-        t.apply_batch(batch)?;
-        Ok(())
+        self.written(t.apply_batch(batch).map_err(StoreError::from))
     }
 
     /// Writes one record. Not flushed.
@@ -231,15 +383,26 @@ impl Store {
 
     /// Removes one record. Not flushed.
     pub fn remove(&self, tree: Tree, key: &str) -> Result<(), StoreError> {
-        self.db.open_tree(tree.name())?.remove(key)?;
-        Ok(())
+        let t = self.written(
+            self.writable()
+                .and_then(|h| Ok(h.db.open_tree(tree.name())?)),
+        )?;
+        self.written(t.remove(key).map(drop).map_err(StoreError::from))
     }
 
     /// Makes every earlier write durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let flushed = match self.writable() {
+            Ok(h) => h.db.flush_async().await.map(drop).map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        self.written(flushed)
     }
+}
+
+/// sled's error when another process holds the database's lock (`Config::try_lock`).
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 #[cfg(test)]
@@ -286,12 +449,56 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[test]
+    fn a_second_open_names_the_directory_and_the_holder() {
+        let dir = temp_dir("locked");
+        let first = Store::open(&dir).unwrap();
+        let err = Store::open(&dir).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        drop(first);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_remembered_until_a_probe_writes_again() {
+        let dir = temp_dir("probe");
+        let mut store = Store::open(&dir).unwrap();
+        store.put(Tree::Ledger, "a", &1u32).unwrap();
+        assert_eq!(store.failure(), None);
+        // A database that cannot be used any more (what sled is after an i/o error of its own).
+        drop(store.handles.take());
+        let err = store.put(Tree::Ledger, "b", &2u32).unwrap_err();
+        assert!(matches!(err, StoreError::Closed { .. }), "{err:?}");
+        assert!(store.flush().await.is_err());
+        let failure = store.failure().expect("the failure is remembered");
+        assert!(failure.contains("closed"), "{failure}");
+        // The probe opens the database again and writes.
+        store.probe().await.unwrap();
+        assert_eq!(store.failure(), None);
+        store.put(Tree::Ledger, "b", &2u32).unwrap();
+        store.flush().await.unwrap();
+        let all: Vec<(String, u32)> = store.all(Tree::Ledger).unwrap();
+        assert_eq!(all, vec![("a".into(), 1), ("b".into(), 2)]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[tokio::test]
     async fn newer_schema_is_refused() {
         let dir = temp_dir("schema");
         {
             let store = Store::open(&dir).unwrap();
-            store.meta.insert(KEY_SCHEMA, b"99").unwrap();
+            store
+                .handles()
+                .unwrap()
+                .meta
+                .insert(KEY_SCHEMA, b"99")
+                .unwrap();
             store.flush().await.unwrap();
         }
         let err = Store::open(&dir).unwrap_err();
@@ -307,6 +514,8 @@ mod tests {
         let dir = temp_dir("corrupt");
         let store = Store::open(&dir).unwrap();
         store
+            .handles()
+            .unwrap()
             .db
             .open_tree("ledger")
             .unwrap()

@@ -181,7 +181,9 @@ async fn crash_at_failpoint_then_converge(failpoint: &str) {
 }
 
 /// Twenty kill -9 at random instants while 50 specs converge, then a start left to converge:
-/// exactly 50 running tasks, one per spec, none duplicated, none orphaned, one framework.
+/// exactly 50 running tasks, one per spec, none duplicated, none orphaned, one framework. In about
+/// one round of four the state directory is deleted after the kill as well: the next start finds
+/// the framework on the master and adopts its tasks (issue 8).
 ///
 /// So that every kill lands while there is still work in flight (a first start alone launches
 /// all 50 within a few hundred milliseconds), 10 specs exist at the start and 2 more are added
@@ -242,7 +244,30 @@ async fn twenty_random_kills_during_convergence_of_fifty_specs() {
             "seed {seed}: round {round}: {}",
             describe_exit(exit)
         );
-        println!("round {round}: killed after {delay:?}");
+        // A controller without a stored framework id (the state was deleted, or it was killed
+        // before storing the id) refuses a framework that is still connected; the master sees
+        // the killed one's stream close within a heartbeat.
+        wait_for(
+            "the master to see the killed controller disconnected",
+            DEADLINE,
+            || async {
+                let fws = frameworks(&cluster).await;
+                if fws.iter().all(|f| !f.active) {
+                    Ok(())
+                } else {
+                    Err(format!("{fws:?}"))
+                }
+            },
+        )
+        .await;
+        let lose_state = round > 1 && rng.random_ratio(1, 4);
+        if lose_state {
+            fx.lose_state();
+        }
+        println!(
+            "round {round}: killed after {delay:?}{}",
+            if lose_state { ", state deleted" } else { "" }
+        );
     }
 
     let last = fx.spawn(None);

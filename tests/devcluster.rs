@@ -5,7 +5,8 @@
 //! The files under `tests/devcluster/` group the stories: `wire` (status codes, streams,
 //! heartbeats, failover of a subscription), `offers` (contents, filters, suppress/revive),
 //! `tasks` (launch, updates, kill, validation, reconciliation), `faults` (agents, master
-//! restart, update delivery faults) and `endpoints` (state, version, redirect, health).
+//! restart, update delivery faults), `endpoints` (state, version, redirect, health) and `operator`
+//! (`/master/frameworks`).
 
 #[path = "devcluster/endpoints.rs"]
 mod endpoints;
@@ -13,6 +14,8 @@ mod endpoints;
 mod faults;
 #[path = "devcluster/offers.rs"]
 mod offers;
+#[path = "devcluster/operator.rs"]
+mod operator;
 #[path = "devcluster/support.rs"]
 mod support;
 #[path = "devcluster/tasks.rs"]

@@ -157,6 +157,59 @@ async fn readiness_latches_once_ready() {
 }
 
 #[tokio::test]
+async fn readiness_says_why_while_recovering_and_drops_while_the_state_is_unwritable() {
+    let server = Server::start(Snapshot {
+        connected: true,
+        recovery: Some("learning the framework's tasks from the master".to_owned()),
+        ..Snapshot::default()
+    })
+    .await;
+    let waiting = server.get("/readyz").await;
+    assert_eq!(waiting.status(), 503);
+    let reason = waiting.text().await.unwrap();
+    assert!(
+        reason.contains("learning the framework's tasks"),
+        "{reason}"
+    );
+
+    server.publish(Snapshot {
+        ready: true,
+        connected: true,
+        ..Snapshot::default()
+    });
+    assert_eq!(server.get("/readyz").await.status(), 200);
+    let halted = Snapshot {
+        ready: true,
+        connected: true,
+        halted: Some("the state directory cannot be written: disk full".to_owned()),
+        ..Snapshot::default()
+    };
+    server.publish(halted);
+    let unwritable = server.get("/readyz").await;
+    assert_eq!(unwritable.status(), 503, "the latch does not hide it");
+    let reason = unwritable.text().await.unwrap();
+    assert!(reason.contains("disk full"), "{reason}");
+    let page = server.get("/").await.text().await.unwrap();
+    assert!(page.contains("Launching and killing nothing"), "{page}");
+    let text = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "mesos_reconciler_state_dir_unwritable 1"),
+        "{text}"
+    );
+    let json = server.get("/api/v1/status").await.text().await.unwrap();
+    assert!(json.contains("disk full"), "{json}");
+
+    server.publish(Snapshot {
+        ready: true,
+        connected: true,
+        ..Snapshot::default()
+    });
+    assert_eq!(server.get("/readyz").await.status(), 200, "writable again");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn approve_deletions_reaches_the_controller_and_returns_its_answer() {
     let mut server = Server::start(sample_snapshot()).await;
     let mut control = server.control.take().unwrap();
@@ -886,6 +939,8 @@ fn valid_name(name: &str) -> bool {
 fn sample_snapshot() -> Snapshot {
     Snapshot {
         ready: false,
+        halted: None,
+        recovery: None,
         connected: true,
         framework_id: Some("4f2c-0001".to_owned()),
         master: Some("http://127.0.0.1:5050".to_owned()),

@@ -58,6 +58,20 @@ struct StateDoc {
     frameworks: Vec<StateFramework>,
 }
 
+/// A registered framework as `/master/frameworks` lists it (tasks skipped).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FrameworkSummary {
+    pub id: String,
+    #[serde(default)]
+    pub active: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct FrameworksDoc {
+    #[serde(default)]
+    frameworks: Vec<FrameworkSummary>,
+}
+
 #[derive(Debug, Deserialize)]
 struct StateFramework {
     #[serde(default)]
@@ -150,6 +164,22 @@ impl MasterProbe {
         Ok(doc.frameworks.into_iter().flat_map(|f| f.tasks).collect())
     }
 
+    /// The registered frameworks (`/master/frameworks`).
+    pub async fn frameworks(&mut self) -> Result<Vec<FrameworkSummary>, BenchError> {
+        let url = format!("{}/master/frameworks", self.url);
+        let response = self.http.get(&url).send().await?;
+        if !response.status().is_success() {
+            return Err(BenchError::failed(format!(
+                "GET {url}: {}",
+                response.status()
+            )));
+        }
+        let body = response.bytes().await?;
+        let doc: FrameworksDoc = serde_json::from_slice(&body)
+            .map_err(|e| BenchError::failed(format!("GET {url}: {e}")))?;
+        Ok(doc.frameworks)
+    }
+
     /// `/metrics/snapshot` as key -> value, or `None` if the master does not serve it (404; from
     /// then on it is not asked again).
     async fn metrics_snapshot(&mut self) -> Result<Option<BTreeMap<String, f64>>, BenchError> {
@@ -181,7 +211,7 @@ impl MasterProbe {
 }
 
 /// The live tasks of a state listing, and how many of them are a second copy of the same spec
-/// instance (task ids are `<spec>.<instance>.<uuid>`).
+/// instance (as the task id names it, see `task_ids`).
 pub fn live_and_duplicates(tasks: &[StateTask]) -> (u64, u64) {
     let mut seen = HashSet::new();
     let mut live = 0;
@@ -191,10 +221,15 @@ pub fn live_and_duplicates(tasks: &[StateTask]) -> (u64, u64) {
         .filter(|t| LIVE_STATES.contains(&t.state.as_str()))
     {
         live += 1;
-        let instance = task
-            .id
-            .rsplit_once('.')
-            .map_or(task.id.as_str(), |(i, _)| i);
+        // Anything else: all but the last dot-separated part (a uuid).
+        let instance = match crate::task_ids::parse(&task.id) {
+            Some(p) => format!("{:?}#{}", p.spec, p.instance),
+            None => task
+                .id
+                .rsplit_once('.')
+                .map_or(task.id.as_str(), |(i, _)| i)
+                .to_owned(),
+        };
         if !seen.insert(instance) {
             duplicates += 1;
         }
@@ -348,5 +383,21 @@ mod tests {
             task("svc-3.0.eeee", "TASK_FINISHED"),
         ];
         assert_eq!(live_and_duplicates(&tasks), (4, 1));
+        // Current ids: two generations of one instance are two copies of it.
+        let tasks = [
+            task(
+                "svc-1.0.g11111111.0123456789abcdef0123456789abcdef",
+                "TASK_RUNNING",
+            ),
+            task(
+                "svc-1.0.g22222222.1123456789abcdef0123456789abcdef",
+                "TASK_RUNNING",
+            ),
+            task(
+                "svc-1.1.g11111111.2123456789abcdef0123456789abcdef",
+                "TASK_RUNNING",
+            ),
+        ];
+        assert_eq!(live_and_duplicates(&tasks), (3, 1));
     }
 }

@@ -1,6 +1,6 @@
 //! The controller scenarios. Each gets a fresh [`Env`] (a dev cluster, no controller yet) and
 //! returns what it measured. `wall_s` is always the measured phase: until all tasks run
-//! (`converge`, `cold`), until `/readyz` (`restart`), all samples (`latency`, `status`), the
+//! (`converge`, `cold`), until `/readyz` (`restart`, `recover`), all samples (`latency`, `status`), the
 //! window (`idle`). `controller_*` and `master_*` are the CPU time each process spent in that
 //! phase and its memory at its end.
 
@@ -154,7 +154,61 @@ pub async fn restart(env: &mut Env) -> Result<Figures, BenchError> {
     env.wait_ready().await?;
     figures.secs("wall_s", started.elapsed());
     env.finish(mark, &mut figures);
+    after_restart(env, &mut figures, before, "restart").await?;
+    Ok(figures)
+}
 
+/// With N running, `kill -9` of the controller, its state directory deleted, and a start: until
+/// `/readyz` answers 200 (the framework found on the master, failed over, its N tasks read from
+/// the master and adopted), then as in `restart`. The master's frameworks after it must be one.
+pub async fn recover(env: &mut Env) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    env.steady(&mut figures).await?;
+    let (before, _) = live_and_duplicates(&env.master.state_tasks().await?);
+    env.kill_controller().await?;
+    // A controller without a framework id refuses a framework still connected, so the start
+    // waits until the master has seen the killed one's stream close (not part of the figure).
+    let disconnect = Instant::now();
+    loop {
+        let frameworks = env.master.frameworks().await?;
+        if frameworks.iter().all(|f| !f.active) {
+            break;
+        }
+        env.tick(POLL_SETTLE, || {
+            "the master to see the killed controller disconnected".into()
+        })
+        .await?;
+    }
+    figures.secs("disconnect_s", disconnect.elapsed());
+    std::fs::remove_dir_all(&env.ws.state)?;
+    std::fs::create_dir_all(&env.ws.state)?;
+    let mark = env.mark();
+    let started = Instant::now();
+    env.start_controller("controller-recovered").await?;
+    env.wait_ready().await?;
+    figures.secs("wall_s", started.elapsed());
+    env.finish(mark, &mut figures);
+    after_restart(env, &mut figures, before, "recover").await?;
+    let frameworks = env.master.frameworks().await?;
+    figures.set("frameworks_after", frameworks.len() as f64);
+    if frameworks.len() != 1 {
+        let ids: Vec<&str> = frameworks.iter().map(|f| f.id.as_str()).collect();
+        eprintln!(
+            "bench recover: WARNING: the master has {} frameworks after the recovery: {ids:?}",
+            frameworks.len()
+        );
+    }
+    Ok(figures)
+}
+
+/// After a restart (`/readyz` answered): waits for a few passes, then records what the new process
+/// launched and killed and the master's live tasks and duplicates.
+async fn after_restart(
+    env: &mut Env,
+    figures: &mut Figures,
+    before: u64,
+    scenario: &str,
+) -> Result<(), BenchError> {
     let settle_started = Instant::now();
     let passes_at_ready = passes(&env.status()?.metrics().await?);
     let counters = loop {
@@ -179,10 +233,10 @@ pub async fn restart(env: &mut Env) -> Result<Figures, BenchError> {
     figures.set("duplicate_tasks", duplicates as f64);
     if before != after || duplicates > 0 {
         eprintln!(
-            "bench restart: WARNING: the master had {before} live tasks before the restart and {after} after ({duplicates} duplicates)"
+            "bench {scenario}: WARNING: the master had {before} live tasks before the restart and {after} after ({duplicates} duplicates)"
         );
     }
-    Ok(figures)
+    Ok(())
 }
 
 /// With N running, a window of `--idle-secs` in which nothing changes: CPU as a percentage of one

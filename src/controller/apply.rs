@@ -24,10 +24,13 @@ impl Controller {
     /// the cross-spec step then looks at what is outstanding.
     pub async fn pass(&mut self, why: &'static str) {
         let started = StdInstant::now();
+        self.observe_store();
         let now_ms = self.clock.now_ms();
         let span = tracing::debug_span!("pass", why);
         let _enter = span.enter();
-        let awaiting = !self.connected || self.reconciliation.awaiting();
+        // Until the framework's tasks are all known (`adopt.rs`), tasks in unknown states count
+        // as possibly running, as while explicit reconciliation is unanswered.
+        let awaiting = !self.connected || self.reconciliation.awaiting() || self.adoption.blocks();
         let dirty = self.planned.take_dirty(
             now_ms,
             awaiting,
@@ -70,7 +73,7 @@ impl Controller {
         let outstanding = self.planned.outstanding(&self.ledger, known_in_force);
         let ledger = &self.ledger;
         let records_of = |id: &str| ledger.of_spec(id);
-        let mut new_id = |spec: &SpecId, instance: u32| new_task_id(spec, instance);
+        let mut new_id = crate::task_ids::task_id;
         let finished = plan::finish(&input, outstanding, &records_of, &mut new_id);
         let rollout_updates: Vec<(SpecId, Option<crate::plan::RolloutState>)> = self
             .planned
@@ -106,8 +109,13 @@ impl Controller {
             self.set_rollout(&id, None);
         }
 
-        if self.connected {
-            self.apply(finished.actions).await;
+        if self.may_act() {
+            let actions = match self.halted {
+                Some(_) => super::health::without_writes(finished.actions),
+                None => finished.actions,
+            };
+            self.apply(actions).await;
+            self.observe_store();
         }
         self.forget_unwanted_instances(&dirty);
         self.prune_ledger(&dirty);
@@ -151,7 +159,15 @@ impl Controller {
                     }
                 }
             }
-            self.persist_records(&marked).await;
+            if !self.persist_records(&marked).await {
+                // The marks could not be written: no kill goes out (see `health.rs`), and the
+                // next pass decides them again.
+                for mut r in marked {
+                    r.kill_requested = false;
+                    self.ledger.put(r);
+                }
+                kills.clear();
+            }
             for a in kills {
                 if let Action::Kill {
                     task_id,
@@ -204,7 +220,25 @@ impl Controller {
                 self.ledger.put(r.clone());
                 self.touch_history(r);
             }
-            self.persist_records(&records).await;
+            if !self.persist_records(&records).await {
+                // Write-ahead failed: these tasks are not launched. Their offers are declined
+                // below and the instances stay wanted.
+                for r in &records {
+                    self.ledger.remove(&r.task_id);
+                    let key = format!("{}#{}", r.spec_id, r.instance);
+                    if let Some(attempts) = self.history.get_mut(&key) {
+                        attempts.retain(|a| a.task_id != r.task_id.0);
+                    }
+                }
+                for a in launches.drain(..) {
+                    if let Action::Launch { offer_id, .. } = a {
+                        other.push(Action::Decline {
+                            offer_ids: vec![offer_id],
+                            refuse_seconds: plan::SHORT_REFUSE_SECONDS,
+                        });
+                    }
+                }
+            }
             crate::failpoint::hit("after-write-ahead");
             let Some(framework_id) = self.framework_id.clone() else {
                 return;
@@ -456,14 +490,4 @@ impl AcceptBatch {
             ..Default::default()
         }
     }
-}
-
-/// `<spec id with '/' as '.'>.<instance>.<uuid>`: unique per launch, and its spec is readable at a glance.
-pub fn new_task_id(spec: &SpecId, instance: u32) -> TaskId {
-    TaskId(format!(
-        "{}.{}.{}",
-        spec.as_str().replace('/', "."),
-        instance,
-        uuid::Uuid::new_v4().simple()
-    ))
 }

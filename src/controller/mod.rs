@@ -11,11 +11,18 @@
 //! - a launch is written to the ledger and flushed before its ACCEPT is sent;
 //! - a status update is written and flushed before it is acknowledged;
 //! - after every subscription, every non-terminal task is reconciled before anything that could
-//!   duplicate it is launched.
+//!   duplicate it is launched;
+//! - with no framework id stored, the framework is looked for on the master before one is
+//!   registered (`discover.rs`), and nothing is launched or killed before every task of the
+//!   framework is known, read from the master if the ledger lacks it (`adopt.rs`);
+//! - nothing is launched or killed while the state directory cannot be written (`health.rs`).
 
 mod acks;
+mod adopt;
 mod apply;
 mod desired;
+mod discover;
+mod health;
 mod ledger;
 mod planned;
 mod reconcile;
@@ -62,6 +69,10 @@ pub struct ControllerConfig {
     pub role: String,
     /// The status server's listener; `None` runs without one (tests).
     pub status: Option<tokio::net::TcpListener>,
+    /// Adopt this framework when no framework id is stored (`--framework-id`).
+    pub framework_id: Option<String>,
+    /// Fail over the framework even if another scheduler is connected to it (`--takeover`).
+    pub takeover: bool,
 }
 
 /// A controller failure that ends `run`.
@@ -75,6 +86,24 @@ pub enum ControllerError {
     Watch(#[from] crate::watch::WatchError),
     #[error("status server: {0}")]
     Status(#[from] std::io::Error),
+    /// The controller must not go on as configured; the message says what the operator can do.
+    #[error("{0}")]
+    Refused(String),
+    /// Another scheduler subscribed with this controller's framework id and Mesos failed this one
+    /// over.
+    #[error("{0}")]
+    FailedOver(String),
+}
+
+impl ControllerError {
+    /// A configuration the operator must change (exit 64), rather than a failure at run time.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ControllerError::Refused(_)
+                | ControllerError::Store(crate::store::StoreError::Locked { .. })
+        )
+    }
 }
 
 /// What woke the loop. One closed enum, so every trigger is visible here.
@@ -100,6 +129,8 @@ impl Event {
             Event::Session(session::SessionEvent::Update(_)) => "status update",
             Event::Session(session::SessionEvent::Error { .. }) => "mesos error",
             Event::Session(session::SessionEvent::Disconnected(_)) => "disconnected",
+            Event::Session(session::SessionEvent::Frameworks(_)) => "frameworks listed",
+            Event::Session(session::SessionEvent::MasterTasks { .. }) => "framework tasks listed",
             Event::Control(_) => "operator command",
             Event::Timer => "timer",
         }
@@ -112,8 +143,24 @@ pub async fn run(
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ControllerError> {
-    std::fs::create_dir_all(&config.state_dir).map_err(ControllerError::Status)?;
-    let store = Store::open(&config.state_dir)?;
+    let store = open_store(&config.state_dir)?;
+    run_with_store(config, store, shutdown).await
+}
+
+/// Creates the state directory if needed and opens the store in it. Fails at once with
+/// [`crate::store::StoreError::Locked`] when another controller holds the directory.
+pub fn open_store(state_dir: &std::path::Path) -> Result<Store, ControllerError> {
+    std::fs::create_dir_all(state_dir).map_err(ControllerError::Status)?;
+    Ok(Store::open(state_dir)?)
+}
+
+/// [`run`] with the store already open (`mesos-reconciler run` opens it before binding the
+/// status server, so that a second controller on the same directory is told so first).
+pub async fn run_with_store(
+    config: ControllerConfig,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ControllerError> {
     let client = SchedulerClient::new(config.client.clone())?;
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
     let (control_tx, mut control_rx) = mpsc::channel::<ControlCommand>(16);
@@ -160,10 +207,17 @@ pub async fn run(
         snapshot_tx,
         Clock::new(),
     )?;
+    ctl.explicit_framework_id = config.framework_id;
+    ctl.takeover = config.takeover;
     ctl.start().await;
 
     tokio::pin!(shutdown);
+    let mut failed = None;
     loop {
+        if let Some(e) = ctl.fatal.take() {
+            failed = Some(e);
+            break;
+        }
         let wake = ctl.next_wakeup();
         let retry_watch = if watcher.is_none() {
             Instant::now() + WATCH_RETRY
@@ -202,12 +256,15 @@ pub async fn run(
     }
 
     tracing::info!("shutting down: no more launches; tasks keep running on the cluster");
-    ctl.shutdown().await?;
+    let flushed = ctl.shutdown().await;
     let _ = server_stop_tx.send(());
     if let Some(server) = server {
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => flushed,
+    }
 }
 
 async fn next_hint(watcher: &mut Option<crate::watch::Watcher>) -> Option<()> {

@@ -3,6 +3,8 @@
 //!
 //! The session decides nothing. The loop tells it to subscribe (with the framework id it has
 //! persisted, or none), and it reports what happened: subscribed, events, and how the stream ended.
+//! The answers of the master's read-only endpoints, asked in the background by `discover.rs` and
+//! `adopt.rs`, come to the loop the same way.
 //! Keeping the decision in the loop means the framework id on every SUBSCRIBE is always the one
 //! that was flushed to the store (durability rule 1), and a removed framework's id is cleared
 //! before a new subscription is attempted (rule 6).
@@ -13,7 +15,7 @@ use crate::mesos::client::{ClientError, SchedulerClient};
 use crate::mesos::convert;
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{call, event};
-use crate::model::{Offer, TaskUpdate};
+use crate::model::{MasterFramework, MasterTask, Offer, TaskUpdate};
 
 /// What the session reports to the loop.
 #[derive(Debug)]
@@ -33,6 +35,15 @@ pub enum SessionEvent {
     },
     /// The stream ended without an ERROR event (connection dead, master gone, refused subscribe).
     Disconnected(String),
+    /// The frameworks the master lists (`/master/frameworks`), asked for when no framework id is
+    /// stored (`discover.rs`).
+    Frameworks(Result<Vec<MasterFramework>, String>),
+    /// The tasks of framework `framework_id` as the master lists them, labels included
+    /// (`adopt.rs`).
+    MasterTasks {
+        framework_id: String,
+        result: Result<Vec<MasterTask>, String>,
+    },
 }
 
 /// Starts one subscription attempt and pumps its events until it ends. Runs as its own task; the

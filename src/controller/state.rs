@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::adopt::Adoption;
 use super::desired::DesiredSet;
 use super::ledger::Ledger;
 use super::planned::Planned;
@@ -40,8 +41,8 @@ const PUBLISH_IDLE_REFRESH: Duration = Duration::from_secs(60);
 /// When the status snapshot was published and when the next one may be.
 #[derive(Debug, Default)]
 pub(super) struct Published {
-    /// (ready, connected, guard holding) of the last snapshot published.
-    flags: Option<(bool, bool, bool)>,
+    /// (ready, connected, guard holding, halted) of the last snapshot published.
+    flags: Option<(bool, bool, bool, bool)>,
     /// No regular publication before this.
     next_at: Option<Instant>,
     /// When the last one was built.
@@ -173,6 +174,24 @@ pub(super) struct Controller {
     pub published: Published,
     /// Updates written to the store but not yet flushed and acknowledged (see `updates.rs`).
     pub pending_acks: Vec<TaskUpdate>,
+
+    // Recovery from the master (`discover.rs`, `adopt.rs`).
+    /// `--framework-id`: the framework to adopt when none is stored.
+    pub explicit_framework_id: Option<String>,
+    /// `--takeover`: fail over a framework another scheduler is connected to.
+    pub takeover: bool,
+    /// The framework found on the master, subscribed with until SUBSCRIBED stores its id.
+    pub adopting: Option<String>,
+    /// The master's frameworks being listed.
+    pub finding: Option<tokio::task::JoinHandle<()>>,
+    /// Why the frameworks could not be listed, while that lasts.
+    pub find_error: Option<String>,
+    pub adoption: Adoption,
+    /// Set when the controller must stop; `run` returns it.
+    pub fatal: Option<ControllerError>,
+    /// Why nothing is launched or killed: the state directory cannot be written (`health.rs`).
+    pub halted: Option<String>,
+    pub next_store_probe: Option<Instant>,
 }
 
 impl Controller {
@@ -296,6 +315,15 @@ impl Controller {
             guard_since_ms: None,
             published: Published::default(),
             pending_acks: Vec::new(),
+            explicit_framework_id: None,
+            takeover: false,
+            adopting: None,
+            finding: None,
+            find_error: None,
+            adoption: Adoption::default(),
+            fatal: None,
+            halted: None,
+            next_store_probe: None,
         })
     }
 
@@ -303,22 +331,36 @@ impl Controller {
     /// from it) and the first subscription.
     pub async fn start(&mut self) {
         self.reread().await;
-        match &self.framework_id {
-            Some(id) => {
-                tracing::info!(framework_id = %id, "re-subscribing with the stored framework id")
+        match (&self.framework_id, &self.explicit_framework_id) {
+            (Some(stored), Some(explicit)) if stored != explicit => {
+                self.fatal = Some(ControllerError::Refused(format!(
+                    "the state directory holds framework {stored}, but --framework-id names                      {explicit}: remove --framework-id to go on with {stored}, or start with an                      empty state directory to adopt {explicit}"
+                )));
+                return;
             }
-            None => tracing::info!("no framework id stored: registering as a new framework"),
+            (Some(id), _) => {
+                tracing::info!(framework_id = %id, "re-subscribing with the stored framework id");
+                // The ledger may be older than the cluster (a backup restored, another
+                // scheduler ran the framework): its tasks are read from the master first.
+                self.adoption.require();
+            }
+            (None, _) => {}
         }
-        self.subscribe();
+        self.connect();
         self.publish();
     }
 
     /// The earliest instant something is due by time alone.
     pub fn next_wakeup(&self) -> Instant {
         let mut wake = self.next_rescan;
-        for at in [self.resubscribe_at, self.published.due]
-            .into_iter()
-            .flatten()
+        for at in [
+            self.resubscribe_at,
+            self.published.due,
+            self.adoption.retry_at(),
+            self.store_probe_at(),
+        ]
+        .into_iter()
+        .flatten()
         {
             wake = wake.min(at);
         }
@@ -490,7 +532,7 @@ impl Controller {
                 roles: roles.clone(),
                 ..self.settings.clone()
             },
-            self.framework_id.as_deref(),
+            self.framework_id.as_deref().or(self.adopting.as_deref()),
         );
         self.subscribed_roles = roles;
         self.subscription = Some(session::spawn_subscription(
@@ -600,6 +642,17 @@ impl Controller {
             SessionEvent::Error { message, removed } => {
                 if removed {
                     self.on_framework_removed(&message).await;
+                } else if message.contains("failed over") {
+                    // Another scheduler subscribed with this framework's id (a controller started
+                    // with --takeover): going on would fail it over in turn, back and forth.
+                    let text = format!(
+                        "another scheduler took framework {} over (Mesos: {message:?}): stopping, \
+                         so that the two do not fail each other over; its tasks keep running \
+                         under the new scheduler",
+                        self.framework_id.as_deref().unwrap_or("?")
+                    );
+                    tracing::error!("{text}");
+                    self.fatal = Some(ControllerError::FailedOver(text));
                 } else {
                     tracing::error!(error = %message, "mesos ended the subscription");
                 }
@@ -611,6 +664,11 @@ impl Controller {
                 self.subscription = None;
                 self.schedule_resubscribe();
             }
+            SessionEvent::Frameworks(result) => self.on_frameworks(result),
+            SessionEvent::MasterTasks {
+                framework_id,
+                result,
+            } => self.on_master_tasks(framework_id, result).await,
         }
     }
 
@@ -622,11 +680,16 @@ impl Controller {
                 self.schedule_resubscribe();
                 return;
             }
-            tracing::info!(%framework_id, "registered as a new framework");
+            if self.adopting.as_deref() == Some(framework_id.as_str()) {
+                tracing::warn!(%framework_id, %master, "FRAMEWORK RECOVERED FROM THE MASTER: subscribed with its id (stored now); its tasks are read from the master and adopted before anything is launched");
+            } else {
+                tracing::info!(%framework_id, "registered as a new framework");
+            }
         } else {
             tracing::info!(%framework_id, %master, "subscribed");
         }
         self.framework_id = Some(framework_id);
+        self.adopting = None;
         self.master = Some(master);
         self.connected = true;
         self.resubscribe_failures = 0;
@@ -645,6 +708,7 @@ impl Controller {
         tracing::info!(tasks = tasks.len(), "reconciling the ledger with mesos");
         let call = self.reconciliation.start(tasks, now);
         self.send_reconcile(call).await;
+        self.learn_tasks_if_needed();
         // The specs may have changed while the SUBSCRIBE was on its way.
         self.update_roles().await;
     }
@@ -659,6 +723,8 @@ impl Controller {
             tracing::error!(error = %e, "cannot clear the framework id");
         }
         self.framework_id = None;
+        self.adopting = None;
+        self.adoption.forget();
         let now = self.clock.now_ms();
         let mut changed = Vec::new();
         for r in self.ledger.values().filter(|r| r.is_live()) {
@@ -712,7 +778,12 @@ impl Controller {
     /// wait for (ready, connected, the guard) is published at once.
     pub fn publish(&mut self) {
         let now = Instant::now();
-        let flags = (self.ready, self.connected, self.guard.is_some());
+        let flags = (
+            self.ready,
+            self.connected,
+            self.guard.is_some(),
+            self.halted.is_some(),
+        );
         let urgent = self.published.flags != Some(flags);
         // Nothing shown changed: the pass counter and time still are, so a cheap snapshot (a small
         // controller) is rebuilt anyway; a costly one only now and then.
@@ -746,7 +817,7 @@ impl Controller {
     }
 
     pub fn reconciled(&self) -> bool {
-        self.connected && self.reconciliation.done()
+        self.connected && self.reconciliation.done() && !self.adoption.blocks()
     }
 }
 

@@ -8,7 +8,6 @@
 //! before it is on disk.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
 
 use super::state::{Attempt, Controller};
 use crate::model::{TaskRecord, TaskState, TaskUpdate};
@@ -26,9 +25,18 @@ impl Controller {
             self.send_reconcile(call).await;
         }
         self.asked_stale.remove(&u.task_id);
+        if self.ledger.get(&u.task_id).is_none() {
+            self.on_unknown_task(u).await;
+            return;
+        }
+        self.update_record(u).await;
+    }
+
+    /// Applies an update to the ledger record of its task (which must exist): written, then
+    /// acknowledged after the next flush.
+    pub(super) async fn update_record(&mut self, u: TaskUpdate) {
         let now = self.clock.now_ms();
         let Some(record) = self.ledger.get(&u.task_id).cloned() else {
-            self.on_unknown_task(&u).await;
             return;
         };
         let was_live = record.is_live();
@@ -88,17 +96,18 @@ impl Controller {
             }
             return;
         }
+        // Durability rule 3: written now, flushed and then acknowledged with the rest of the burst.
+        // Written before anything in memory changes: an update that could not be written is
+        // forgotten whole, and the agent sends it again (it is not acknowledged).
+        if let Err(e) = self.store.put(Tree::Ledger, &r.task_id.0, &r) {
+            tracing::error!(error = %e, task_id = %r.task_id, "cannot write the ledger; the update stays unacknowledged");
+            return;
+        }
         if was_live && r.state.is_terminal() {
             self.record_end(&r);
         }
         self.touch_history(&r);
         self.ledger.put(r.clone());
-        // Durability rule 3: written now, flushed and then acknowledged with the rest of the burst.
-        if let Err(e) = self.store.put(Tree::Ledger, &r.task_id.0, &r) {
-            // Not acknowledged: the agent will send the update again.
-            tracing::error!(error = %e, task_id = %r.task_id, "cannot write the ledger");
-            return;
-        }
         if u.uuid.is_some() {
             self.pending_acks.push(u);
         }
@@ -116,15 +125,16 @@ impl Controller {
         }
     }
 
-    /// A task of this framework the ledger does not know (found by implicit reconciliation, or a
-    /// launch from a ledger that was lost): nothing wants it, so it is killed.
-    pub(super) async fn on_unknown_task(&mut self, u: &TaskUpdate) {
-        if !u.state.is_terminal() {
-            tracing::warn!(task_id = %u.task_id, agent = ?u.agent_id, state = %u.state, "killing a task the ledger does not know");
-            self.send_kill(&u.task_id, u.agent_id.as_deref(), Duration::from_secs(5))
-                .await;
+    /// A task of this framework the ledger does not know (found by implicit reconciliation, or
+    /// launched while the ledger that knew it was lost or is older): it is adopted from the
+    /// master's list of tasks (`adopt.rs`), and the update applied then. An update that it ended
+    /// needs nothing but its acknowledgement.
+    pub(super) async fn on_unknown_task(&mut self, u: TaskUpdate) {
+        if u.state.is_terminal() {
+            self.acknowledge(&u).await;
+        } else {
+            self.hold_unknown(u);
         }
-        self.acknowledge(u).await;
     }
 
     /// Bookkeeping when a task reaches a terminal state: the instance's backoff and failure count.
@@ -191,18 +201,21 @@ impl Controller {
         self.acknowledge_all(&acks).await;
     }
 
-    pub(super) async fn persist_records(&mut self, records: &[TaskRecord]) {
+    /// Writes ledger records and flushes them; false if either failed.
+    pub(super) async fn persist_records(&mut self, records: &[TaskRecord]) -> bool {
         let write = self.store.put_all(
             Tree::Ledger,
             records.iter().map(|r| (r.task_id.0.as_str(), r)),
         );
         if let Err(e) = write {
             tracing::error!(error = %e, "cannot write the ledger");
-            return;
+            return false;
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "cannot flush the ledger");
+            return false;
         }
+        true
     }
 }
 

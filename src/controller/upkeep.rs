@@ -31,8 +31,10 @@ impl Controller {
     pub(super) async fn on_timer(&mut self) {
         let now = Instant::now();
         if self.resubscribe_at.is_some_and(|at| now >= at) && self.subscription.is_none() {
-            self.subscribe();
+            self.connect();
         }
+        self.adoption_tick(now);
+        self.probe_store(now).await;
         if now >= self.next_rescan {
             self.reread().await;
         }

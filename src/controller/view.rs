@@ -118,6 +118,8 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
     };
     Snapshot {
         ready: c.ready,
+        halted: c.halted.clone(),
+        recovery: c.recovery_status(),
         connected: c.connected,
         framework_id: c.framework_id.clone(),
         master: c.master.clone(),

@@ -5,10 +5,12 @@
 //!
 //! The client knows nothing of the controller's state machine: it does not resubscribe by itself.
 //! When the event stream ends with an error, the caller decides when to call
-//! [`SchedulerClient::subscribe`] again. Submodules: `config` (what to connect to and how) and
-//! `stream` (the event stream and its heartbeat watchdog).
+//! [`SchedulerClient::subscribe`] again. Submodules: `config` (what to connect to and how),
+//! `stream` (the event stream and its heartbeat watchdog) and `get` (GETs of the master's
+//! read-only operator endpoints).
 
 mod config;
+mod get;
 mod stream;
 
 use std::path::PathBuf;

@@ -573,7 +573,7 @@ pub fn finish<'a>(
     input: &PlanInput<'a>,
     outstanding: Outstanding<'a>,
     records_of: &dyn Fn(&str) -> Vec<&'a TaskRecord>,
-    new_task_id: &mut dyn FnMut(&SpecId, u32) -> TaskId,
+    new_task_id: &mut dyn FnMut(&SpecId, u32, &str) -> TaskId,
 ) -> Finished {
     let mut held = decide::Decisions::default();
     let guard = guard::apply(
@@ -661,10 +661,13 @@ pub fn finish<'a>(
 }
 
 /// Plans one whole pass: every spec in force decided afresh, then [`finish`]. `new_task_id` names
-/// each task placed on an offer (the controller's `<spec id with / as .>.<instance>.<uuid>`); it is
-/// called only for tasks actually launched. The controller plans incrementally with the same
+/// each task placed on an offer, given its spec, instance and generation (the controller's
+/// `crate::task_ids::task_id`); it is called only for tasks actually launched. The controller plans incrementally with the same
 /// pieces ([`decide_spec`], [`finish`]); this is the reference it is tested against.
-pub fn plan(input: &PlanInput<'_>, new_task_id: &mut dyn FnMut(&SpecId, u32) -> TaskId) -> Plan {
+pub fn plan(
+    input: &PlanInput<'_>,
+    new_task_id: &mut dyn FnMut(&SpecId, u32, &str) -> TaskId,
+) -> Plan {
     let mut by_spec: BTreeMap<&str, Vec<&TaskRecord>> = BTreeMap::new();
     for r in input.ledger.values() {
         by_spec.entry(r.spec_id.as_str()).or_default().push(r);

@@ -171,7 +171,7 @@ impl<'a> Placer<'a> {
     pub fn place(
         &mut self,
         want: &Want<'_>,
-        new_task_id: &mut dyn FnMut(&SpecId, u32) -> TaskId,
+        new_task_id: &mut dyn FnMut(&SpecId, u32, &str) -> TaskId,
     ) -> bool {
         let need = Need::of(want.spec);
         let found = self.slots.iter().position(|slot| {
@@ -191,7 +191,7 @@ impl<'a> Placer<'a> {
         slot.free.disk -= need.disk;
         slot.free.gpus -= need.gpus;
         slot.tasks.push(Launch {
-            task_id: new_task_id(&want.key.spec, want.key.instance),
+            task_id: new_task_id(&want.key.spec, want.key.instance, &want.generation),
             spec_id: want.key.spec.clone(),
             instance: want.key.instance,
             generation: want.generation.clone(),

@@ -161,6 +161,21 @@ fn row(page: &mut String, name: &str, value_html: &str) {
 }
 
 fn banners(page: &mut String, s: &Snapshot, now_ms: u64) {
+    if let Some(why) = &s.halted {
+        let _ = writeln!(
+            page,
+            "<div class=\"banner error\"><strong>Launching and killing nothing:</strong> {}. \
+             The tasks keep running; the controller goes on by itself once it can write again.</div>",
+            escape(why)
+        );
+    }
+    if let Some(recovery) = &s.recovery {
+        let _ = writeln!(
+            page,
+            "<div class=\"banner\"><strong>Recovering:</strong> {}.</div>",
+            escape(recovery)
+        );
+    }
     if let Some(error) = &s.desired_error {
         let _ = writeln!(
             page,

@@ -105,6 +105,11 @@ pub fn render(indexed: &Indexed, ready: bool) -> String {
         "1 while the desired directory as a whole cannot be read.",
         u64::from(snapshot.desired_error.is_some()),
     );
+    out.gauge(
+        "state_dir_unwritable",
+        "1 while the state directory cannot be written (nothing is launched or killed).",
+        u64::from(snapshot.halted.is_some()),
+    );
     if let Some(pass) = &snapshot.last_pass {
         out.gauge(
             "last_pass_timestamp_ms",

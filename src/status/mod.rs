@@ -14,7 +14,9 @@
 //! Readiness latches (as linkerd2-proxy's admin server does): once any snapshot said `ready`,
 //! `/readyz` answers 200 for the life of the process. A controller that was ready and then loses
 //! its master is still doing its job (tasks keep running, it will resubscribe); taking it out of
-//! rotation would help nobody.
+//! rotation would help nobody. The exception is a controller that cannot write its state
+//! directory (`Snapshot::halted`): it stops launching and killing, and `/readyz` says why with
+//! 503 until it can write again.
 
 pub mod html;
 pub mod index;
@@ -200,6 +202,8 @@ struct PageSeq {
 #[derive(Debug, Serialize)]
 struct StatusPage<'a> {
     ready: bool,
+    halted: &'a Option<String>,
+    recovery: &'a Option<String>,
     connected: bool,
     framework_id: &'a Option<String>,
     master: &'a Option<String>,
@@ -439,6 +443,8 @@ fn status_page<'a>(
     }
     StatusPage {
         ready: s.ready,
+        halted: &s.halted,
+        recovery: &s.recovery,
         connected: s.connected,
         framework_id: &s.framework_id,
         master: &s.master,
@@ -472,12 +478,21 @@ async fn metrics_text(State(state): State<ServerState>) -> Response {
 
 async fn readyz(State(state): State<ServerState>) -> Response {
     let (snapshot, ready) = state.read();
+    // The one exception to the latch: a controller that cannot write its state directory
+    // launches and kills nothing, which whoever watches readiness must learn.
+    if let Some(why) = &snapshot.halted {
+        let body = format!("not ready: {why}\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
     if ready {
         return (StatusCode::OK, "ready\n").into_response();
     }
     let mut reasons = vec!["the first reconciliation pass has not succeeded yet".to_owned()];
     if !snapshot.connected {
         reasons.push("not connected to a Mesos master".to_owned());
+    }
+    if let Some(recovery) = &snapshot.recovery {
+        reasons.push(recovery.clone());
     }
     if let Some(error) = &snapshot.desired_error {
         reasons.push(format!("desired directory: {error}"));

@@ -9,8 +9,14 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct Snapshot {
     /// True once the first reconciliation pass has succeeded. The controller latches it, and the
-    /// server latches it again, so `/readyz` never flaps back to 503.
+    /// server latches it again, so `/readyz` never flaps back to 503 (except while `halted`).
     pub ready: bool,
+    /// Why the controller launches and kills nothing right now although it may be subscribed:
+    /// its state directory cannot be written. `/readyz` answers 503 with it, ready or not.
+    pub halted: Option<String>,
+    /// What the controller waits for before it acts, beyond the subscription: finding its
+    /// framework on the master, learning the framework's tasks from it.
+    pub recovery: Option<String>,
     /// Subscribed to a master right now.
     pub connected: bool,
     pub framework_id: Option<String>,

@@ -101,7 +101,7 @@ async fn every_spec_field_reaches_mesos_in_the_task_info() {
     let infos = w.cluster.received_task_infos().await;
     let full = infos.iter().find(|i| i.name == "team-a/full").unwrap();
     assert!(
-        full.task_id.value.starts_with("team-a.full.0."),
+        full.task_id.value.starts_with("team-a_full.0.g"),
         "{}",
         full.task_id.value
     );

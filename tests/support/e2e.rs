@@ -362,6 +362,8 @@ impl World {
             },
             role: "*".to_owned(),
             status: Some(listener),
+            framework_id: None,
+            takeover: false,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(mesos_reconciler::controller::run(config, async move {

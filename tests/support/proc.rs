@@ -1,10 +1,16 @@
-//! Helpers for the process-level crash tests (`tests/crash.rs`): a dev cluster started in the test
-//! process, the real `mesos-reconciler run` binary as a child process against it (stderr captured
-//! to a file that is printed when a test fails), SIGKILL/SIGTERM of that child, restarts with the
-//! same state directory, and checks of the cluster's tasks against the specs.
+//! Helpers for the process-level tests (`tests/crash.rs`, `tests/recover.rs`): a dev cluster
+//! started in the test process, the real `mesos-reconciler run` binary as a child process against
+//! it (stderr captured to a file that is printed when a test fails), SIGKILL/SIGTERM of that
+//! child, restarts with the same state directory (or a lost, restored or second one), and checks
+//! of the cluster's tasks against the specs.
 //!
 //! Every wait here is a condition polled until a deadline, never a fixed sleep: the machine that
 //! runs these tests is small and loaded, and a timeout says what was last seen.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
@@ -136,13 +142,55 @@ impl Fixture {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Deletes the state directory and creates it empty (a lost disk, a wrong `--state`).
+    pub fn lose_state(&self) {
+        fs::remove_dir_all(&self.state).expect("delete the state dir");
+        fs::create_dir_all(&self.state).expect("create the state dir");
+    }
+
+    /// Copies the state directory to `<root>/<name>` (a backup; take it while no controller runs).
+    pub fn back_up_state(&self, name: &str) -> PathBuf {
+        let to = self.root.join(name);
+        copy_dir(&self.state, &to);
+        to
+    }
+
+    /// Replaces the state directory with the copy at `from`.
+    pub fn restore_state(&self, from: &Path) {
+        fs::remove_dir_all(&self.state).expect("delete the state dir");
+        copy_dir(from, &self.state);
+    }
+
+    /// Another state directory under this fixture's root, for a second controller.
+    pub fn other_state(&self, name: &str) -> PathBuf {
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir).expect("create another state dir");
+        dir
+    }
+
     /// Starts `mesos-reconciler run` against the master, with this fixture's directories, a status
     /// server on a free port and, if given, the failpoint that aborts it. Its stderr is appended to
     /// the fixture's log under a header naming the start.
     pub fn spawn(&mut self, failpoint: Option<&str>) -> ControllerProc {
+        self.spawn_with(Spawn {
+            failpoint,
+            ..Spawn::default()
+        })
+    }
+
+    /// [`Fixture::spawn`] with more choices: another state directory, more arguments, more
+    /// environment.
+    pub fn spawn_with(&mut self, how: Spawn<'_>) -> ControllerProc {
+        let Spawn {
+            failpoint,
+            state,
+            args,
+            env,
+        } = how;
+        let state = state.unwrap_or(&self.state).to_owned();
         self.starts += 1;
         // A stale address file would point at the previous (dead) process.
-        let addr_file = self.state.join(STATUS_ADDR_FILE);
+        let addr_file = state.join(STATUS_ADDR_FILE);
         match fs::remove_file(&addr_file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -155,9 +203,10 @@ impl Fixture {
             .expect("open the controller log");
         writeln!(
             log,
-            "===== start {} (failpoint: {}) =====",
+            "===== start {} (failpoint: {}, state: {}, args: {args:?}) =====",
             self.starts,
-            failpoint.unwrap_or("none")
+            failpoint.unwrap_or("none"),
+            state.display()
         )
         .expect("write the log header");
         let mut command = Command::new(env!("CARGO_BIN_EXE_mesos-reconciler"));
@@ -168,9 +217,11 @@ impl Fixture {
             .arg("--desired")
             .arg(&self.desired)
             .arg("--state")
-            .arg(&self.state)
+            .arg(&state)
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .args(args)
+            .envs(env.iter().copied())
             .env("MESOS_RECONCILER_LOG", "info")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -186,6 +237,7 @@ impl Fixture {
             child,
             addr_file,
             status_url: OnceLock::new(),
+            desired: self.desired.clone(),
         }
     }
 }
@@ -213,12 +265,41 @@ impl Drop for Fixture {
     }
 }
 
+/// How [`Fixture::spawn_with`] starts the controller; the default is [`Fixture::spawn`]`(None)`.
+#[derive(Debug, Default)]
+pub struct Spawn<'a> {
+    /// `MESOS_RECONCILER_FAILPOINT`.
+    pub failpoint: Option<&'a str>,
+    /// Another state directory than the fixture's.
+    pub state: Option<&'a Path>,
+    /// More arguments of `run` (`--takeover`, ...).
+    pub args: &'a [&'a str],
+    /// More environment variables.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// Copies a directory tree (files and subdirectories).
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create the copy's directory");
+    for entry in fs::read_dir(from).expect("read the directory to copy") {
+        let entry = entry.expect("read a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
 /// A running (or exited) controller process.
 #[derive(Debug)]
 pub struct ControllerProc {
     child: Child,
     addr_file: PathBuf,
     status_url: OnceLock<String>,
+    /// The desired directory, where [`ControllerProc::nudge`] writes.
+    desired: PathBuf,
 }
 
 impl ControllerProc {
@@ -260,6 +341,17 @@ impl ControllerProc {
             }
         };
         fetch_status(&url).await.map_err(|e| format!("{url}: {e}"))
+    }
+
+    /// Wakes the controller's loop without changing the desired set: an ignored file changes, the
+    /// watcher sends a hint, the loop runs a pass and publishes it (an idle controller whose
+    /// snapshot is not cheap to build publishes its pass counter only once a minute).
+    pub fn nudge(&self) {
+        fs::write(
+            self.desired.join("_nudge.txt"),
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .expect("write the nudge file");
     }
 
     /// SIGKILL, and waits for the process to be gone (its sled lock is released with it).
@@ -332,11 +424,9 @@ pub struct TaskView {
 }
 
 impl TaskView {
-    /// The instance number from a task id `<spec with / as .>.<instance>.<uuid>`.
+    /// The instance number the task id names (`mesos_reconciler::task_ids`).
     pub fn instance(&self) -> Option<u32> {
-        let mut parts = self.id.rsplitn(3, '.');
-        let _uuid = parts.next()?;
-        parts.next()?.parse().ok()
+        mesos_reconciler::task_ids::parse(&self.id).map(|p| p.instance)
     }
 }
 
@@ -466,6 +556,7 @@ pub async fn wait_ready_and_passes(proc: &ControllerProc, more: u64) -> Snapshot
     .await;
     let target = ready.counters.passes + more;
     wait_for("a few more passes", DEADLINE, || {
+        proc.nudge();
         let status = proc.status();
         async move {
             let s = status.await?;

@@ -1,7 +1,7 @@
 //! The master's HTTP surface: the scheduler endpoint with the §3.1 checks that need no state
 //! (method, Content-Type, body, Call validation, Accept, stream-id header on SUBSCRIBE), the
 //! read-only endpoints (`/master/state`, `/metrics/snapshot`, `/version`, `/health`,
-//! `/master/redirect`) and the fault API under `/devcluster/faults/<name>`. Everything stateful
+//! `/master/redirect`; the operator endpoints such as `/master/frameworks` are in `operator/`) and the fault API under `/devcluster/faults/<name>`. Everything stateful
 //! is a message to the actor.
 
 use std::sync::Arc;
@@ -64,10 +64,11 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
         // master has no such limit of its own.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
-            tx,
+            tx: tx.clone(),
             settings,
             decoding: Arc::new(Semaphore::new(CALLS_IN_DECODE)),
         })
+        .merge(super::operator::router(tx))
 }
 
 /// `POST /api/v1/scheduler`, §3.1 in order.

@@ -4,8 +4,8 @@
 //! The master speaks the v1 scheduler HTTP API as Apache Mesos 1.11 does (see
 //! `shared/mesos-v1-api.md`): `POST /api/v1/scheduler` in protobuf and JSON, RecordIO event
 //! streams, offers every allocation interval, filters, status-update forwarding and
-//! reconciliation, plus `GET /master/state`, `/metrics/snapshot`, `/version`, `/health` and
-//! `/master/redirect`. It runs its agents in-process (`super::agent`). The fault API (`Faults`,
+//! reconciliation, plus `GET /master/state`, `/master/frameworks` (and the other operator
+//! endpoints in `operator/`), `/metrics/snapshot`, `/version`, `/health` and `/master/redirect`. It runs its agents in-process (`super::agent`). The fault API (`Faults`,
 //! and `POST /devcluster/faults/<name>` over HTTP, a path real Mesos does not use) lets tests
 //! kill or partition agents, restart the master and disturb status updates.
 //!
@@ -19,6 +19,7 @@ mod frameworks;
 mod http;
 mod launch;
 mod metrics;
+mod operator;
 mod parse;
 mod reconcile;
 mod resources;

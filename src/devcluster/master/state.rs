@@ -70,6 +70,11 @@ pub(super) enum Msg {
     State {
         reply: oneshot::Sender<Vec<u8>>,
     },
+    /// `GET /master/frameworks`: the JSON document, of one framework if given.
+    Frameworks {
+        framework_id: Option<String>,
+        reply: oneshot::Sender<Vec<u8>>,
+    },
     /// `GET /metrics/snapshot`.
     Metrics {
         reply: oneshot::Sender<serde_json::Value>,
@@ -432,6 +437,12 @@ impl Master {
             Msg::Fault { fault, reply } => self.fault(fault, reply),
             Msg::State { reply } => {
                 let _ = reply.send(self.state_json());
+            }
+            Msg::Frameworks {
+                framework_id,
+                reply,
+            } => {
+                let _ = reply.send(self.frameworks_json(framework_id.as_deref()));
             }
             Msg::Metrics { reply } => {
                 let _ = reply.send(self.metrics_snapshot());

@@ -140,8 +140,9 @@ impl Master {
         o.end();
     }
 
-    /// A framework as upstream's state shows it; `live` for one still registered (a removed
-    /// one is written once, when it is removed, and kept as JSON).
+    /// A framework as upstream's state and `/master/frameworks` show it (`FullFrameworkWriter`);
+    /// `live` for one still registered (a removed one is written once, when it is removed, and
+    /// kept as JSON).
     pub(super) fn write_framework(&self, out: &mut Vec<u8>, framework: &Framework, live: bool) {
         let info = &framework.info;
         let capabilities: Vec<&str> = info
@@ -158,7 +159,9 @@ impl Master {
         value(o.field("id"), &framework.id);
         value(o.field("name"), &info.name);
         value(o.field("user"), &info.user);
-        value(o.field("principal"), &info.principal);
+        if let Some(principal) = &info.principal {
+            value(o.field("principal"), principal);
+        }
         value(o.field("hostname"), info.hostname.as_deref().unwrap_or(""));
         value(
             o.field("webui_url"),
@@ -169,8 +172,12 @@ impl Master {
             info.failover_timeout.unwrap_or(0.0),
         );
         value(o.field("checkpoint"), info.checkpoint.unwrap_or(false));
-        value(o.field("role"), role);
-        value(o.field("roles"), framework.roles());
+        // Upstream mirrors the FrameworkInfo: `roles` for MULTI_ROLE frameworks, else `role`.
+        if framework.has(pb::framework_info::capability::Type::MultiRole) {
+            value(o.field("roles"), framework.roles());
+        } else {
+            value(o.field("role"), role);
+        }
         value(o.field("capabilities"), &capabilities);
         value(o.field("active"), connected);
         value(o.field("connected"), connected);
@@ -233,6 +240,10 @@ impl Master {
         }
         offered.write_state_json(o.field("offered_resources"));
         o.field("executors").extend_from_slice(b"[]");
+        if let Some(labels) = &info.labels {
+            write_labels(o.field("labels"), labels);
+        }
+        o.field("offer_constraints").extend_from_slice(b"{}");
         o.end();
     }
 }

@@ -252,7 +252,7 @@ impl World {
             suppressed: self.suppressed,
         };
         let mut counter = 0;
-        let mut new_id = |spec: &SpecId, instance: u32| {
+        let mut new_id = |spec: &SpecId, instance: u32, _generation: &str| {
             counter += 1;
             TaskId(format!("{spec}.{instance}.t{counter}"))
         };
