@@ -15,5 +15,6 @@ pub mod plan;
 pub mod spec;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod timefmt;
 pub mod watch;

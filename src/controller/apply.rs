@@ -13,6 +13,14 @@ use crate::model::{TaskId, TaskRecord, TaskState, TaskUpdate};
 use crate::plan::{self, Action, OfferStats, PlanInput};
 use crate::spec::model::SpecId;
 
+/// A task's commit as log lines show it: `abc1234`, or `abc1234-dirty`.
+fn short_commit(commit: &str) -> String {
+    match commit.strip_suffix("-dirty") {
+        Some(sha) => format!("{}-dirty", crate::sync::layout::short_sha(sha)),
+        None => crate::sync::layout::short_sha(commit).to_owned(),
+    }
+}
+
 /// Filter on the unused part of an accepted offer: short, the rest of the agent may fit the next task.
 const ACCEPT_REFUSE_SECONDS: f64 = 1.0;
 
@@ -160,7 +168,12 @@ impl Controller {
                     reason,
                 } = a
                 {
-                    tracing::info!(%task_id, ?reason, "killing");
+                    let commit = self
+                        .ledger
+                        .get(&task_id)
+                        .and_then(|r| r.commit.as_deref())
+                        .map(short_commit);
+                    tracing::info!(%task_id, ?reason, commit, "killing");
                     self.send_kill(&task_id, agent_id.as_deref(), grace).await;
                 }
             }
@@ -196,6 +209,7 @@ impl Controller {
                             message: None,
                             kill_requested: false,
                             cluster_caused: false,
+                            commit: self.origins.task_commit(&t.spec_id),
                         });
                     }
                 }
@@ -222,7 +236,8 @@ impl Controller {
                     let infos: Vec<pb::TaskInfo> = tasks
                         .iter()
                         .map(|t| {
-                            tracing::info!(task_id = %t.task_id, spec = %t.spec_id.as_str(), instance = t.instance, agent = %agent_id, "launching");
+                            let commit = self.origins.task_commit(&t.spec_id);
+                            tracing::info!(task_id = %t.task_id, spec = %t.spec_id.as_str(), instance = t.instance, agent = %agent_id, commit = commit.as_deref().map(short_commit), "launching");
                             convert::task_info(
                                 &t.spec,
                                 &LaunchTarget {

@@ -17,6 +17,7 @@ mod acks;
 mod apply;
 mod desired;
 mod ledger;
+mod origin;
 mod planned;
 mod reconcile;
 mod session;

@@ -173,6 +173,8 @@ pub(super) struct Controller {
     pub published: Published,
     /// Updates written to the store but not yet flushed and acknowledged (see `updates.rs`).
     pub pending_acks: Vec<TaskUpdate>,
+    /// The git commits of the specs and of the desired directory (see `origin.rs`).
+    pub origins: super::origin::Origins,
 }
 
 impl Controller {
@@ -252,6 +254,7 @@ impl Controller {
             specs: applied,
             ..Default::default()
         };
+        let origins = super::origin::Origins::load(&store, &ledger)?;
         Ok(Controller {
             store,
             acker: super::acks::Acker::new(client.clone()),
@@ -296,6 +299,7 @@ impl Controller {
             guard_since_ms: None,
             published: Published::default(),
             pending_acks: Vec::new(),
+            origins,
         })
     }
 
@@ -389,7 +393,13 @@ impl Controller {
         };
         let old_errors = std::mem::take(&mut self.desired.errors);
         let count_before = self.desired.specs.len();
+        let root = diff.root.clone();
+        let read: Vec<SpecId> = diff.changed.keys().cloned().collect();
         let changes = self.desired.apply(diff);
+        let changed_ids: Vec<SpecId> = changes.changed.iter().map(|(id, _)| id.clone()).collect();
+        let removed_ids: Vec<SpecId> = changes.removed.iter().map(|(id, _)| id.clone()).collect();
+        self.note_origins(&root, &read, &changed_ids, &removed_ids)
+            .await;
         if old_errors != self.desired.errors {
             self.published.stale = true;
         }
@@ -406,8 +416,6 @@ impl Controller {
         }
         // Persist the specs in force so that a spec deleted while the controller is down is
         // noticed, and so that an invalid edit after a restart still has its previous version.
-        let changed_ids: Vec<SpecId> = changes.changed.iter().map(|(id, _)| id.clone()).collect();
-        let removed_ids: Vec<SpecId> = changes.removed.iter().map(|(id, _)| id.clone()).collect();
         let write = self.store.update(
             Tree::Specs,
             changes
