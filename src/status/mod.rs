@@ -17,6 +17,7 @@
 //! rotation would help nobody.
 
 pub mod html;
+mod html_git;
 pub mod index;
 pub mod metrics;
 pub mod query;
