@@ -262,7 +262,7 @@ fn the_units_read_the_environment_files_the_readme_installs() {
         "reload = fetch now"
     );
     assert!(
-        !controller.contains("ExecReload"),
+        !controller.contains("\nExecReload="),
         "the controller has no reload"
     );
 }

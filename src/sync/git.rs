@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn log_output_parses_into_a_commit() {
-        let out = "0123456789abcdef0123456789abcdef01234567\0A U Thor <a@example.org>\02024-05-01T12:00:03+02:00\0web: 2 instances\n";
+        let out = "0123456789abcdef0123456789abcdef01234567\x00A U Thor <a@example.org>\x002024-05-01T12:00:03+02:00\x00web: 2 instances\n";
         let commit = parse_commit(out).unwrap();
         assert_eq!(commit.sha, "0123456789abcdef0123456789abcdef01234567");
         assert_eq!(commit.author, "A U Thor <a@example.org>");
