@@ -6,6 +6,7 @@
 mod git;
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 
 use git::*;
 use mesos_reconciler::sync::layout::{Layout, SyncState};
@@ -391,4 +392,36 @@ fn a_password_in_the_url_never_reaches_the_log_or_the_status() {
         assert!(!shown.contains("s3cr"), "{shown}");
         assert!(shown.contains("bot:***@127.0.0.1:1"), "{shown}");
     }
+}
+
+#[test]
+fn a_damaged_commit_file_of_current_is_written_again_without_touching_the_tree() {
+    let dir = Scratch::new("repair");
+    let repo = Repo::new(&dir.path);
+    repo.write("web.toml", WEB);
+    let c1 = repo.commit("web");
+    let root = dir.path.join("sync");
+    let out = sync_once(&repo, "", &root, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let layout = Layout::new(&root);
+    let tree_inode = fs::metadata(layout.revision(&c1).join("web.toml"))
+        .unwrap()
+        .ino();
+    fs::write(layout.commit_file(&c1), "{ half a file").unwrap();
+
+    let out = sync_once(&repo, "", &root, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not valid"),
+        "the damage is reported: {}",
+        text(&out)
+    );
+    assert_eq!(revision_file(&root, &c1).commit.subject, "web");
+    assert_eq!(
+        fs::metadata(layout.revision(&c1).join("web.toml"))
+            .unwrap()
+            .ino(),
+        tree_inode,
+        "the tree the controller may be reading is left alone"
+    );
 }

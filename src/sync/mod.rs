@@ -129,8 +129,12 @@ impl Syncer {
         let current = layout.current_sha().map_err(SyncError::Config)?;
         let mut published = None;
         if let Some(sha) = &current {
-            let file = layout::read_json::<RevisionFile>(&layout.commit_file(sha))
-                .map_err(SyncError::Setup)?;
+            // A commit file that cannot be read is written again by the first attempt.
+            let file =
+                layout::read_json::<RevisionFile>(&layout.commit_file(sha)).unwrap_or_else(|e| {
+                    tracing::warn!("{e}; it is written again");
+                    None
+                });
             if let Some(file) = file {
                 if file.subdir != subdir {
                     return Err(SyncError::Config(format!(
