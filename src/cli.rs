@@ -1,5 +1,6 @@
-//! Command-line parsing: the subcommands and their options. Every option of `run` and `dev` can also
-//! be set through the `MESOS_RECONCILER_*` environment variable named in [`env`]. Values are checked
+//! Command-line parsing: the subcommands and their options. Every option of `run`, `dev` and `sync`
+//! (but `sync --once`) can also be set through the `MESOS_RECONCILER_*` environment variable named
+//! in [`env`]. Values are checked
 //! here (clap value parsers); turning them into working objects happens in the command that runs.
 
 use std::net::SocketAddr;
@@ -35,6 +36,14 @@ pub mod env {
     pub const STATUS_URL: &str = "MESOS_RECONCILER_STATUS_URL";
     pub const LOG: &str = "MESOS_RECONCILER_LOG";
     pub const MASTER_LISTEN: &str = "MESOS_RECONCILER_MASTER_LISTEN";
+    pub const SYNC_REPO: &str = "MESOS_RECONCILER_SYNC_REPO";
+    pub const SYNC_BRANCH: &str = "MESOS_RECONCILER_SYNC_BRANCH";
+    pub const SYNC_SUBDIR: &str = "MESOS_RECONCILER_SYNC_SUBDIR";
+    pub const SYNC_ROOT: &str = "MESOS_RECONCILER_SYNC_ROOT";
+    pub const SYNC_INTERVAL: &str = "MESOS_RECONCILER_SYNC_INTERVAL";
+    pub const SYNC_VALIDATE: &str = "MESOS_RECONCILER_SYNC_VALIDATE";
+    pub const SYNC_KEEP: &str = "MESOS_RECONCILER_SYNC_KEEP";
+    pub const SYNC_GIT_TIMEOUT: &str = "MESOS_RECONCILER_SYNC_GIT_TIMEOUT";
 }
 
 /// Makes an Apache Mesos cluster match a directory of TOML task specs.
@@ -55,6 +64,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Release kills held by the mass-deletion guard of a running controller.
     ApproveDeletions(ApproveArgs),
+    /// Publish each new commit of a git branch under <root>/revisions and point <root>/current at it.
+    Sync(SyncArgs),
     /// Run the Mesos-compatible dev cluster on its own (for tests and other clients).
     Devcluster(DevclusterArgs),
     /// Measure the controller and the dev cluster (release builds; prints a table or JSON).
@@ -145,6 +156,41 @@ pub struct ApproveArgs {
     /// URL of the running controller's status server.
     #[arg(long, env = env::STATUS_URL, default_value = "http://127.0.0.1:9797")]
     pub status_url: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SyncArgs {
+    /// Repository URL, as git takes it (https://, ssh://, git@host:path, file://); fetched with the
+    /// system git, so ssh keys, known_hosts and credential helpers work as for the user running it.
+    #[arg(long, env = env::SYNC_REPO)]
+    pub repo: String,
+    /// Branch to follow; a force-push is published like any other new commit.
+    #[arg(long, env = env::SYNC_BRANCH)]
+    pub branch: String,
+    /// Directory of the repository holding the spec files (default: the whole repository).
+    #[arg(long, env = env::SYNC_SUBDIR)]
+    pub subdir: Option<PathBuf>,
+    /// Directory for revisions/, the `current` link and sync-status.json; point the controller's
+    /// --desired at <root>/current.
+    #[arg(long, env = env::SYNC_ROOT)]
+    pub root: PathBuf,
+    /// Time between fetches (after a failure, retries start at 1s and back off to this).
+    #[arg(long, env = env::SYNC_INTERVAL, default_value = "30s", value_parser = parse_duration_arg)]
+    pub interval: Duration,
+    /// Fetch and publish once, then exit: 0 published (or already current), 1 failed, 2 refused
+    /// by --validate.
+    #[arg(long)]
+    pub once: bool,
+    /// Refuse to publish a commit with invalid spec files (each is listed with file:line:column);
+    /// without it they are published and the controller keeps their last valid versions.
+    #[arg(long, env = env::SYNC_VALIDATE)]
+    pub validate: bool,
+    /// Published revisions to keep (the one `current` points at always stays).
+    #[arg(long, env = env::SYNC_KEEP, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+    /// How long one git command may run before it is killed (and the attempt counts as failed).
+    #[arg(long, env = env::SYNC_GIT_TIMEOUT, default_value = "2m", value_parser = parse_duration_arg)]
+    pub git_timeout: Duration,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::cli::{
-    ApproveArgs, BenchArgs, ControllerArgs, DevArgs, DevclusterArgs, RunArgs, ValidateArgs,
-    WireEncoding, exit,
+    ApproveArgs, BenchArgs, ControllerArgs, DevArgs, DevclusterArgs, RunArgs, SyncArgs,
+    ValidateArgs, WireEncoding, exit,
 };
 use crate::controller::{self, ControllerConfig};
 use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
@@ -229,6 +229,76 @@ pub async fn approve(args: &ApproveArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// `mesos-reconciler sync`: the loop until SIGINT/SIGTERM (SIGHUP fetches at once), or one
+/// attempt with `--once`.
+pub async fn sync(args: SyncArgs) -> i32 {
+    use crate::sync::{Attempt, SyncConfig, SyncError};
+    if args.interval.is_zero() {
+        eprintln!("error: --interval must be longer than 0s (e.g. 30s)");
+        return exit::USAGE;
+    }
+    let config = SyncConfig {
+        repo: args.repo,
+        branch: args.branch,
+        subdir: args.subdir.unwrap_or_default(),
+        root: args.root,
+        interval: args.interval,
+        validate: args.validate,
+        keep: args.keep as usize,
+        git: "git".into(),
+        timeout: args.git_timeout,
+    };
+    let setup_failed = |e: SyncError| {
+        eprintln!("error: {e}");
+        match e {
+            SyncError::Config(_) => exit::USAGE,
+            SyncError::Setup(_) => exit::FAILURE,
+        }
+    };
+    if !args.once {
+        let (wake, woken) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let _ = wake.try_send(());
+            }
+        });
+        return match crate::sync::run(config, shutdown_signal(), woken).await {
+            Ok(()) => exit::OK,
+            Err(e) => setup_failed(e),
+        };
+    }
+    match crate::sync::once(config).await {
+        Err(e) => setup_failed(e),
+        Ok(Ok(Attempt::Published(commit))) => {
+            println!("published {} {}", commit.short(), commit.subject);
+            exit::OK
+        }
+        Ok(Ok(Attempt::Unchanged(commit))) => {
+            println!("already at {} {}", commit.short(), commit.subject);
+            exit::OK
+        }
+        Ok(Ok(Attempt::Refused(refusal))) => {
+            eprintln!(
+                "error: commit {} ({}) was not published; `current` is unchanged:",
+                refusal.commit.short(),
+                refusal.commit.subject
+            );
+            for problem in &refusal.problems {
+                eprintln!("  {problem}");
+            }
+            exit::INVALID_SPECS
+        }
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
             exit::FAILURE
         }
     }

@@ -16,6 +16,7 @@ pub mod spec;
 pub mod state_dir;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod task_ids;
 pub mod timefmt;
 pub mod watch;

@@ -37,6 +37,7 @@ fn main() {
             Command::Dev(args) => commands::dev(args).await,
             Command::Validate(args) => commands::validate(&args),
             Command::ApproveDeletions(args) => commands::approve(&args).await,
+            Command::Sync(args) => commands::sync(args).await,
             Command::Devcluster(args) => commands::devcluster(args).await,
             Command::Bench(args) => commands::bench(args).await,
         }

@@ -230,6 +230,10 @@ pub struct TaskRecord {
     pub kill_requested: bool,
     /// The terminal state was caused by the cluster, not the task.
     pub cluster_caused: bool,
+    /// The git commit of the spec version the task was launched from (`<sha>`, or
+    /// `<sha>-dirty` for an uncommitted edit); none when the specs are not in git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<std::sync::Arc<str>>,
 }
 
 #[cfg(test)]
@@ -254,6 +258,7 @@ impl TaskRecord {
             message: None,
             kill_requested: false,
             cluster_caused: false,
+            commit: None,
         }
     }
 }

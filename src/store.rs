@@ -12,7 +12,9 @@
 //!   rollout relaunches lost instances from it);
 //! - `spec_stamps`: the size, times and inode of the file each spec in force was read from, so a
 //!   restart reads only the files that changed while it was down (a cache: losing it costs one full
-//!   read).
+//!   read);
+//! - `spec_commits` and `commits`: the git commit each spec in force was applied from, and those
+//!   commits (sha, author, date, subject), shown by the status server (see `controller::origin`).
 //!
 //! Durability promises (the README repeats them for operators):
 //! - A method documented as *flushed* returns only after sled has written the change to disk
@@ -53,6 +55,8 @@ pub enum Tree {
     Rollouts,
     Previous,
     Stamps,
+    SpecCommits,
+    Commits,
 }
 
 impl Tree {
@@ -65,6 +69,8 @@ impl Tree {
             Tree::Rollouts => "rollouts",
             Tree::Previous => "previous_specs",
             Tree::Stamps => "spec_stamps",
+            Tree::SpecCommits => "spec_commits",
+            Tree::Commits => "commits",
         }
     }
 }

@@ -679,6 +679,7 @@ fn big_snapshot(n: usize) -> Snapshot {
                 spec: id.clone(),
                 instance: 0,
                 generation: "0123456789ab".to_owned(),
+                commit: None,
                 state: "TASK_RUNNING".to_owned(),
                 agent_id: Some(format!("agent-{}", i % 100)),
                 hostname: Some(format!("node-{}", i % 100)),
@@ -946,11 +947,13 @@ fn sample_snapshot() -> Snapshot {
         master: Some("http://127.0.0.1:5050".to_owned()),
         desired_dir: "desired".to_owned(),
         desired_error: None,
+        git: None,
         specs: vec![
             SpecStatus {
                 id: "team-a/bad".to_owned(),
                 file: "desired/team-a/bad.toml".to_owned(),
                 generation: None,
+                commit: None,
                 instances: 0,
                 running: 0,
                 error: Some(SpecErrorView {
@@ -967,6 +970,7 @@ fn sample_snapshot() -> Snapshot {
                 id: "team-b/api".to_owned(),
                 file: "desired/team-b/api.toml".to_owned(),
                 generation: Some("0123456789abcdef0123".to_owned()),
+                commit: None,
                 instances: 3,
                 running: 2,
                 error: None,
@@ -1005,6 +1009,7 @@ fn sample_snapshot() -> Snapshot {
             spec: "team-b/api".to_owned(),
             instance: 1,
             generation: "0123456789abcdef0123".to_owned(),
+            commit: None,
             state: "TASK_RUNNING".to_owned(),
             agent_id: Some("agent-1".to_owned()),
             hostname: Some("node-1".to_owned()),

@@ -188,6 +188,8 @@ fn adopted_record(t: &MasterTask, who: Option<Identified>, now_ms: u64) -> TaskR
         // A task being killed was being killed by whoever ran the framework before.
         kill_requested: t.state == TaskState::Killing,
         cluster_caused: false,
+        // The commit a task came from is only in the lost ledger.
+        commit: None,
     }
 }
 

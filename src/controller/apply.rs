@@ -13,6 +13,14 @@ use crate::model::{TaskId, TaskRecord, TaskState, TaskUpdate};
 use crate::plan::{self, Action, OfferStats, PlanInput};
 use crate::spec::model::SpecId;
 
+/// A task's commit as log lines show it: `abc1234`, or `abc1234-dirty`.
+fn short_commit(commit: &str) -> String {
+    match commit.strip_suffix("-dirty") {
+        Some(sha) => format!("{}-dirty", crate::sync::layout::short_sha(sha)),
+        None => crate::sync::layout::short_sha(commit).to_owned(),
+    }
+}
+
 /// Filter on the unused part of an accepted offer: short, the rest of the agent may fit the next task.
 const ACCEPT_REFUSE_SECONDS: f64 = 1.0;
 
@@ -176,7 +184,12 @@ impl Controller {
                     reason,
                 } = a
                 {
-                    tracing::info!(%task_id, ?reason, "killing");
+                    let commit = self
+                        .ledger
+                        .get(&task_id)
+                        .and_then(|r| r.commit.as_deref())
+                        .map(short_commit);
+                    tracing::info!(%task_id, ?reason, commit, "killing");
                     self.send_kill(&task_id, agent_id.as_deref(), grace).await;
                 }
             }
@@ -212,6 +225,7 @@ impl Controller {
                             message: None,
                             kill_requested: false,
                             cluster_caused: false,
+                            commit: self.origins.task_commit(&t.spec_id),
                         });
                     }
                 }
@@ -257,7 +271,8 @@ impl Controller {
                         .remove(&offer_id)
                         .map_or_else(|| self.role.clone(), |o| o.role);
                     for t in &tasks {
-                        tracing::info!(task_id = %t.task_id, spec = %t.spec_id.as_str(), instance = t.instance, agent = %agent_id, "launching");
+                        let commit = self.origins.task_commit(&t.spec_id);
+                        tracing::info!(task_id = %t.task_id, spec = %t.spec_id.as_str(), instance = t.instance, agent = %agent_id, commit = commit.as_deref().map(short_commit), "launching");
                     }
                     self.counts.launches += tasks.len() as u64;
                     batches.push(AcceptBatch {

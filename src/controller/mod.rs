@@ -24,6 +24,7 @@ mod desired;
 mod discover;
 mod health;
 mod ledger;
+mod origin;
 mod planned;
 mod reconcile;
 mod session;

@@ -192,6 +192,8 @@ pub(super) struct Controller {
     /// Why nothing is launched or killed: the state directory cannot be written (`health.rs`).
     pub halted: Option<String>,
     pub next_store_probe: Option<Instant>,
+    /// The git commits of the specs and of the desired directory (see `origin.rs`).
+    pub origins: super::origin::Origins,
 }
 
 impl Controller {
@@ -271,6 +273,7 @@ impl Controller {
             specs: applied,
             ..Default::default()
         };
+        let origins = super::origin::Origins::load(&store, &ledger)?;
         Ok(Controller {
             store,
             acker: super::acks::Acker::new(client.clone()),
@@ -324,6 +327,7 @@ impl Controller {
             fatal: None,
             halted: None,
             next_store_probe: None,
+            origins,
         })
     }
 
@@ -431,7 +435,13 @@ impl Controller {
         };
         let old_errors = std::mem::take(&mut self.desired.errors);
         let count_before = self.desired.specs.len();
+        let root = diff.root.clone();
+        let read: Vec<SpecId> = diff.changed.keys().cloned().collect();
         let changes = self.desired.apply(diff);
+        let changed_ids: Vec<SpecId> = changes.changed.iter().map(|(id, _)| id.clone()).collect();
+        let removed_ids: Vec<SpecId> = changes.removed.iter().map(|(id, _)| id.clone()).collect();
+        self.note_origins(&root, &read, &changed_ids, &removed_ids)
+            .await;
         if old_errors != self.desired.errors {
             self.published.stale = true;
         }
@@ -448,8 +458,6 @@ impl Controller {
         }
         // Persist the specs in force so that a spec deleted while the controller is down is
         // noticed, and so that an invalid edit after a restart still has its previous version.
-        let changed_ids: Vec<SpecId> = changes.changed.iter().map(|(id, _)| id.clone()).collect();
-        let removed_ids: Vec<SpecId> = changes.removed.iter().map(|(id, _)| id.clone()).collect();
         let write = self.store.update(
             Tree::Specs,
             changes

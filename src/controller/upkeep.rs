@@ -29,6 +29,7 @@ const FORGET_UNKNOWN_MS: u64 = 10 * 60_000;
 
 impl Controller {
     pub(super) async fn on_timer(&mut self) {
+        self.refresh_sync(None).await;
         let now = Instant::now();
         if self.resubscribe_at.is_some_and(|at| now >= at) && self.subscription.is_none() {
             self.connect();

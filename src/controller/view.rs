@@ -29,6 +29,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
                     .plan_desired
                     .get(id)
                     .map(|d| crate::plan::short_generation(&d.generation).to_owned()),
+                commit: c.origins.spec_view(id),
                 instances: spec.instances,
                 running,
                 rollout: c.rollouts.get(id).map(|r| r.describe()),
@@ -94,6 +95,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             spec: r.spec_id.clone(),
             instance: r.instance,
             generation: r.generation.chars().take(12).collect(),
+            commit: r.commit.as_deref().map(|sha| c.origins.task_view(sha)),
             state: r.state.mesos_name().to_owned(),
             agent_id: r.agent_id.clone(),
             hostname: r.hostname.clone(),
@@ -125,6 +127,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
         master: c.master.clone(),
         desired_dir: dir,
         desired_error: c.desired.dir_error.clone(),
+        git: c.origins.status(c.clock.now_ms()),
         specs: specs.into_rows(),
         tasks,
         guard: c.guard.as_ref().map(|g| GuardStatus {

@@ -127,6 +127,7 @@ fn overview(page: &mut String, s: &Snapshot, ready: bool, now_ms: u64) {
         "not ready: the first reconciliation pass has not succeeded yet"
     };
     row(page, "Readiness", readiness);
+    super::html_git::overview_rows(page, s, now_ms);
     if let Some(pass) = &s.last_pass {
         row(
             page,
@@ -176,6 +177,7 @@ fn banners(page: &mut String, s: &Snapshot, now_ms: u64) {
             escape(recovery)
         );
     }
+    super::html_git::banner(page, s, now_ms);
     if let Some(error) = &s.desired_error {
         let _ = writeln!(
             page,
@@ -453,12 +455,13 @@ fn specs(
         let _ = writeln!(
             page,
             "<tr><td><code>{}</code><br><small>{}</small></td><td>{state}</td><td>{} / {}</td>\
-             <td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&spec.id),
             escape(&spec.file),
             spec.running,
             spec.instances,
             escape(&short(spec.generation.as_deref().unwrap_or("-"))),
+            super::html_git::commit_cell(spec.commit.as_ref()),
             problems(spec),
             escape(spec.rollout.as_deref().unwrap_or("")),
             pending(spec, now_ms),
@@ -544,12 +547,13 @@ fn tasks(page: &mut String, rows: &[Row<'_>], now_ms: u64) {
         };
         let _ = writeln!(
             page,
-            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td>\
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td><code>{}</code>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{healthy}</td><td>{}</td></tr>",
             escape(&task.task_id),
             escape(&task.spec),
             task.instance,
             escape(&short(&task.generation)),
+            super::html_git::commit_cell(task.commit.as_ref()),
             escape(&task.state),
             escape(host),
             escape(&ports.join(", ")),

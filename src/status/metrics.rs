@@ -110,6 +110,25 @@ pub fn render(indexed: &Indexed, ready: bool) -> String {
         "1 while the state directory cannot be written (nothing is launched or killed).",
         u64::from(snapshot.halted.is_some()),
     );
+    if let Some(sync) = snapshot.git.as_ref().and_then(|git| git.sync.as_ref()) {
+        out.gauge(
+            "sync_failures",
+            "Consecutive failed attempts of the git sync publishing the desired directory.",
+            u64::from(sync.failures),
+        );
+        out.gauge(
+            "sync_ok",
+            "1 while the git sync's last attempt published the branch head (or it was current).",
+            u64::from(sync.state == "ok"),
+        );
+        if let Some(at) = sync.last_success_ms {
+            out.gauge(
+                "sync_last_success_timestamp_ms",
+                "The git sync's last successful fetch, in milliseconds since the Unix epoch.",
+                at,
+            );
+        }
+    }
     if let Some(pass) = &snapshot.last_pass {
         out.gauge(
             "last_pass_timestamp_ms",

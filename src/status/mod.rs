@@ -19,6 +19,7 @@
 //! 503 until it can write again.
 
 pub mod html;
+mod html_git;
 pub mod index;
 pub mod metrics;
 pub mod query;
@@ -40,8 +41,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use index::{Indexed, SpecState, Summary};
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT, Order, Query, QueryError};
 pub use snapshot::{
-    AttemptRow, ControlCommand, Counters, GuardStatus, PassInfo, PendingKind, PendingRow, Snapshot,
-    SpecErrorView, SpecStatus, TaskStatusRow,
+    AttemptRow, CommitView, ControlCommand, Counters, GitStatus, GuardStatus, PassInfo,
+    PendingKind, PendingRow, RefusedView, Snapshot, SpecErrorView, SpecStatus, SyncView,
+    TaskStatusRow,
 };
 
 /// How long `POST /api/v1/approve-deletions` waits for the controller's answer before giving up
@@ -209,6 +211,7 @@ struct StatusPage<'a> {
     master: &'a Option<String>,
     desired_dir: &'a str,
     desired_error: &'a Option<String>,
+    git: &'a Option<GitStatus>,
     /// The page's specs (a deleted spec id on the page has tasks here but no spec).
     specs: Vec<&'a SpecStatus>,
     /// The tasks of the page's spec ids, grouped by spec.
@@ -450,6 +453,7 @@ fn status_page<'a>(
         master: &s.master,
         desired_dir: &s.desired_dir,
         desired_error: &s.desired_error,
+        git: &s.git,
         specs,
         tasks,
         guard: &s.guard,

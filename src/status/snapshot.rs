@@ -27,6 +27,9 @@ pub struct Snapshot {
     /// Why the desired directory could not be read as a whole (missing, unreadable). While set,
     /// the previous desired state stays in force.
     pub desired_error: Option<String>,
+    /// The git commit of the desired directory and the sync that publishes it; `None` when the
+    /// directory is neither a published revision nor a git checkout.
+    pub git: Option<GitStatus>,
     pub specs: Vec<SpecStatus>,
     pub tasks: Vec<TaskStatusRow>,
     /// Kills held back by the mass-deletion guard, if any.
@@ -45,6 +48,8 @@ pub struct SpecStatus {
     pub file: String,
     /// The generation in force (the spec hash), if a valid version was ever applied.
     pub generation: Option<String>,
+    /// The git commit the version in force was applied from (the commit that last changed it).
+    pub commit: Option<CommitView>,
     /// Instances wanted.
     pub instances: u32,
     /// Instances running now.
@@ -230,6 +235,8 @@ pub struct TaskStatusRow {
     pub spec: String,
     pub instance: u32,
     pub generation: String,
+    /// The git commit of the spec version the task was launched from.
+    pub commit: Option<CommitView>,
     /// The Mesos task state (`TASK_RUNNING`).
     pub state: String,
     pub agent_id: Option<String>,
@@ -238,6 +245,95 @@ pub struct TaskStatusRow {
     /// The last health check result, if the spec has a health check.
     pub healthy: Option<bool>,
     pub launched_ms: u64,
+}
+
+/// A git commit, as a spec, a task or the desired directory came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommitView {
+    /// The full sha.
+    pub sha: String,
+    /// Its first 7 digits, as log lines show it (`commit=abc1234`).
+    pub short: String,
+    /// `Name <email>`; empty when the commit is no longer known (only its sha was kept).
+    pub author: String,
+    /// The author date, ISO 8601.
+    pub date: String,
+    /// The first line of the commit message.
+    pub subject: String,
+    /// The file differed from the commit when it was applied (an uncommitted edit in a checkout).
+    pub local_changes: bool,
+}
+
+impl CommitView {
+    /// `abc1234 subject`, with ` (local changes)` when the file differed from the commit.
+    pub fn describe(&self) -> String {
+        let mut text = self.short.clone();
+        if !self.subject.is_empty() {
+            text.push(' ');
+            text.push_str(&self.subject);
+        }
+        if self.local_changes {
+            text.push_str(" (local changes)");
+        }
+        text
+    }
+}
+
+/// Where the desired directory's specs come from in git.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GitStatus {
+    /// `sync revision` (published by `mesos-reconciler sync`) or `git checkout`; none when only
+    /// the sync's status is known.
+    pub source: Option<String>,
+    /// The commit of the directory as last read.
+    pub commit: Option<CommitView>,
+    /// Why the commit of the directory could not be learnt.
+    pub error: Option<String>,
+    /// The sync that publishes the directory, from its status file.
+    pub sync: Option<SyncView>,
+}
+
+/// What `mesos-reconciler sync` last did, as its status file says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyncView {
+    /// The status file read.
+    pub file: String,
+    /// The repository URL, without its password.
+    pub repo: String,
+    pub branch: String,
+    pub subdir: String,
+    /// `ok`, `failing` (fetches fail; retried with backoff), `refused` (the branch head has
+    /// invalid specs and `--validate` is on), `starting`, `stopped`, `silent` (the sync should
+    /// have written its status by now: it is not running), or `unreadable`.
+    pub state: String,
+    /// The branch head last fetched, as Flux writes it: `main@sha1:<sha>`.
+    pub revision: Option<String>,
+    /// The commit the sync last published (what `current` points at).
+    pub published: Option<CommitView>,
+    /// The last successful fetch ("last sync"), ms since the Unix epoch.
+    pub last_success_ms: Option<u64>,
+    pub last_attempt_ms: Option<u64>,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    /// Why the last attempt failed (or why the status file cannot be read).
+    pub error: Option<String>,
+    /// The branch head the sync refused to publish, and why.
+    pub refused: Option<RefusedView>,
+    pub next_attempt_ms: Option<u64>,
+    /// When the sync wrote its status.
+    pub updated_ms: u64,
+}
+
+/// A commit the sync would not publish.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RefusedView {
+    pub commit: CommitView,
+    /// One line per problem (`specs/web.toml:3:9: mem: ...`).
+    pub problems: Vec<String>,
 }
 
 /// Kills the mass-deletion guard is holding back until an operator confirms.

@@ -102,6 +102,7 @@ pub(super) fn task(task_id: &str, spec: &Spec, instance: u32, state: TaskState) 
         message: None,
         kill_requested: false,
         cluster_caused: false,
+        commit: None,
     }
 }
 
