@@ -18,6 +18,7 @@ mod apply;
 mod desired;
 mod ledger;
 mod planned;
+mod preview;
 mod reconcile;
 mod session;
 mod state;

@@ -692,6 +692,9 @@ impl Controller {
                 tracing::warn!("operator: {text}");
                 let _ = reply.send(text);
             }
+            ControlCommand::Preview { proposal, reply } => {
+                let _ = reply.send(self.preview(*proposal));
+            }
         }
     }
 

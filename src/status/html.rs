@@ -582,12 +582,13 @@ fn describe_state(state: SpecState) -> &'static str {
         SpecState::Invalid => "invalid file",
         SpecState::GivenUp => "given up",
         SpecState::Backoff => "failing (backoff)",
+        SpecState::Failed => "failed (not restarted)",
         SpecState::RolloutStopped => "rollout stopped",
         SpecState::Pending => "pending",
         SpecState::Deleted => "deleted, tasks left",
         SpecState::Starting => "starting",
         SpecState::RollingOut => "rolling out",
-        SpecState::Done => "done (ended, not restarted)",
+        SpecState::Done => "finished",
         SpecState::Healthy => "healthy",
     }
 }
@@ -613,6 +614,15 @@ fn thousands(n: usize) -> String {
         out.push(digit);
     }
     out
+}
+
+/// The commit a spec was applied from, when the controller knows it. The git-aware controller
+/// (issue 9's `sync` part) adds a `commit` to `SpecStatus`; until it does there is none. This is
+/// the one place the page and the `status` command read it from: return `spec.commit.as_deref()`
+/// here once the field exists.
+pub fn commit_of(spec: &SpecStatus) -> Option<&str> {
+    let _ = spec;
+    None
 }
 
 /// Generations are long hashes; the first 12 characters tell them apart on a page.

@@ -19,6 +19,8 @@
 pub mod html;
 pub mod index;
 pub mod metrics;
+pub mod outcome;
+pub mod plan_api;
 pub mod query;
 pub mod snapshot;
 
@@ -132,6 +134,16 @@ const FETCH_ATTEMPTS: usize = 4;
 /// from one snapshot: when the server says the snapshot changed in between, it starts over, up to
 /// [`FETCH_ATTEMPTS`] times. A server without paging answers in one page.
 pub async fn fetch_status(status_url: &str) -> Result<Snapshot, StatusClientError> {
+    fetch_status_matching(status_url, "").await
+}
+
+/// [`fetch_status`] of the spec ids that match `filters`: query parameters of
+/// `GET /api/v1/status` other than the paging ones, already encoded (`spec=team-a%2F&state=problem`;
+/// empty for all). The snapshot's other fields (guard, counters, ...) are the whole snapshot's.
+pub async fn fetch_status_matching(
+    status_url: &str,
+    filters: &str,
+) -> Result<Snapshot, StatusClientError> {
     let client = client()?;
     let mut attempt = 0;
     'attempts: loop {
@@ -141,6 +153,10 @@ pub async fn fetch_status(status_url: &str) -> Result<Snapshot, StatusClientErro
         let mut after: Option<String> = None;
         loop {
             let mut url = format!("{}?limit={MAX_LIMIT}", join_url(status_url, STATUS_PATH));
+            if !filters.is_empty() {
+                url.push('&');
+                url.push_str(filters);
+            }
             if let Some(after) = &after {
                 url.push_str("&after=");
                 url.push_str(&query::encode(after));
@@ -354,6 +370,12 @@ fn router_with(state: ServerState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route(APPROVE_DELETIONS_PATH, post(approve))
+        .route(
+            plan_api::PLAN_PATH,
+            post(plan_api::plan).layer(axum::extract::DefaultBodyLimit::max(
+                plan_api::MAX_PLAN_BODY,
+            )),
+        )
         .with_state(state)
 }
 

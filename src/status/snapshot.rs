@@ -295,6 +295,11 @@ pub enum ControlCommand {
     ApproveDeletions {
         reply: tokio::sync::oneshot::Sender<String>,
     },
+    /// What applying a proposed desired set would do (the `plan` command); changes nothing.
+    Preview {
+        proposal: Box<crate::plan::preview::Proposal>,
+        reply: tokio::sync::oneshot::Sender<crate::plan::preview::Preview>,
+    },
 }
 
 #[cfg(test)]

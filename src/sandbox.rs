@@ -1,0 +1,1 @@
+//! Sandboxes (filled in below).
