@@ -160,7 +160,8 @@ impl Controller {
                     reason,
                 } = a
                 {
-                    tracing::info!(%task_id, ?reason, "killing");
+                    let spec = self.ledger.get(&task_id).map(|r| r.spec_id.clone());
+                    tracing::info!(%task_id, spec = spec.as_deref().unwrap_or(""), ?reason, "killing");
                     self.send_kill(&task_id, agent_id.as_deref(), grace).await;
                 }
             }
@@ -203,6 +204,7 @@ impl Controller {
             for r in &records {
                 self.ledger.put(r.clone());
                 self.touch_history(r);
+                self.emit_transition(r, None);
             }
             self.persist_records(&records).await;
             crate::failpoint::hit("after-write-ahead");

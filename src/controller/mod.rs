@@ -16,6 +16,7 @@
 mod acks;
 mod apply;
 mod desired;
+mod events;
 mod ledger;
 mod planned;
 mod preview;
@@ -121,6 +122,7 @@ pub async fn run(
     let (session_tx, mut session_rx) = mpsc::channel(1024);
 
     let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task_events = crate::status::events::channel();
     let server = match config.status {
         Some(listener) => {
             let addr = listener.local_addr()?;
@@ -128,10 +130,11 @@ pub async fn run(
             // With `--listen 127.0.0.1:0` this file is how scripts (and the crash tests) find the
             // port. Written after binding, so its presence means the server is up.
             std::fs::write(config.state_dir.join(STATUS_ADDR_FILE), addr.to_string())?;
-            Some(tokio::spawn(crate::status::serve(
+            Some(tokio::spawn(crate::status::serve_with_events(
                 listener,
                 snapshot_rx,
                 control_tx,
+                task_events.clone(),
                 async move {
                     let _ = server_stop_rx.await;
                 },
@@ -161,6 +164,7 @@ pub async fn run(
         snapshot_tx,
         Clock::new(),
     )?;
+    ctl.task_events = task_events;
     ctl.start().await;
 
     tokio::pin!(shutdown);

@@ -173,6 +173,8 @@ pub(super) struct Controller {
     pub published: Published,
     /// Updates written to the store but not yet flushed and acknowledged (see `updates.rs`).
     pub pending_acks: Vec<TaskUpdate>,
+    /// Task transitions for `GET /api/v1/events` (see `events.rs`).
+    pub task_events: tokio::sync::broadcast::Sender<crate::status::TaskEvent>,
 }
 
 impl Controller {
@@ -296,6 +298,7 @@ impl Controller {
             guard_since_ms: None,
             published: Published::default(),
             pending_acks: Vec::new(),
+            task_events: crate::status::events::channel(),
         })
     }
 

@@ -16,6 +16,7 @@
 //! its master is still doing its job (tasks keep running, it will resubscribe); taking it out of
 //! rotation would help nobody.
 
+pub mod events;
 pub mod html;
 pub mod index;
 pub mod metrics;
@@ -35,8 +36,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use events::{EVENTS_PATH, TaskEvent};
 pub use index::{Indexed, SpecState, Summary};
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT, Order, Query, QueryError};
 pub use snapshot::{
@@ -62,7 +64,20 @@ pub async fn serve(
     control: mpsc::Sender<ControlCommand>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = ServerState::new(snapshots, control);
+    serve_with_events(listener, snapshots, control, events::channel(), shutdown).await
+}
+
+/// [`serve`], with the task transitions the controller sends on `events` streamed to the
+/// clients of `GET /api/v1/events`.
+pub async fn serve_with_events(
+    listener: tokio::net::TcpListener,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    control: mpsc::Sender<ControlCommand>,
+    events: broadcast::Sender<TaskEvent>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut state = ServerState::new(snapshots, control);
+    state.events = events;
     // Requests latch readiness when they see it, but a `ready` snapshot replaced before any
     // request came would be missed; this task looks at every snapshot the channel keeps.
     let latch = tokio::spawn(latch_readiness(
@@ -87,6 +102,17 @@ pub fn router(
     control: mpsc::Sender<ControlCommand>,
 ) -> Router {
     router_with(ServerState::new(snapshots, control))
+}
+
+/// [`router`] with a channel of task transitions for `GET /api/v1/events`.
+pub fn router_with_events(
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    control: mpsc::Sender<ControlCommand>,
+    events: broadcast::Sender<TaskEvent>,
+) -> Router {
+    let mut state = ServerState::new(snapshots, control);
+    state.events = events;
+    router_with(state)
 }
 
 /// What went wrong talking to a status server from the CLI.
@@ -317,6 +343,8 @@ struct ServerState {
     control: mpsc::Sender<ControlCommand>,
     ready: Arc<AtomicBool>,
     index: Arc<IndexCache>,
+    /// Task transitions from the controller, for `GET /api/v1/events`.
+    events: broadcast::Sender<TaskEvent>,
 }
 
 impl ServerState {
@@ -329,6 +357,7 @@ impl ServerState {
             control,
             ready: Arc::new(AtomicBool::new(false)),
             index: Arc::default(),
+            events: events::channel(),
         }
     }
 
@@ -370,6 +399,7 @@ fn router_with(state: ServerState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route(APPROVE_DELETIONS_PATH, post(approve))
+        .route(EVENTS_PATH, get(events::events))
         .route(
             plan_api::PLAN_PATH,
             post(plan_api::plan).layer(axum::extract::DefaultBodyLimit::max(
