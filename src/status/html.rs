@@ -362,7 +362,7 @@ fn spec_link(spec: &SpecStatus) -> String {
     }
 }
 
-/// Links to a task's `stdout` and `stderr` (see `super::logs_page`).
+/// Links to a task's `stdout` and `stderr` (see `super::links`).
 fn log_links(task_id: &str) -> String {
     let id = query::encode(task_id);
     format!(

@@ -19,6 +19,7 @@
 pub mod events;
 pub mod html;
 pub mod index;
+pub mod links;
 pub mod metrics;
 pub mod outcome;
 pub mod plan_api;
@@ -400,6 +401,8 @@ fn router_with(state: ServerState) -> Router {
         .route("/readyz", get(readyz))
         .route(APPROVE_DELETIONS_PATH, post(approve))
         .route(EVENTS_PATH, get(events::events))
+        .route("/tasks/{task_id}/{file}", get(links::task_file))
+        .route("/specs/{*id}", get(links::spec_file))
         .route(
             plan_api::PLAN_PATH,
             post(plan_api::plan).layer(axum::extract::DefaultBodyLimit::max(
