@@ -128,7 +128,7 @@ async fn status_shows_rows_with_their_reasons_and_says_whether_all_converged() {
     assert!(out.ends_with("2 specs, 2 converged, 0 not\n"), "{out}");
 
     // The page says "finished" rather than 0 / 1, and links the task's output and the file.
-    let page = reqwest::get(format!("{url}/"))
+    let page = http_get(format!("{url}/"))
         .await
         .unwrap()
         .text()
@@ -140,7 +140,7 @@ async fn status_shows_rows_with_their_reasons_and_says_whether_all_converged() {
     );
     assert!(page.contains("href=\"/specs/web\""), "{page}");
     assert!(page.contains("/stdout\">stdout</a>"), "{page}");
-    let file = reqwest::get(format!("{url}/specs/web")).await.unwrap();
+    let file = http_get(format!("{url}/specs/web")).await.unwrap();
     assert_eq!(file.status(), 200);
     assert_eq!(
         file.text().await.unwrap(),
@@ -353,7 +353,7 @@ async fn logs_read_stdout_stderr_and_earlier_attempts_from_the_agent() {
 
     // The page's link reads the same file.
     let task = w.live_tasks("talk").await.remove(0);
-    let text = reqwest::get(format!("{url}/tasks/{}/stdout", task.id))
+    let text = http_get(format!("{url}/tasks/{}/stdout", task.id))
         .await
         .unwrap()
         .text()
@@ -409,7 +409,7 @@ async fn dev_agents_serve_state_and_files_in_the_shape_mesos_does() {
     );
     let ctl = w.start_controller().await;
     let master = w.cluster.url();
-    let client = reqwest::Client::new();
+    let client = mesos_reconciler::http::client_builder().build().unwrap();
     let get = |path: String| {
         let client = client.clone();
         let master = master.clone();
@@ -547,13 +547,13 @@ async fn the_event_stream_sends_task_transitions_in_order() {
     let w = world("shell-events", vec![process_agent()]).await;
     let ctl = w.start_controller().await;
     let url = ctl.status_url.clone();
-    let bad = reqwest::get(format!("{url}/api/v1/events?events=tasks"))
+    let bad = http_get(format!("{url}/api/v1/events?events=tasks"))
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("task and snapshot"));
 
-    let response = reqwest::get(format!("{url}/api/v1/events?events=task"))
+    let response = http_get(format!("{url}/api/v1/events?events=task"))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -600,4 +600,13 @@ async fn the_event_stream_sends_task_transitions_in_order() {
     assert!(running.2.is_some(), "a transition says where it came from");
     ctl.stop().await;
     w.shutdown().await;
+}
+
+/// A GET with the crate's client (rustls on ring, no proxy from the environment).
+async fn http_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    mesos_reconciler::http::client_builder()
+        .build()?
+        .get(url)
+        .send()
+        .await
 }

@@ -305,7 +305,12 @@ fn problems_section(page: &mut String, indexed: &Indexed, now_ms: u64) {
         {
             lines.push(format!("{link}: {}", escape(rollout)));
         }
-        for p in spec.pending.iter().take(PENDING_SHOWN) {
+        // An invalid new file's instance waits for the file: said once, above.
+        let pending = spec
+            .pending
+            .iter()
+            .filter(|p| !(spec.error.is_some() && p.kind == PendingKind::InvalidSpec));
+        for p in pending.take(PENDING_SHOWN) {
             let until = p
                 .until_ms
                 .map(|until| format!(" (retry {})", escape(&relative(until, now_ms))))
