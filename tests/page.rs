@@ -42,7 +42,7 @@ async fn the_page_shows_tasks_and_errors_and_follows_changes_live_in_chromium() 
     write(&desired, "broken", "command = \"true\"\ninstnaces = 2\n");
 
     let dev_log = work.path.join("dev.log");
-    let mut dev = Command::new(env!("CARGO_BIN_EXE_mesos-reconciler"))
+    let dev = Command::new(env!("CARGO_BIN_EXE_mesos-reconciler"))
         .args([
             "dev",
             "--listen",
@@ -59,9 +59,9 @@ async fn the_page_shows_tasks_and_errors_and_follows_changes_live_in_chromium() 
         .env_remove("MESOS_RECONCILER_LOG_FORMAT")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&dev_log).unwrap())
-        .kill_on_drop(true)
         .spawn()
         .expect("dev starts");
+    let mut dev = Dev(dev);
     let url = wait_for("dev's status server", || async {
         let addr = std::fs::read_to_string(state.join("status-addr")).ok()?;
         let url = format!("http://{}", addr.trim());
@@ -169,7 +169,7 @@ async fn the_page_shows_tasks_and_errors_and_follows_changes_live_in_chromium() 
     assert!(png.starts_with(b"\x89PNG"));
 
     browser.close(page).await;
-    stop(&mut dev).await;
+    dev.stop().await;
 }
 
 /// `target/page-test/screenshot.png`.
@@ -227,16 +227,36 @@ where
     }
 }
 
-/// SIGTERM (dev stops its cluster and the cluster's tasks), then wait for the exit.
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .await;
+/// The `dev` process. It is stopped with SIGTERM, never SIGKILL, so that it stops its cluster and
+/// the cluster's tasks (which run in process groups of their own): also when the test fails.
+struct Dev(Child);
+
+impl Dev {
+    async fn stop(&mut self) {
+        self.terminate();
+        let _ = tokio::time::timeout(DEADLINE, self.0.wait()).await;
     }
-    let _ = tokio::time::timeout(DEADLINE, child.wait()).await;
+
+    fn terminate(&self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        self.terminate();
+        let started = Instant::now();
+        while matches!(self.0.try_wait(), Ok(None)) && started.elapsed() < DEADLINE {
+            std::thread::sleep(POLL);
+        }
+    }
 }
 
 /// A temporary directory, removed on drop.

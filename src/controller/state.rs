@@ -352,6 +352,11 @@ impl Controller {
                 self.reread().await;
             }
             Event::Session(ev) => self.on_session(ev).await,
+            Event::Control(ControlCommand::Reread { reply }) => {
+                self.published.stale = true;
+                self.reread().await;
+                let _ = reply.send(self.clock.now_ms());
+            }
             Event::Control(cmd) => self.on_control(cmd),
             Event::Timer => self.on_timer().await,
         }
@@ -698,6 +703,9 @@ impl Controller {
             ControlCommand::Preview { proposal, reply } => {
                 let _ = reply.send(self.preview(*proposal));
             }
+            // `handle` reads the directory for it (that is async); reached only from elsewhere,
+            // where answering "now" without a read would be a lie: the sender learns nothing.
+            ControlCommand::Reread { reply } => drop(reply),
         }
     }
 

@@ -212,10 +212,14 @@ fn headline(c: &SpecChange) -> String {
             } else {
                 ""
             };
-            format!(
-                "kill {} ({what}){held}",
-                plural(c.kills.len(), "task", "tasks")
-            )
+            if c.kills.is_empty() {
+                format!("delete ({what}; no live task to kill)")
+            } else {
+                format!(
+                    "kill {} ({what}){held}",
+                    plural(c.kills.len(), "task", "tasks")
+                )
+            }
         }
         Change::Invalid => {
             let error = c.error.as_deref().unwrap_or("invalid");
@@ -245,12 +249,6 @@ fn details(c: &SpecChange) -> Vec<String> {
         }
     }
     lines.extend(c.waits.iter().cloned());
-    if c.change == Change::Replace && c.strategy.as_deref() == Some("rolling") {
-        lines.push(
-            "one instance at a time: each old task is killed once its replacement runs (and is healthy)"
-                .to_owned(),
-        );
-    }
     lines
 }
 

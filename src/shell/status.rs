@@ -47,6 +47,9 @@ pub async fn status(args: StatusArgs) -> i32 {
         Err(e) => return super::report(&e),
     };
     let report = Report::new(snapshot, now_ms());
+    if report.specs.is_empty() && !args.specs.is_empty() {
+        eprintln!("note: no spec id matches {}", args.specs.join(", "));
+    }
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(json) => println!("{json}"),
@@ -76,6 +79,8 @@ pub struct Report {
     pub master: Option<String>,
     /// Why the desired directory cannot be read, if it cannot.
     pub desired_error: Option<String>,
+    /// When the controller's latest pass ended (ms since the Unix epoch).
+    pub last_pass_ms: Option<u64>,
     /// Kills held by the mass-deletion guard, and what releases them.
     pub guard: Option<GuardStatus>,
     /// Problems first (worst state first), then by id.
@@ -152,6 +157,7 @@ impl Report {
             connected: s.connected,
             master: s.master.clone(),
             desired_error: s.desired_error.clone(),
+            last_pass_ms: s.last_pass.as_ref().map(|p| p.at_ms),
             guard: s.guard.clone(),
             specs,
         }
@@ -458,6 +464,10 @@ async fn wait(server: &str, args: &StatusArgs) -> i32 {
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     let mut shown_overall = String::new();
     let mut unreachable = false;
+    // The controller reads the directory first, so that an edit made just before the wait
+    // began is part of what it waits for; until a pass after that read, nothing counts as
+    // converged. A controller that cannot do it (older, or busy) is waited for as it is.
+    let read_ms = crate::status::reread_now(server).await.ok();
     loop {
         let now = now_ms();
         match fetch(server, &args.specs, true).await {
@@ -488,7 +498,12 @@ async fn wait(server: &str, args: &StatusArgs) -> i32 {
                     }
                 }
                 shown = seen;
-                if report.converged {
+                let seen_read = match (read_ms, report.last_pass_ms) {
+                    (Some(read), Some(pass)) => pass >= read,
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                };
+                if report.converged && seen_read {
                     println!(
                         "{}converged ({} s)",
                         stamp(started),

@@ -54,6 +54,9 @@ pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The path of the approve-deletions command, shared by the server and [`approve_deletions`].
 pub const APPROVE_DELETIONS_PATH: &str = "/api/v1/approve-deletions";
 
+/// The path of the re-read command, shared by the server and [`reread`](reread_now).
+pub const REREAD_PATH: &str = "/api/v1/reread";
+
 /// The path of the JSON snapshot, shared by the server and [`fetch_status`].
 pub const STATUS_PATH: &str = "/api/v1/status";
 
@@ -401,6 +404,7 @@ fn router_with(state: ServerState) -> Router {
         .route("/readyz", get(readyz))
         .route(APPROVE_DELETIONS_PATH, post(approve))
         .route(EVENTS_PATH, get(events::events))
+        .route(REREAD_PATH, post(reread))
         .route("/tasks/{task_id}/{file}", get(links::task_file))
         .route("/specs/{*id}", get(links::spec_file))
         .route(
@@ -567,6 +571,41 @@ async fn approve(State(state): State<ServerState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `POST /api/v1/reread`: `{"read_ms": N}` once the controller has read the directory.
+async fn reread(State(state): State<ServerState>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    let asked = async {
+        state
+            .control
+            .send(ControlCommand::Reread { reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    };
+    match tokio::time::timeout(CONTROL_TIMEOUT, asked).await {
+        Ok(Some(read_ms)) => axum::Json(serde_json::json!({ "read_ms": read_ms })).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the controller did not read the desired directory\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Asks the controller behind `status_url` to read its desired directory now; returns when it
+/// was read (ms since the Unix epoch). A pass that ends at or after that time has seen it.
+pub async fn reread_now(status_url: &str) -> Result<u64, StatusClientError> {
+    let url = join_url(status_url, REREAD_PATH);
+    let body = text_of(url.clone(), client()?.post(&url)).await?;
+    #[derive(Deserialize)]
+    struct Read {
+        read_ms: u64,
+    }
+    serde_json::from_str::<Read>(&body)
+        .map(|r| r.read_ms)
+        .map_err(|source| StatusClientError::Decode { url, source })
 }
 
 fn ensure_newline(mut text: String) -> String {
