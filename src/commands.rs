@@ -200,7 +200,7 @@ pub async fn approve(args: &ApproveArgs) -> i32 {
     };
     match crate::status::approve_deletions(&server).await {
         Ok(text) => {
-            println!("{text}");
+            println!("{}", text.trim_end());
             exit::OK
         }
         Err(e) => {

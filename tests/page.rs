@@ -28,12 +28,6 @@ const POLL: Duration = Duration::from_millis(200);
 
 #[tokio::test]
 async fn the_page_shows_tasks_and_errors_and_follows_changes_live_in_chromium() {
-    let Some(chromium) = find_chromium() else {
-        let message = "chromium is not installed: the page test did NOT run (`apt-get install chromium`; .ci/run installs it)";
-        assert!(std::env::var_os("CI").is_none(), "{message}");
-        eprintln!("\n\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n\n");
-        return;
-    };
     let work = Work::new();
     let desired = work.path.join("desired");
     let state = work.path.join("state");
@@ -88,6 +82,14 @@ async fn the_page_shows_tasks_and_errors_and_follows_changes_live_in_chromium() 
     assert_eq!(launch["spec"], "web", "{launch}");
     assert_eq!(launch["task_id"], web_task.as_str(), "{launch}");
     assert_eq!(launch["level"], "INFO", "{launch}");
+
+    let Some(chromium) = find_chromium() else {
+        let message = "chromium is not installed: the browser part of the page test did NOT run (`apt-get install chromium`; .ci/run installs it)";
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("\n\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n\n");
+        dev.stop().await;
+        return;
+    };
 
     // Now with JavaScript, over the DevTools protocol.
     let mut browser = Browser::start(&chromium, &work.path.join("chrome")).await;

@@ -235,6 +235,25 @@ async fn status_wait_prints_changes_until_converged_or_times_out() {
         out.trim_end().ends_with("s)") && out.contains("] converged ("),
         "{out}"
     );
+
+    // An edit just before the wait is part of it: the wait has the controller read the
+    // directory first, so it cannot report the state from before the edit.
+    w.write_spec("svc", "command = \"sleep 1000\"\ninstances = 2\n");
+    let (code, out, err) = cli(&["status", "--wait", "--timeout", "60s", "--server", &url]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("svc: pending 1/2 running") || out.contains("svc: starting 1/2 running"),
+        "{out}"
+    );
+    assert_eq!(spec_of(&ctl.status().await, "svc").unwrap().running, 2);
+
+    // approve-deletions takes --server like the others.
+    let (code, out, err) = cli(&["approve-deletions", "--server", &url]).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "nothing is held by the deletion guard\n"),
+        "{err}"
+    );
     ctl.stop().await;
     w.shutdown().await;
 }
