@@ -11,7 +11,7 @@
 
 use crate::cli::{PlanArgs, exit};
 use crate::plan::preview::{Change, Preview, SpecChange};
-use crate::spec::{SpecId, load_dir};
+use crate::spec::load_dir;
 use crate::status::SpecErrorView;
 use crate::status::plan_api::{PlanFile, PlanFileError, PlanRequest, post_plan};
 
@@ -250,11 +250,6 @@ fn details(c: &SpecChange) -> Vec<String> {
     }
     lines.extend(c.waits.iter().cloned());
     lines
-}
-
-/// A spec id for the plan's ids (used by tests to build changes).
-pub fn id(text: &str) -> Option<SpecId> {
-    SpecId::new(text).ok()
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub async fn status(args: StatusArgs) -> i32 {
         Ok(snapshot) => snapshot,
         Err(e) => return super::report(&e),
     };
-    let report = Report::new(snapshot, now_ms());
+    let report = Report::new(snapshot);
     if report.specs.is_empty() && !args.specs.is_empty() {
         eprintln!("note: no spec id matches {}", args.specs.join(", "));
     }
@@ -136,13 +136,10 @@ pub struct FailureLine {
 }
 
 impl Report {
-    pub fn new(snapshot: Snapshot, now_ms: u64) -> Report {
+    pub fn new(snapshot: Snapshot) -> Report {
         let indexed = Indexed::new(Arc::new(snapshot));
         let selection = indexed.select(&Query::new(indexed.len(), Order::Problems));
-        let specs: Vec<SpecRow> = indexed
-            .rows(&selection)
-            .map(|row| spec_row(&row, now_ms))
-            .collect();
+        let specs: Vec<SpecRow> = indexed.rows(&selection).map(|row| spec_row(&row)).collect();
         let s = indexed.snapshot();
         let converged = s.ready
             && s.connected
@@ -229,7 +226,7 @@ fn guard_line(guard: &GuardStatus) -> String {
     )
 }
 
-fn spec_row(row: &Row<'_>, now_ms: u64) -> SpecRow {
+fn spec_row(row: &Row<'_>) -> SpecRow {
     let live_tasks = row.tasks().len() as u32;
     let Some(spec) = row.spec else {
         return SpecRow {
@@ -259,7 +256,6 @@ fn spec_row(row: &Row<'_>, now_ms: u64) -> SpecRow {
                 .count() as u32,
         )
     });
-    let _ = now_ms;
     SpecRow {
         id: spec.id.clone(),
         state: row.state.name(),
@@ -476,7 +472,7 @@ async fn wait(server: &str, args: &StatusArgs) -> i32 {
                     println!("{}reached the controller again", stamp(started));
                     unreachable = false;
                 }
-                let report = Report::new(snapshot, now);
+                let report = Report::new(snapshot);
                 let overall = overall_line(&report);
                 if overall != shown_overall {
                     if !overall.is_empty() {
@@ -638,7 +634,7 @@ mod tests {
 
     #[test]
     fn a_finished_one_shot_is_converged_and_a_backoff_is_not() {
-        let report = Report::new(snapshot(), 4_000);
+        let report = Report::new(snapshot());
         assert!(!report.converged);
         let ids: Vec<&str> = report.specs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["web", "batch"], "problems first");
@@ -659,12 +655,12 @@ mod tests {
         let mut healthy = snapshot();
         healthy.specs.retain(|s| s.id == "batch");
         healthy.tasks.clear();
-        assert!(Report::new(healthy, 4_000).converged);
+        assert!(Report::new(healthy).converged);
     }
 
     #[test]
     fn the_table_aligns_columns_and_keeps_further_details_below() {
-        let report = Report::new(snapshot(), 4_000);
+        let report = Report::new(snapshot());
         let text = report.render("http://127.0.0.1:9797");
         assert!(
             text.starts_with(
