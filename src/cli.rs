@@ -14,6 +14,9 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILURE: i32 = 1;
     pub const INVALID_SPECS: i32 = 2;
+    /// `status`: something is pending, failing or invalid (or still so when `--wait` timed out);
+    /// `plan`: the mass-deletion guard would hold the kills.
+    pub const NOT_CONVERGED: i32 = 3;
     pub const USAGE: i32 = 64;
 }
 
@@ -33,7 +36,9 @@ pub mod env {
     pub const FAILOVER_TIMEOUT: &str = "MESOS_RECONCILER_FAILOVER_TIMEOUT";
     pub const ENCODING: &str = "MESOS_RECONCILER_ENCODING";
     pub const CA_BUNDLE: &str = "MESOS_RECONCILER_CA_BUNDLE";
-    pub const STATUS_URL: &str = "MESOS_RECONCILER_STATUS_URL";
+    /// `--server` of the commands that talk to a running controller.
+    pub const SERVER: &str = "MESOS_RECONCILER_SERVER";
+    pub const LOG_FORMAT: &str = "MESOS_RECONCILER_LOG_FORMAT";
     pub const LOG: &str = "MESOS_RECONCILER_LOG";
     pub const MASTER_LISTEN: &str = "MESOS_RECONCILER_MASTER_LISTEN";
     pub const SYNC_REPO: &str = "MESOS_RECONCILER_SYNC_REPO";
@@ -50,8 +55,19 @@ pub mod env {
 #[derive(Debug, Parser)]
 #[command(name = "mesos-reconciler", version, about, long_about = None)]
 pub struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line, with
+    /// `spec` and `task_id` as fields where they apply) for log collectors.
+    #[arg(long, global = true, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +78,12 @@ pub enum Command {
     Dev(DevArgs),
     /// Check the spec files and report every problem with file, line and column.
     Validate(ValidateArgs),
+    /// What a running controller is doing: one row per spec; exit 0 when converged, 3 when not.
+    Status(StatusArgs),
+    /// What applying a directory of specs would do against a running controller.
+    Plan(PlanArgs),
+    /// A task's stdout or stderr, read from its sandbox on the agent.
+    Logs(LogsArgs),
     /// Release kills held by the mass-deletion guard of a running controller.
     ApproveDeletions(ApproveArgs),
     /// Publish each new commit of a git branch under <root>/revisions and point <root>/current at it.
@@ -151,11 +173,79 @@ pub struct ValidateArgs {
     pub verbose: bool,
 }
 
+/// The status server's address when neither `--server` nor `--state` is given: the default
+/// `--listen` of `run` and `dev`.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9797";
+
+/// Where the running controller's status server is, for every command that talks to one.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerArgs {
+    /// URL of the running controller's status server [default: the address the controller wrote
+    /// to <STATE>/status-addr when --state is given, else http://127.0.0.1:9797].
+    #[arg(long, env = env::SERVER, alias = "status-url")]
+    pub server: Option<String>,
+    /// The running controller's state directory; its `status-addr` file says where the status
+    /// server listens (useful with `--listen 127.0.0.1:0`). Ignored when --server is given.
+    #[arg(long, env = env::STATE)]
+    pub state: Option<PathBuf>,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ApproveArgs {
-    /// URL of the running controller's status server.
-    #[arg(long, env = env::STATUS_URL, default_value = "http://127.0.0.1:9797")]
-    pub status_url: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Print the controller's JSON (`GET /api/v1/status`, all pages) instead of rows.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait until everything selected has converged, printing changes as they happen.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits before giving up (exit 3).
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg, requires = "wait")]
+    pub timeout: Duration,
+    /// Spec ids to show: `team-a/web`, everything under `team-a/`, or a pattern such as `*web*`
+    /// (default: all).
+    #[arg(value_name = "SPEC")]
+    pub specs: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// The directory of specs to compare with what the controller runs.
+    #[arg(long, env = env::DESIRED, default_value = "desired")]
+    pub desired: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    /// The task: `SPEC` (instance 0) or `SPEC#INSTANCE`, e.g. `team-a/web#1`.
+    #[arg(value_name = "SPEC[#INSTANCE]")]
+    pub task: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Read `stderr` instead of `stdout`.
+    #[arg(long)]
+    pub stderr: bool,
+    /// Keep printing what the task writes until it ends (or Ctrl-C).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Which attempt of the instance: 0 the latest, -1 the one before, and so on.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(..=0))]
+    pub attempt: i32,
 }
 
 #[derive(Debug, Args, Clone)]

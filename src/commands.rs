@@ -222,9 +222,16 @@ pub fn validate(args: &ValidateArgs) -> i32 {
 
 /// `mesos-reconciler approve-deletions`.
 pub async fn approve(args: &ApproveArgs) -> i32 {
-    match crate::status::approve_deletions(&args.status_url).await {
+    let server = match crate::shell::server_url(&args.server) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    match crate::status::approve_deletions(&server).await {
         Ok(text) => {
-            println!("{text}");
+            println!("{}", text.trim_end());
             exit::OK
         }
         Err(e) => {

@@ -12,6 +12,8 @@ pub mod http;
 pub mod mesos;
 pub mod model;
 pub mod plan;
+pub mod sandbox;
+pub mod shell;
 pub mod spec;
 pub mod state_dir;
 pub mod status;

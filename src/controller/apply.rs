@@ -184,12 +184,10 @@ impl Controller {
                     reason,
                 } = a
                 {
-                    let commit = self
-                        .ledger
-                        .get(&task_id)
-                        .and_then(|r| r.commit.as_deref())
-                        .map(short_commit);
-                    tracing::info!(%task_id, ?reason, commit, "killing");
+                    let record = self.ledger.get(&task_id);
+                    let spec = record.map(|r| r.spec_id.clone());
+                    let commit = record.and_then(|r| r.commit.as_deref()).map(short_commit);
+                    tracing::info!(%task_id, spec = spec.as_deref().unwrap_or(""), ?reason, commit, "killing");
                     self.send_kill(&task_id, agent_id.as_deref(), grace).await;
                 }
             }
@@ -233,6 +231,7 @@ impl Controller {
             for r in &records {
                 self.ledger.put(r.clone());
                 self.touch_history(r);
+                self.emit_transition(r, None);
             }
             if !self.persist_records(&records).await {
                 // Write-ahead failed: these tasks are not launched. Their offers are declined

@@ -22,10 +22,12 @@ mod adopt;
 mod apply;
 mod desired;
 mod discover;
+mod events;
 mod health;
 mod ledger;
 mod origin;
 mod planned;
+mod preview;
 mod reconcile;
 mod session;
 mod state;
@@ -168,6 +170,7 @@ pub async fn run_with_store(
     let (session_tx, mut session_rx) = mpsc::channel(1024);
 
     let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task_events = crate::status::events::channel();
     let server = match config.status {
         Some(listener) => {
             let addr = listener.local_addr()?;
@@ -175,10 +178,11 @@ pub async fn run_with_store(
             // With `--listen 127.0.0.1:0` this file is how scripts (and the crash tests) find the
             // port. Written after binding, so its presence means the server is up.
             std::fs::write(config.state_dir.join(STATUS_ADDR_FILE), addr.to_string())?;
-            Some(tokio::spawn(crate::status::serve(
+            Some(tokio::spawn(crate::status::serve_with_events(
                 listener,
                 snapshot_rx,
                 control_tx,
+                task_events.clone(),
                 async move {
                     let _ = server_stop_rx.await;
                 },
@@ -210,6 +214,7 @@ pub async fn run_with_store(
     )?;
     ctl.explicit_framework_id = config.framework_id;
     ctl.takeover = config.takeover;
+    ctl.task_events = task_events;
     ctl.start().await;
 
     tokio::pin!(shutdown);

@@ -194,6 +194,8 @@ pub(super) struct Controller {
     pub next_store_probe: Option<Instant>,
     /// The git commits of the specs and of the desired directory (see `origin.rs`).
     pub origins: super::origin::Origins,
+    /// Task transitions for `GET /api/v1/events` (see `events.rs`).
+    pub task_events: tokio::sync::broadcast::Sender<crate::status::TaskEvent>,
 }
 
 impl Controller {
@@ -328,6 +330,7 @@ impl Controller {
             halted: None,
             next_store_probe: None,
             origins,
+            task_events: crate::status::events::channel(),
         })
     }
 
@@ -395,6 +398,11 @@ impl Controller {
                 self.reread().await;
             }
             Event::Session(ev) => self.on_session(ev).await,
+            Event::Control(ControlCommand::Reread { reply }) => {
+                self.published.stale = true;
+                self.reread().await;
+                let _ = reply.send(self.clock.now_ms());
+            }
             Event::Control(cmd) => self.on_control(cmd),
             Event::Timer => self.on_timer().await,
         }
@@ -766,6 +774,12 @@ impl Controller {
                 tracing::warn!("operator: {text}");
                 let _ = reply.send(text);
             }
+            ControlCommand::Preview { proposal, reply } => {
+                let _ = reply.send(self.preview(*proposal));
+            }
+            // `handle` reads the directory for it (that is async); reached only from elsewhere,
+            // where answering "now" without a read would be a lie: the sender learns nothing.
+            ControlCommand::Reread { reply } => drop(reply),
         }
     }
 

@@ -81,7 +81,8 @@ impl Controller {
             r.cluster_caused = u.cluster_caused();
         }
         if self.ledger.get(&r.task_id).map(|o| (o.state, o.healthy)) != Some((r.state, r.healthy)) {
-            tracing::info!(task_id = %r.task_id, "{}", transition_line(&r));
+            tracing::info!(task_id = %r.task_id, spec = %r.spec_id, "{}", transition_line(&r));
+            self.emit_transition(&r, Some(previous_state));
         }
         // An answer that changes nothing but the time (a reconciliation of a task known to run,
         // an update sent again) is not written: after a restart with 100,000 tasks, that is

@@ -21,6 +21,7 @@ mod backoff;
 mod decide;
 mod guard;
 mod placement;
+pub mod preview;
 mod reasons;
 mod rollout;
 #[cfg(test)]

@@ -1,10 +1,19 @@
-//! `GET /`: the status page a person reads. Plain HTML with a meta refresh, no scripts; every piece
-//! of text from the snapshot goes through [`escape`], since spec files and task messages are
-//! written by users and may contain markup.
+//! `GET /`: the status page a person reads. Plain HTML; every piece of text from the snapshot goes
+//! through [`escape`], since spec files and task messages are written by users and may contain
+//! markup.
 //!
-//! The page shows the summary of the whole snapshot, then one page of spec ids (problems first
-//! by default) with their tasks, chosen by the same parameters as the JSON API (a form and links
-//! write them), so it costs about the same at 10 specs and at 100,000.
+//! It keeps itself current without a reload: a small inline script (no framework, nothing loaded
+//! from anywhere else) listens to `GET /api/v1/events` and, when a new snapshot is published,
+//! fetches the same URL again and swaps the page's content in place. Without JavaScript a
+//! `<noscript>` meta refresh reloads it every 10 s instead, so the page is useful either way.
+//!
+//! Problems come first (the desired directory, the deletion guard and what releases it, invalid
+//! files with their line, failing and pending instances with their reason), then the summary of
+//! the whole snapshot, then one page of spec ids (problems first by default) with their tasks,
+//! chosen by the same parameters as the JSON API (a form and links write them), so it costs
+//! about the same at 10 specs and at 100,000. Each task links to its `stdout` and `stderr`
+//! (`/tasks/<id>/stdout`, read from the agent as `logs` reads them) and each spec to its file
+//! (`/specs/<id>`).
 
 use std::fmt::Write as _;
 
@@ -34,8 +43,10 @@ pub fn render(
     let snapshot = indexed.snapshot();
     let mut page = String::with_capacity(64 * 1024);
     page.push_str(HEAD);
+    page.push_str("<div id=\"content\">\n");
     overview(&mut page, snapshot, ready, now_ms);
     banners(&mut page, snapshot, now_ms);
+    problems_section(&mut page, indexed, now_ms);
     summary(&mut page, indexed);
     filters(&mut page, query);
     let rows: Vec<Row<'_>> = indexed.rows(selection).collect();
@@ -43,6 +54,8 @@ pub fn render(
     specs(&mut page, &rows, query, selection, &nav, now_ms);
     tasks(&mut page, &rows, now_ms);
     history(&mut page, indexed, now_ms);
+    page.push_str("</div>\n");
+    page.push_str(SCRIPT);
     page.push_str("</body>\n</html>\n");
     page
 }
@@ -78,7 +91,7 @@ const HEAD: &str = r#"<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="refresh" content="5">
+<noscript><meta http-equiv="refresh" content="10"></noscript>
 <title>mesos-reconciler status</title>
 <style>
 body { font-family: sans-serif; margin: 1.5em; }
@@ -91,11 +104,51 @@ th { background: #f0f0f0; }
 .busy { color: #8a5a00; }
 .filters label { margin-right: 1em; }
 .nav a { margin-right: 1.5em; }
+.problems li { margin-bottom: 0.3em; }
+#live { font-size: 0.5em; font-weight: normal; color: #666; margin-left: 1em; }
 code { font-size: 0.95em; }
 </style>
 </head>
 <body>
-<h1>mesos-reconciler</h1>
+<h1>mesos-reconciler <span id="live">static page (reloads every 10 s without JavaScript)</span></h1>
+"#;
+
+/// Keeps the page current: on each `snapshot` event of `/api/v1/events`, fetch this URL again
+/// (one request at a time, at most one a second) and swap `#content` in place. Scroll position
+/// and the address (with its filters) stay; `window.mrSwaps` counts swaps (tests read it).
+const SCRIPT: &str = r#"<script>
+(function () {
+  'use strict';
+  var live = document.getElementById('live');
+  if (!window.EventSource || !window.fetch || !window.DOMParser) { return; }
+  var busy = false, again = false, last = 0;
+  window.mrSwaps = 0;
+  function say(text) { if (live) { live.textContent = text; } }
+  function refresh() {
+    var wait = 1000 - (Date.now() - last);
+    if (busy || wait > 0) {
+      if (!again) { again = true; setTimeout(function () { again = false; refresh(); }, Math.max(wait, 250)); }
+      return;
+    }
+    busy = true;
+    last = Date.now();
+    fetch(window.location.href, { headers: { 'Accept': 'text/html' }, cache: 'no-store' })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var next = new DOMParser().parseFromString(html, 'text/html').getElementById('content');
+        var here = document.getElementById('content');
+        if (next && here) { here.replaceWith(next); window.mrSwaps += 1; }
+        say('live, updated ' + new Date().toLocaleTimeString());
+      })
+      .catch(function () { say('cannot reach the controller; retrying'); })
+      .then(function () { busy = false; });
+  }
+  var events = new EventSource('/api/v1/events?events=snapshot');
+  events.addEventListener('snapshot', refresh);
+  events.onopen = function () { say('live'); };
+  events.onerror = function () { say('disconnected from the controller; reconnecting'); };
+})();
+</script>
 "#;
 
 // Writing to a String cannot fail, so the `fmt::Result`s below are ignored on purpose.
@@ -217,6 +270,168 @@ fn banners(page: &mut String, s: &Snapshot, now_ms: u64) {
             specs.join(", "),
         );
     }
+}
+
+/// How many problem lines the problems section lists before linking to the rest.
+const PROBLEM_LINES: usize = 50;
+
+/// Invalid files with their position, and the instances that fail or wait with their reason,
+/// worst first; nothing when all is well. The guard and the directory have their banners above.
+fn problems_section(page: &mut String, indexed: &Indexed, now_ms: u64) {
+    let mut query = Query::new(PROBLEM_LINES, Order::Problems);
+    query.state = query::StateFilter::parse("problem").ok().flatten();
+    let selection = indexed.select(&query);
+    if selection.is_empty() {
+        return;
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for row in indexed.rows(&selection) {
+        let id = escape(row.id);
+        let Some(spec) = row.spec else {
+            lines.push(format!(
+                "<code>{id}</code>: its file is gone; {} live task(s) being killed or held",
+                row.tasks().len()
+            ));
+            continue;
+        };
+        let link = spec_link(spec);
+        if spec.error.is_some() {
+            let kept = if spec.generation.is_some() {
+                " The previous valid version stays in force."
+            } else {
+                " Nothing runs for it."
+            };
+            lines.push(format!(
+                "{link}: <span class=\"error\">invalid file</span> {}{kept}",
+                problems(spec)
+            ));
+        }
+        let ended = super::outcome::outcomes(spec, row.tasks());
+        for attempt in &ended.failed {
+            lines.push(format!(
+                "{link} #{}: <span class=\"error\">failed</span>, not restarted: {} {}",
+                attempt.instance,
+                escape(&super::outcome::describe_end(attempt)),
+                log_links(&attempt.task_id)
+            ));
+        }
+        if let Some(rollout) = spec
+            .rollout
+            .as_deref()
+            .filter(|r| super::index::rollout_stopped(r))
+        {
+            lines.push(format!("{link}: {}", escape(rollout)));
+        }
+        // An invalid new file's instance waits for the file: said once, above.
+        let pending = spec
+            .pending
+            .iter()
+            .filter(|p| !(spec.error.is_some() && p.kind == PendingKind::InvalidSpec));
+        for p in pending.take(PENDING_SHOWN) {
+            let until = p
+                .until_ms
+                .map(|until| format!(" (retry {})", escape(&relative(until, now_ms))))
+                .unwrap_or_default();
+            let class = if matches!(
+                p.kind,
+                PendingKind::Backoff | PendingKind::GivenUp | PendingKind::RolloutStopped
+            ) {
+                "error"
+            } else {
+                "busy"
+            };
+            lines.push(format!(
+                "{link} #{}: <span class=\"{class}\">{}</span>{until}",
+                p.instance,
+                escape(&p.reason)
+            ));
+        }
+        if spec.pending.len() > PENDING_SHOWN {
+            lines.push(format!(
+                "{link}: and {} more pending instances",
+                thousands(spec.pending.len() - PENDING_SHOWN)
+            ));
+        }
+    }
+    page.push_str("<h2 id=\"problems\">Problems</h2>\n<ul class=\"problems\">\n");
+    for line in &lines {
+        let _ = writeln!(page, "<li>{line}</li>");
+    }
+    page.push_str("</ul>\n");
+    if selection.next.is_some() {
+        let _ = writeln!(
+            page,
+            "<p>{} specs need attention in all; <a href=\"/?state=problem\">see them all</a>.</p>",
+            thousands(selection.matched)
+        );
+    }
+}
+
+/// The spec id, linked to its file as the controller reads it (its commit has a column of its
+/// own, see `html_git::commit_cell`).
+fn spec_link(spec: &SpecStatus) -> String {
+    if crate::spec::SpecId::new(spec.id.as_str()).is_ok() {
+        format!(
+            "<a href=\"/specs/{}\" title=\"{}\"><code>{}</code></a>",
+            escape(&spec.id),
+            escape(&spec.file),
+            escape(&spec.id)
+        )
+    } else {
+        format!("<code>{}</code>", escape(&spec.id))
+    }
+}
+
+/// Links to a task's `stdout` and `stderr` (see `super::links`).
+fn log_links(task_id: &str) -> String {
+    let id = query::encode(task_id);
+    format!(
+        "<small><a href=\"/tasks/{id}/stdout\">stdout</a> <a href=\"/tasks/{id}/stderr\">stderr</a></small>"
+    )
+}
+
+/// "2 / 2", or how the instances that do not run ended: `finished`, `failed: TASK_FAILED: ...`,
+/// `1 / 3, 1 finished, 1 failed`.
+fn instances_cell(spec: &SpecStatus, row: &Row<'_>) -> String {
+    let ended = super::outcome::outcomes(spec, row.tasks());
+    let running = format!("{} / {}", spec.running, spec.instances);
+    if ended.ended() == 0 {
+        return running;
+    }
+    if spec.running == 0 && ended.ended() == spec.instances {
+        if ended.failed.is_empty() {
+            return "<span class=\"ok\">finished</span>".to_owned();
+        }
+        if ended.finished == 0 && ended.failed.len() == 1 {
+            return format!(
+                "<span class=\"error\">failed</span>: {}",
+                escape(&super::outcome::describe_end(ended.failed[0]))
+            );
+        }
+    }
+    let mut parts = vec![running];
+    if ended.finished > 0 {
+        parts.push(format!("{} finished", ended.finished));
+    }
+    if !ended.failed.is_empty() {
+        let reasons: Vec<String> = ended
+            .failed
+            .iter()
+            .map(|a| {
+                format!(
+                    "#{} {}",
+                    a.instance,
+                    escape(&super::outcome::describe_end(a))
+                )
+            })
+            .collect();
+        parts.push(format!(
+            "<span class=\"error\">{} failed</span> ({})",
+            ended.failed.len(),
+            reasons.join("; ")
+        ));
+    }
+    parts.join(", ")
 }
 
 fn summary(page: &mut String, indexed: &Indexed) {
@@ -454,12 +669,11 @@ fn specs(
         };
         let _ = writeln!(
             page,
-            "<tr><td><code>{}</code><br><small>{}</small></td><td>{state}</td><td>{} / {}</td>\
+            "<tr><td>{}<br><small>{}</small></td><td>{state}</td><td>{}</td>\
              <td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&spec.id),
+            spec_link(spec),
             escape(&spec.file),
-            spec.running,
-            spec.instances,
+            instances_cell(spec, row),
             escape(&short(spec.generation.as_deref().unwrap_or("-"))),
             super::html_git::commit_cell(spec.commit.as_ref()),
             problems(spec),
@@ -531,7 +745,7 @@ fn tasks(page: &mut String, rows: &[Row<'_>], now_ms: u64) {
     }
     page.push_str(
         "<table>\n<tr><th>Task</th><th>Spec</th><th>Instance</th><th>Generation</th><th>State</th>\
-         <th>Host</th><th>Ports</th><th>Healthy</th><th>Launched</th></tr>\n",
+         <th>Host</th><th>Ports</th><th>Healthy</th><th>Launched</th><th>Output</th></tr>\n",
     );
     for task in rows.iter().flat_map(|row| row.tasks()).take(TASK_ROWS) {
         let host = task
@@ -548,7 +762,7 @@ fn tasks(page: &mut String, rows: &[Row<'_>], now_ms: u64) {
         let _ = writeln!(
             page,
             "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td><code>{}</code>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{healthy}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{healthy}</td><td>{}</td><td>{}</td></tr>",
             escape(&task.task_id),
             escape(&task.spec),
             task.instance,
@@ -558,6 +772,7 @@ fn tasks(page: &mut String, rows: &[Row<'_>], now_ms: u64) {
             escape(host),
             escape(&ports.join(", ")),
             escape(&relative(task.launched_ms, now_ms)),
+            log_links(&task.task_id),
         );
     }
     page.push_str("</table>\n");
@@ -570,7 +785,7 @@ fn history(page: &mut String, indexed: &Indexed, now_ms: u64) {
     }
     page.push_str(
         "<h2>Recent attempts</h2>\n<table>\n<tr><th>Spec</th><th>Instance</th><th>Task</th>\
-         <th>Started</th><th>Ended</th><th>State</th><th>Reason</th><th>Host</th><th>Sandbox</th></tr>\n",
+         <th>Started</th><th>Ended</th><th>State</th><th>Reason</th><th>Host</th><th>Output</th></tr>\n",
     );
     for (spec, a) in attempts {
         let ended = a
@@ -580,7 +795,7 @@ fn history(page: &mut String, indexed: &Indexed, now_ms: u64) {
         let _ = writeln!(
             page,
             "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(spec),
             a.instance,
             escape(&a.task_id),
@@ -589,7 +804,14 @@ fn history(page: &mut String, indexed: &Indexed, now_ms: u64) {
             escape(&a.state),
             escape(a.reason.as_deref().unwrap_or("")),
             escape(a.hostname.as_deref().or(a.agent.as_deref()).unwrap_or("-")),
-            escape(a.sandbox.as_deref().unwrap_or("")),
+            match a.sandbox.as_deref() {
+                Some(sandbox) => format!(
+                    "{} <small><code>{}</code></small>",
+                    log_links(&a.task_id),
+                    escape(sandbox)
+                ),
+                None => log_links(&a.task_id),
+            },
         );
     }
     page.push_str("</table>\n");
@@ -601,12 +823,13 @@ fn describe_state(state: SpecState) -> &'static str {
         SpecState::Invalid => "invalid file",
         SpecState::GivenUp => "given up",
         SpecState::Backoff => "failing (backoff)",
+        SpecState::Failed => "failed (not restarted)",
         SpecState::RolloutStopped => "rollout stopped",
         SpecState::Pending => "pending",
         SpecState::Deleted => "deleted, tasks left",
         SpecState::Starting => "starting",
         SpecState::RollingOut => "rolling out",
-        SpecState::Done => "done (ended, not restarted)",
+        SpecState::Done => "finished",
         SpecState::Healthy => "healthy",
     }
 }
@@ -632,6 +855,14 @@ fn thousands(n: usize) -> String {
         out.push(digit);
     }
     out
+}
+
+/// The commit a spec was applied from, when the controller knows it, as `status` shows it: the
+/// short sha and the subject (`abc1234 scale web to 3`).
+pub fn commit_of(spec: &SpecStatus) -> Option<String> {
+    spec.commit
+        .as_ref()
+        .map(super::snapshot::CommitView::describe)
 }
 
 /// Generations are long hashes; the first 12 characters tell them apart on a page.

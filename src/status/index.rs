@@ -46,6 +46,9 @@ pub enum SpecState {
     GivenUp,
     /// An instance failed and waits for its backoff.
     Backoff,
+    /// An instance ended in failure and is not restarted (`restart = "never"`): a one-shot job
+    /// that failed.
+    Failed,
     /// The rollout of a new generation stopped.
     RolloutStopped,
     /// An instance waits for something else (offers, resources, constraints, reconciliation).
@@ -57,8 +60,8 @@ pub enum SpecState {
     Starting,
     /// A rollout is in progress.
     RollingOut,
-    /// Fewer instances run than wanted, none waits and none is on its way: the others ended and
-    /// are not restarted (a batch job that finished, `restart = "never"`).
+    /// Fewer instances run than wanted, none waits and none is on its way: the others ended
+    /// cleanly and are not restarted (a batch job that finished).
     Done,
     /// Everything wanted runs and nothing waits.
     Healthy,
@@ -66,10 +69,11 @@ pub enum SpecState {
 
 impl SpecState {
     /// Worst first.
-    pub const ALL: [SpecState; 10] = [
+    pub const ALL: [SpecState; 11] = [
         SpecState::Invalid,
         SpecState::GivenUp,
         SpecState::Backoff,
+        SpecState::Failed,
         SpecState::RolloutStopped,
         SpecState::Pending,
         SpecState::Deleted,
@@ -85,6 +89,7 @@ impl SpecState {
             SpecState::Invalid => "invalid",
             SpecState::GivenUp => "given_up",
             SpecState::Backoff => "backoff",
+            SpecState::Failed => "failed",
             SpecState::RolloutStopped => "rollout_stopped",
             SpecState::Pending => "pending",
             SpecState::Deleted => "deleted",
@@ -436,13 +441,17 @@ impl Indexed {
             }
             let mask = match s.specs.get(entry.spec as usize) {
                 Some(spec) => {
+                    let live = tasks[entry.tasks_start as usize..entry.tasks_end as usize]
+                        .iter()
+                        .map(|&t| &s.tasks[t as usize]);
+                    let failed = !super::outcome::outcomes(spec, live).failed.is_empty();
                     summary.instances.wanted += u64::from(spec.instances);
                     summary.instances.running += u64::from(spec.running);
                     summary.instances.pending += spec.pending.len() as u64;
                     for pending in &spec.pending {
                         pending_counts[pending_kind_position(pending.kind)] += 1;
                     }
-                    conditions(spec, not_running)
+                    conditions(spec, not_running, failed)
                 }
                 None => SpecState::Deleted.bit(),
             };
@@ -706,8 +715,9 @@ impl Seq<'_> {
 }
 
 /// The conditions of a spec, as [`SpecState::bit`]s; `not_running` says whether one of its live
-/// tasks is in a state other than TASK_RUNNING.
-fn conditions(spec: &SpecStatus, not_running: bool) -> u32 {
+/// tasks is in a state other than TASK_RUNNING, `failed` whether an instance ended in failure and
+/// is not restarted (see `super::outcome`).
+fn conditions(spec: &SpecStatus, not_running: bool, failed: bool) -> u32 {
     let mut bits = 0;
     if spec.error.is_some() {
         bits |= SpecState::Invalid.bit();
@@ -725,6 +735,8 @@ fn conditions(spec: &SpecStatus, not_running: bool) -> u32 {
     } else if spec.running < spec.instances {
         bits |= if not_running {
             SpecState::Starting.bit()
+        } else if failed {
+            SpecState::Failed.bit()
         } else {
             SpecState::Done.bit()
         };
@@ -989,6 +1001,20 @@ mod tests {
                     spec.instances = 3;
                     spec.running = 2;
                     vec![S::Done]
+                }
+                10 => {
+                    spec.instances = 2;
+                    spec.running = 1;
+                    spec.history = vec![AttemptRow {
+                        instance: 1,
+                        task_id: format!("{id}.1.x"),
+                        started_ms: 1,
+                        ended_ms: Some(2),
+                        state: "TASK_FAILED".to_owned(),
+                        reason: Some("exit status 1".to_owned()),
+                        ..AttemptRow::default()
+                    }];
+                    vec![S::Failed]
                 }
                 _ => vec![S::Healthy],
             };

@@ -18,10 +18,14 @@
 //! directory (`Snapshot::halted`): it stops launching and killing, and `/readyz` says why with
 //! 503 until it can write again.
 
+pub mod events;
 pub mod html;
 mod html_git;
 pub mod index;
+pub mod links;
 pub mod metrics;
+pub mod outcome;
+pub mod plan_api;
 pub mod query;
 pub mod snapshot;
 
@@ -36,8 +40,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use events::{EVENTS_PATH, TaskEvent};
 pub use index::{Indexed, SpecState, Summary};
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT, Order, Query, QueryError};
 pub use snapshot::{
@@ -53,6 +58,9 @@ pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The path of the approve-deletions command, shared by the server and [`approve_deletions`].
 pub const APPROVE_DELETIONS_PATH: &str = "/api/v1/approve-deletions";
 
+/// The path of the re-read command, shared by the server and [`reread`](reread_now).
+pub const REREAD_PATH: &str = "/api/v1/reread";
+
 /// The path of the JSON snapshot, shared by the server and [`fetch_status`].
 pub const STATUS_PATH: &str = "/api/v1/status";
 
@@ -64,7 +72,20 @@ pub async fn serve(
     control: mpsc::Sender<ControlCommand>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = ServerState::new(snapshots, control);
+    serve_with_events(listener, snapshots, control, events::channel(), shutdown).await
+}
+
+/// [`serve`], with the task transitions the controller sends on `events` streamed to the
+/// clients of `GET /api/v1/events`.
+pub async fn serve_with_events(
+    listener: tokio::net::TcpListener,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    control: mpsc::Sender<ControlCommand>,
+    events: broadcast::Sender<TaskEvent>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut state = ServerState::new(snapshots, control);
+    state.events = events;
     // Requests latch readiness when they see it, but a `ready` snapshot replaced before any
     // request came would be missed; this task looks at every snapshot the channel keeps.
     let latch = tokio::spawn(latch_readiness(
@@ -89,6 +110,17 @@ pub fn router(
     control: mpsc::Sender<ControlCommand>,
 ) -> Router {
     router_with(ServerState::new(snapshots, control))
+}
+
+/// [`router`] with a channel of task transitions for `GET /api/v1/events`.
+pub fn router_with_events(
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    control: mpsc::Sender<ControlCommand>,
+    events: broadcast::Sender<TaskEvent>,
+) -> Router {
+    let mut state = ServerState::new(snapshots, control);
+    state.events = events;
+    router_with(state)
 }
 
 /// What went wrong talking to a status server from the CLI.
@@ -136,6 +168,16 @@ const FETCH_ATTEMPTS: usize = 4;
 /// from one snapshot: when the server says the snapshot changed in between, it starts over, up to
 /// [`FETCH_ATTEMPTS`] times. A server without paging answers in one page.
 pub async fn fetch_status(status_url: &str) -> Result<Snapshot, StatusClientError> {
+    fetch_status_matching(status_url, "").await
+}
+
+/// [`fetch_status`] of the spec ids that match `filters`: query parameters of
+/// `GET /api/v1/status` other than the paging ones, already encoded (`spec=team-a%2F&state=problem`;
+/// empty for all). The snapshot's other fields (guard, counters, ...) are the whole snapshot's.
+pub async fn fetch_status_matching(
+    status_url: &str,
+    filters: &str,
+) -> Result<Snapshot, StatusClientError> {
     let client = client()?;
     let mut attempt = 0;
     'attempts: loop {
@@ -145,6 +187,10 @@ pub async fn fetch_status(status_url: &str) -> Result<Snapshot, StatusClientErro
         let mut after: Option<String> = None;
         loop {
             let mut url = format!("{}?limit={MAX_LIMIT}", join_url(status_url, STATUS_PATH));
+            if !filters.is_empty() {
+                url.push('&');
+                url.push_str(filters);
+            }
             if let Some(after) = &after {
                 url.push_str("&after=");
                 url.push_str(&query::encode(after));
@@ -308,6 +354,8 @@ struct ServerState {
     control: mpsc::Sender<ControlCommand>,
     ready: Arc<AtomicBool>,
     index: Arc<IndexCache>,
+    /// Task transitions from the controller, for `GET /api/v1/events`.
+    events: broadcast::Sender<TaskEvent>,
 }
 
 impl ServerState {
@@ -320,6 +368,7 @@ impl ServerState {
             control,
             ready: Arc::new(AtomicBool::new(false)),
             index: Arc::default(),
+            events: events::channel(),
         }
     }
 
@@ -361,6 +410,16 @@ fn router_with(state: ServerState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route(APPROVE_DELETIONS_PATH, post(approve))
+        .route(EVENTS_PATH, get(events::events))
+        .route(REREAD_PATH, post(reread))
+        .route("/tasks/{task_id}/{file}", get(links::task_file))
+        .route("/specs/{*id}", get(links::spec_file))
+        .route(
+            plan_api::PLAN_PATH,
+            post(plan_api::plan).layer(axum::extract::DefaultBodyLimit::max(
+                plan_api::MAX_PLAN_BODY,
+            )),
+        )
         .with_state(state)
 }
 
@@ -531,6 +590,41 @@ async fn approve(State(state): State<ServerState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `POST /api/v1/reread`: `{"read_ms": N}` once the controller has read the directory.
+async fn reread(State(state): State<ServerState>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    let asked = async {
+        state
+            .control
+            .send(ControlCommand::Reread { reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    };
+    match tokio::time::timeout(CONTROL_TIMEOUT, asked).await {
+        Ok(Some(read_ms)) => axum::Json(serde_json::json!({ "read_ms": read_ms })).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the controller did not read the desired directory\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Asks the controller behind `status_url` to read its desired directory now; returns when it
+/// was read (ms since the Unix epoch). A pass that ends at or after that time has seen it.
+pub async fn reread_now(status_url: &str) -> Result<u64, StatusClientError> {
+    let url = join_url(status_url, REREAD_PATH);
+    let body = text_of(url.clone(), client()?.post(&url)).await?;
+    #[derive(Deserialize)]
+    struct Read {
+        read_ms: u64,
+    }
+    serde_json::from_str::<Read>(&body)
+        .map(|r| r.read_ms)
+        .map_err(|source| StatusClientError::Decode { url, source })
 }
 
 fn ensure_newline(mut text: String) -> String {

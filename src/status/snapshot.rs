@@ -397,6 +397,17 @@ pub enum ControlCommand {
     ApproveDeletions {
         reply: tokio::sync::oneshot::Sender<String>,
     },
+    /// Read the desired directory now (as a file event would make it) and answer when it was
+    /// read (ms since the Unix epoch); the pass after it publishes what it found. `status
+    /// --wait` starts with it, so that an edit made just before is part of what it waits for.
+    Reread {
+        reply: tokio::sync::oneshot::Sender<u64>,
+    },
+    /// What applying a proposed desired set would do (the `plan` command); changes nothing.
+    Preview {
+        proposal: Box<crate::plan::preview::Proposal>,
+        reply: tokio::sync::oneshot::Sender<crate::plan::preview::Preview>,
+    },
 }
 
 #[cfg(test)]

@@ -108,8 +108,27 @@ pub enum AgentCommand {
     ListTasks {
         reply: oneshot::Sender<Vec<TaskReport>>,
     },
+    /// Report the sandbox of every task this agent runs, and of the last tasks it ran (for the
+    /// agent's `/state` and the files endpoints).
+    Sandboxes {
+        reply: oneshot::Sender<Vec<SandboxReport>>,
+    },
     /// Kill every task and stop (dev cluster shutdown, or the fault API killing the agent).
     Stop { done: oneshot::Sender<()> },
+}
+
+/// Where one task's sandbox is (an executor in Mesos's words: the command executor of a task
+/// has the task's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxReport {
+    pub framework_id: String,
+    pub task_id: String,
+    /// The sandbox directory (absolute); None on a virtual agent, whose tasks run no process.
+    pub directory: Option<PathBuf>,
+    /// The state of the task's latest update (`TaskState` as an `i32`), if any.
+    pub state: Option<i32>,
+    /// The task has ended and been forgotten; its sandbox is kept on disk.
+    pub completed: bool,
 }
 
 /// One task an agent knows, with the latest state it reached (acknowledged or not).

@@ -95,6 +95,23 @@ pub(crate) struct ProcessLaunch {
     pub(crate) work_dir: PathBuf,
     pub(crate) agent_id: String,
     pub(crate) factory: StatusFactory,
+    /// A fresh uuid: the container's id, the last part of the sandbox's name.
+    pub(crate) container_id: String,
+}
+
+/// The sandbox of a task: `<work_dir>/<framework_id>/<task_id>-<first 8 of container id>`,
+/// absolute.
+pub(crate) fn sandbox_dir(
+    work_dir: &Path,
+    framework_id: &str,
+    task_id: &str,
+    container_id: &str,
+) -> PathBuf {
+    let dir = work_dir.join(framework_id).join(format!(
+        "{task_id}-{}",
+        container_id.get(..8).unwrap_or(container_id)
+    ));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// The command executor's grace period when neither the kill nor the task gives one.
@@ -106,7 +123,7 @@ pub(crate) async fn run(
     control: mpsc::UnboundedReceiver<Control>,
     emit: Emitter,
 ) {
-    let container_id = uuid::Uuid::new_v4().to_string();
+    let container_id = launch.container_id.clone();
     let runner = Runner {
         task_id: launch.task.task_id.value.clone(),
         default_grace: task_grace(&launch.task),
@@ -357,12 +374,12 @@ impl Runner {
     }
 
     fn create_sandbox(&self) -> Result<PathBuf, String> {
-        let dir = self
-            .launch
-            .work_dir
-            .join(&self.launch.framework_id)
-            .join(format!("{}-{}", self.task_id, &self.container_id[..8]));
-        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        let dir = sandbox_dir(
+            &self.launch.work_dir,
+            &self.launch.framework_id,
+            &self.task_id,
+            &self.container_id,
+        );
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("failed to create the sandbox '{}': {e}", dir.display()))?;
         debug!(agent_id = %self.launch.agent_id, task_id = %self.task_id, sandbox = %dir.display(), "sandbox created");

@@ -10,7 +10,8 @@
 //! is sent after `Stop` (a stopped agent is gone, and the master speaks for its tasks); a task is
 //! forgotten only when its terminal update is acknowledged, or with its framework.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -24,7 +25,11 @@ use super::virtual_task::{self, Outcome, Script};
 use bytes::Bytes;
 use prost::Message;
 
-use super::{AgentCommand, AgentConfig, AgentKind, AgentUpdate, TaskReport};
+use super::{AgentCommand, AgentConfig, AgentKind, AgentUpdate, SandboxReport, TaskReport};
+
+/// How many ended tasks' sandboxes an agent lists (upstream's agent keeps 150 completed
+/// executors per framework; one bound per agent is enough here).
+const COMPLETED_SANDBOXES: usize = 1000;
 use crate::mesos::proto::v1 as pb;
 use pb::task_status::{Reason, Source};
 
@@ -52,6 +57,7 @@ pub(crate) async fn run(
         runner_keys: HashMap::new(),
         events_tx,
         next_runner: 0,
+        completed: VecDeque::new(),
     };
     info!(agent_id = %agent.config.id, "agent started");
 
@@ -110,6 +116,8 @@ struct Agent {
     runner_keys: HashMap<u64, (String, String)>,
     events_tx: mpsc::UnboundedSender<RunnerEvent>,
     next_runner: u64,
+    /// The sandboxes of the last tasks forgotten, oldest first.
+    completed: VecDeque<SandboxReport>,
 }
 
 /// What the agent keeps of a task. The TaskInfo and the latest status are only read back by
@@ -127,6 +135,8 @@ struct TaskEntry {
     end_timer: Option<TimerKey>,
     /// The runner of a process task, until it exits.
     runner: Option<RunnerHandle>,
+    /// The sandbox of a process task.
+    sandbox: Option<PathBuf>,
 }
 
 impl TaskEntry {
@@ -186,6 +196,9 @@ impl Agent {
             AgentCommand::ListTasks { reply } => {
                 let _ = reply.send(self.list_tasks());
             }
+            AgentCommand::Sandboxes { reply } => {
+                let _ = reply.send(self.sandboxes());
+            }
             AgentCommand::Stop { .. } => unreachable!("Stop is handled by the loop"),
         }
     }
@@ -216,6 +229,7 @@ impl Agent {
             retry_timer: None,
             end_timer: None,
             runner: None,
+            sandbox: None,
         };
         match &self.config.kind {
             AgentKind::Virtual => {
@@ -232,6 +246,13 @@ impl Agent {
                 let id = self.next_runner;
                 self.next_runner += 1;
                 let (control, control_rx) = mpsc::unbounded_channel();
+                let container_id = uuid::Uuid::new_v4().to_string();
+                entry.sandbox = Some(process::sandbox_dir(
+                    work_dir,
+                    &framework_id,
+                    &task_id,
+                    &container_id,
+                ));
                 let launch = ProcessLaunch {
                     framework_id: framework_id.clone(),
                     framework_user,
@@ -239,6 +260,7 @@ impl Agent {
                     work_dir: work_dir.clone(),
                     agent_id: self.config.id.clone(),
                     factory: self.factory.clone(),
+                    container_id,
                 };
                 let emitter = process::Emitter::new(id, self.events_tx.clone());
                 self.runners
@@ -314,6 +336,7 @@ impl Agent {
                         self.frameworks.remove(framework_id);
                     }
                     if let Some(entry) = removed {
+                        self.remember_sandbox(framework_id, task_id, &entry);
                         self.forget(entry);
                     }
                 }
@@ -342,11 +365,12 @@ impl Agent {
             return;
         };
         info!(agent_id = %self.config.id, framework_id, tasks = tasks.len(), "shutting down framework");
-        for (_, entry) in tasks {
+        for (task_id, entry) in tasks {
             if let Some(runner) = &entry.runner {
                 // The runner goes on killing its process; its updates have nowhere to go.
                 let _ = runner.control.send(Control::Kill { grace: None });
             }
+            self.remember_sandbox(framework_id, &task_id, &entry);
             self.forget(entry);
         }
     }
@@ -375,6 +399,43 @@ impl Agent {
             }
         }
         reports
+    }
+
+    /// The sandboxes of the tasks running and of the last ones forgotten.
+    fn sandboxes(&self) -> Vec<SandboxReport> {
+        let mut reports: Vec<SandboxReport> = self
+            .frameworks
+            .iter()
+            .flat_map(|(framework_id, tasks)| {
+                tasks.iter().map(move |(task_id, entry)| SandboxReport {
+                    framework_id: framework_id.clone(),
+                    task_id: task_id.clone(),
+                    directory: entry.sandbox.clone(),
+                    state: entry.latest_state,
+                    completed: false,
+                })
+            })
+            .collect();
+        reports.extend(self.completed.iter().cloned());
+        reports
+    }
+
+    /// Keeps the sandbox of a task being forgotten, for `/state` and `/files` (its directory
+    /// stays on disk, as upstream's does until garbage collection).
+    fn remember_sandbox(&mut self, framework_id: &str, task_id: &str, entry: &TaskEntry) {
+        if entry.sandbox.is_none() {
+            return;
+        }
+        if self.completed.len() == COMPLETED_SANDBOXES {
+            self.completed.pop_front();
+        }
+        self.completed.push_back(SandboxReport {
+            framework_id: framework_id.to_owned(),
+            task_id: task_id.to_owned(),
+            directory: entry.sandbox.clone(),
+            state: entry.latest_state,
+            completed: true,
+        });
     }
 
     /// Drops a task's timers and detaches its runner (dropping its control channel makes a

@@ -39,9 +39,9 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 const CALLS_IN_DECODE: usize = 8;
 
 #[derive(Clone)]
-struct App {
-    tx: mpsc::UnboundedSender<Msg>,
-    settings: Arc<Settings>,
+pub(super) struct App {
+    pub(super) tx: mpsc::UnboundedSender<Msg>,
+    pub(super) settings: Arc<Settings>,
     decoding: Arc<Semaphore>,
 }
 
@@ -58,6 +58,15 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
         .route("/master/health", get(health))
         .route("/version", get(version))
         .route("/master/redirect", get(redirect))
+        // What agents serve about their sandboxes (see `files.rs`).
+        .route("/master/slaves", get(super::files::slaves))
+        .route("/{process}/{endpoint}", get(super::files::agent_state))
+        .route("/files/read", get(super::files::read))
+        .route("/files/read.json", get(super::files::read))
+        .route("/files/browse", get(super::files::browse))
+        .route("/files/browse.json", get(super::files::browse))
+        .route("/files/download", get(super::files::download))
+        .route("/files/download.json", get(super::files::download))
         .route("/redirect", get(redirect))
         .route("/devcluster/faults/{name}", post(fault))
         // An ACCEPT launching thousands of tasks is far above axum's 2 MiB default; the real
@@ -262,7 +271,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn stopped() -> Response {
+pub(super) fn stopped() -> Response {
     text(StatusCode::SERVICE_UNAVAILABLE, "Master is shutting down")
 }
 

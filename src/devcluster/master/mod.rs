@@ -15,6 +15,7 @@
 mod agents;
 mod allocator;
 mod calls;
+mod files;
 mod frameworks;
 mod http;
 mod launch;

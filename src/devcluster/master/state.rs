@@ -75,6 +75,15 @@ pub(super) enum Msg {
         framework_id: Option<String>,
         reply: oneshot::Sender<Vec<u8>>,
     },
+    /// `GET /master/slaves`: the JSON document.
+    Slaves {
+        reply: oneshot::Sender<Vec<u8>>,
+    },
+    /// The agent whose pid is `slave(<n>)@...`, for its `/slave(<n>)/state`.
+    AgentByPid {
+        n: u64,
+        reply: oneshot::Sender<Option<super::files::AgentLookup>>,
+    },
     /// `GET /metrics/snapshot`.
     Metrics {
         reply: oneshot::Sender<serde_json::Value>,
@@ -446,6 +455,12 @@ impl Master {
             }
             Msg::Metrics { reply } => {
                 let _ = reply.send(self.metrics_snapshot());
+            }
+            Msg::Slaves { reply } => {
+                let _ = reply.send(self.slaves_json());
+            }
+            Msg::AgentByPid { n, reply } => {
+                let _ = reply.send(self.agent_by_pid(n));
             }
             Msg::TaskInfos { reply } => {
                 let infos = self

@@ -111,7 +111,7 @@ impl Master {
         out
     }
 
-    fn write_agent(&self, out: &mut Vec<u8>, agent: &Agent) {
+    pub(super) fn write_agent(&self, out: &mut Vec<u8>, agent: &Agent) {
         let attributes: BTreeMap<&str, Value> = agent
             .spec
             .attributes
