@@ -75,6 +75,7 @@ pub async fn cold(env: &mut Env) -> Result<Figures, BenchError> {
 pub async fn latency(env: &mut Env) -> Result<Figures, BenchError> {
     let mut figures = Figures::default();
     env.steady(&mut figures).await?;
+    settle(env, &mut figures).await?;
     let samples = env.options.samples.unwrap_or(LATENCY_SAMPLES);
     let mut accepted = Vec::new();
     let mut running = Vec::new();
@@ -280,6 +281,7 @@ pub async fn idle(env: &mut Env) -> Result<Figures, BenchError> {
 pub async fn status(env: &mut Env) -> Result<Figures, BenchError> {
     let mut figures = Figures::default();
     env.steady(&mut figures).await?;
+    settle(env, &mut figures).await?;
     let samples = env.options.samples.unwrap_or(STATUS_SAMPLES);
     let endpoints: [(&str, [&'static str; 3]); 3] = [
         (
@@ -315,7 +317,8 @@ pub async fn status(env: &mut Env) -> Result<Figures, BenchError> {
 }
 
 /// After the master shows all N running, the controller still has the burst's tail to take: the
-/// last status updates and their acknowledgements. The steady state starts when the controller
+/// last status updates and their acknowledgements. `idle`, `latency` and `status` measure "with N
+/// running", so they start from the steady state: it starts when the controller
 /// itself counts N running and then spends under [`QUIET_CPU`] of a core for a second; the wait
 /// (`settle_s`, at most [`SETTLE_LIMIT`]) is reported, never hidden.
 async fn settle(env: &mut Env, figures: &mut Figures) -> Result<(), BenchError> {
