@@ -11,31 +11,20 @@ use crate::cli::{
 };
 use crate::controller::{self, ControllerConfig};
 use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
-use crate::mesos::client::{ClientConfig, Credentials};
+use crate::mesos::client::{ClientConfig, Credentials, parse_masters};
 use crate::mesos::convert::FrameworkSettings;
 use crate::mesos::encoding::Encoding;
 
 /// `mesos-reconciler run`.
 pub async fn run(args: RunArgs) -> i32 {
-    let mut masters = Vec::new();
-    for m in &args.master {
-        match reqwest::Url::parse(m.trim()) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => masters.push(url),
-            Ok(url) => {
-                eprintln!(
-                    "error: --master {m}: unsupported scheme `{}`; use http:// or https:// URLs (zk:// is not supported yet)",
-                    url.scheme()
-                );
-                return exit::USAGE;
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: --master {m}: not a URL ({e}); expected e.g. http://10.0.0.5:5050"
-                );
-                return exit::USAGE;
-            }
+    // Joined again, as clap split at the commas: a zk:// URL has commas of its own.
+    let masters = match parse_masters(&args.master.join(",")) {
+        Ok(masters) => masters,
+        Err(e) => {
+            eprintln!("error: --master {e}");
+            return exit::USAGE;
         }
-    }
+    };
     let mut client = ClientConfig::new(masters);
     client.encoding = match args.encoding {
         WireEncoding::Protobuf => Encoding::Protobuf,

@@ -116,6 +116,7 @@ impl SchedulerClient {
                     max: self.inner.max_redirects,
                     first: Box::new(first.clone()),
                     last: Box::new(next),
+                    tried: vec![first.clone(), url],
                 });
             }
             url = next;
