@@ -11,7 +11,7 @@
 
 use tokio::sync::mpsc;
 
-use crate::mesos::client::{ClientError, SchedulerClient};
+use crate::mesos::client::{ClientError, MasterProblem, SchedulerClient};
 use crate::mesos::convert;
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{call, event};
@@ -35,6 +35,9 @@ pub enum SessionEvent {
     },
     /// The stream ended without an ERROR event (connection dead, master gone, refused subscribe).
     Disconnected(String),
+    /// An attempt to subscribe failed and the client goes on trying: the status snapshot shows
+    /// the latest such failure (the client has logged it).
+    Unreachable(MasterProblem),
     /// The frameworks the master lists (`/master/frameworks`), asked for when no framework id is
     /// stored (`discover.rs`).
     Frameworks(Result<Vec<MasterFramework>, String>),
@@ -71,10 +74,24 @@ async fn pump(
         framework_info: framework,
         ..Default::default()
     };
-    let mut sub = client
-        .subscribe(subscribe)
-        .await
-        .map_err(|e| describe(&e))?;
+    // The client retries inside `subscribe` for a while; each failure it notes is passed on at
+    // once, so the status page does not wait for it to give up.
+    let mut problems = client.watch_problems();
+    problems.mark_unchanged();
+    let subscribing = client.subscribe(subscribe);
+    tokio::pin!(subscribing);
+    let subscribed = loop {
+        tokio::select! {
+            result = &mut subscribing => break result,
+            Ok(()) = problems.changed() => {
+                let problem = problems.borrow_and_update().clone();
+                if let Some(problem) = problem {
+                    let _ = tx.send(SessionEvent::Unreachable(problem)).await;
+                }
+            }
+        }
+    };
+    let mut sub = subscribed.map_err(|e| describe(&e))?;
     let master = sub.master.to_string();
     while let Some(item) = sub.events.next().await {
         let ev = item.map_err(|e| describe(&e))?;

@@ -42,7 +42,7 @@ const PUBLISH_IDLE_REFRESH: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub(super) struct Published {
     /// (ready, connected, guard holding, halted) of the last snapshot published.
-    flags: Option<(bool, bool, bool, bool)>,
+    flags: Option<(bool, bool, bool, bool, Option<u64>)>,
     /// No regular publication before this.
     next_at: Option<Instant>,
     /// When the last one was built.
@@ -676,10 +676,17 @@ impl Controller {
                 self.schedule_resubscribe();
             }
             SessionEvent::Disconnected(reason) => {
-                tracing::warn!(%reason, "disconnected from mesos");
+                if self.connected {
+                    tracing::warn!(%reason, "disconnected from mesos");
+                } else {
+                    // A subscription that never came up: the client has logged why, throttled.
+                    tracing::debug!(%reason, "subscribing failed; retrying");
+                }
                 self.subscription = None;
                 self.schedule_resubscribe();
             }
+            // Only wakes the loop: the snapshot reads the client's latest problem.
+            SessionEvent::Unreachable(_) => {}
             SessionEvent::Frameworks(result) => self.on_frameworks(result),
             SessionEvent::MasterTasks {
                 framework_id,
@@ -805,6 +812,7 @@ impl Controller {
             self.connected,
             self.guard.is_some(),
             self.halted.is_some(),
+            self.client.problem().map(|p| p.at_ms),
         );
         let urgent = self.published.flags != Some(flags);
         // Nothing shown changed: the pass counter and time still are, so a cheap snapshot (a small
