@@ -662,12 +662,12 @@ impl SchedulerClient {
         state
             .failures
             .problem()
-            .is_some_and(|p| p.message == error.to_string())
+            .is_some_and(|p| p.message == explain(error))
     }
 
     fn note_failure(&self, error: &ClientError) {
         let url = failed_url(error).map_or_else(|| "?".to_owned(), |u| origin(u).to_string());
-        let message = error.to_string();
+        let message = explain(error);
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -801,6 +801,18 @@ enum Version {
     Mesos(String),
     /// Why it is not a Mesos master's answer.
     NotMesos(String),
+}
+
+/// One attempt's failure as one line that names the URL: for an HTTP status only the first line
+/// of the body (an HTML page would fill the log).
+fn explain(error: &ClientError) -> String {
+    match error {
+        ClientError::Status { url, .. } => {
+            format!("master {url} answered {}", report::cause(error))
+        }
+        ClientError::GaveUp { last, .. } => explain(last),
+        other => other.to_string(),
+    }
 }
 
 /// `0.28.2` and the like: before the v1 scheduler API (Mesos 1.0).
