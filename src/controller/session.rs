@@ -74,23 +74,7 @@ async fn pump(
         framework_info: framework,
         ..Default::default()
     };
-    // The client retries inside `subscribe` for a while; each failure it notes is passed on at
-    // once, so the status page does not wait for it to give up.
-    let mut problems = client.watch_problems();
-    problems.mark_unchanged();
-    let subscribing = client.subscribe(subscribe);
-    tokio::pin!(subscribing);
-    let subscribed = loop {
-        tokio::select! {
-            result = &mut subscribing => break result,
-            Ok(()) = problems.changed() => {
-                let problem = problems.borrow_and_update().clone();
-                if let Some(problem) = problem {
-                    let _ = tx.send(SessionEvent::Unreachable(problem)).await;
-                }
-            }
-        }
-    };
+    let subscribed = reporting_problems(client, tx, client.subscribe(subscribe)).await;
     let mut sub = subscribed.map_err(|e| describe(&e))?;
     let master = sub.master.to_string();
     while let Some(item) = sub.events.next().await {
@@ -138,6 +122,29 @@ async fn pump(
         }
     }
     Err(format!("the event stream from {master} ended"))
+}
+
+/// Runs `work`, a request that retries inside the client for a while, passing each failure the
+/// client notes on to the loop at once, so the status page does not wait for it to give up.
+pub(super) async fn reporting_problems<T>(
+    client: &SchedulerClient,
+    tx: &mpsc::Sender<SessionEvent>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut problems = client.watch_problems();
+    problems.mark_unchanged();
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            Ok(()) = problems.changed() => {
+                let problem = problems.borrow_and_update().clone();
+                if let Some(problem) = problem {
+                    let _ = tx.send(SessionEvent::Unreachable(problem)).await;
+                }
+            }
+        }
+    }
 }
 
 fn describe(e: &ClientError) -> String {

@@ -627,7 +627,13 @@ impl Controller {
         let jitter = rand::random_range(0..=exp / 2);
         let delay = Duration::from_millis(exp / 2 + jitter);
         self.resubscribe_at = Some(Instant::now() + delay);
-        tracing::info!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
+        if self.client.problem().is_some() {
+            // The masters cannot be reached: the client's throttled lines say so; one line per
+            // retry would flood the log.
+            tracing::debug!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
+        } else {
+            tracing::info!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
+        }
     }
 
     pub(super) async fn on_session(&mut self, ev: SessionEvent) {

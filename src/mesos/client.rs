@@ -508,7 +508,7 @@ impl SchedulerClient {
                     let retry = response.status() == StatusCode::SERVICE_UNAVAILABLE;
                     let error = status_error(response, url).await;
                     if !retry {
-                        return Err(self.final_error(&start, request, error).await);
+                        return Err(self.final_error(&start, request, &first, error).await);
                     }
                     error
                 }
@@ -517,7 +517,7 @@ impl SchedulerClient {
                 Err(
                     error @ (ClientError::Connect { .. } | ClientError::UnreachableLeader { .. }),
                 ) => error,
-                Err(error) => return Err(self.final_error(&start, request, error).await),
+                Err(error) => return Err(self.final_error(&start, request, &first, error).await),
             };
             if matches!(start, Start::Rotate) {
                 self.note_failure(&error);
@@ -549,12 +549,19 @@ impl SchedulerClient {
         &self,
         start: &Start,
         request: &Outgoing,
+        first: &Url,
         error: ClientError,
     ) -> ClientError {
         if !matches!(start, Start::Rotate) || !request.subscribe {
             return error;
         }
-        let error = self.diagnose(error).await;
+        self.explain_and_note(error, &get::base_of(first)).await
+    }
+
+    /// [`diagnose`](Self::diagnose)s an error that ends a request made without a subscription,
+    /// and notes it as the latest failure to reach a master.
+    async fn explain_and_note(&self, error: ClientError, base: &Url) -> ClientError {
+        let error = self.diagnose(error, base).await;
         self.note_failure(&error);
         error
     }
@@ -562,7 +569,7 @@ impl SchedulerClient {
     /// Turns a SUBSCRIBE answer that a Mesos 1.x master never gives into what it means: 401/403
     /// into the need for credentials; 404, 405 or an HTML page into "not a Mesos master" or "a
     /// Mesos master older than 1.0", told apart by the server's `GET /version`.
-    async fn diagnose(&self, error: ClientError) -> ClientError {
+    async fn diagnose(&self, error: ClientError, base: &Url) -> ClientError {
         let ClientError::Status {
             status,
             body,
@@ -581,7 +588,7 @@ impl SchedulerClient {
                 challenge,
                 with_credentials: self.inner.authorization.is_some(),
             },
-            404 | 405 => match self.version(&url).await {
+            404 | 405 => match self.version(base).await {
                 Version::Mesos(version) if is_before_v1(&version) => {
                     ClientError::MasterTooOld { url, version }
                 }
@@ -593,7 +600,7 @@ impl SchedulerClient {
                 },
                 Version::NotMesos(why) => ClientError::NotAMaster {
                     detail: format!(
-                        "it answered HTTP {status} on the scheduler endpoint{}, and {why}",
+                        "it answered HTTP {status}{}, and {why}",
                         if html { " with an HTML page" } else { "" }
                     ),
                     url,
@@ -612,15 +619,10 @@ impl SchedulerClient {
         }
     }
 
-    /// What `GET /version` next to a scheduler endpoint says.
-    async fn version(&self, endpoint: &Url) -> Version {
-        let mut url = endpoint.clone();
-        let prefix = endpoint
-            .path()
-            .strip_suffix(SCHEDULER_PATH)
-            .unwrap_or("/")
-            .to_owned();
-        url.set_path(&format!("{prefix}version"));
+    /// What `GET /version` of a master's base URL says.
+    async fn version(&self, base: &Url) -> Version {
+        let mut url = base.clone();
+        url.set_path(&format!("{}/version", base.path().trim_end_matches('/')));
         let mut request = self.inner.call_http.get(url.clone());
         if let Some(authorization) = &self.inner.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
@@ -681,10 +683,10 @@ impl SchedulerClient {
         let attempts = problem.as_ref().map_or(1, |p| p.attempts);
         match line {
             Some(LogLine::First) => {
-                tracing::warn!(master = %url, cause = %message, "cannot reach the Mesos master; retrying");
+                tracing::warn!(master = %url, cause = %message, "cannot talk to the Mesos master; retrying");
             }
             Some(LogLine::Still) => {
-                tracing::warn!(master = %url, attempts, last_cause = %message, "still cannot reach the Mesos master");
+                tracing::warn!(master = %url, attempts, last_cause = %message, "still cannot talk to the Mesos master");
             }
             _ => {}
         }
