@@ -600,10 +600,11 @@ impl SchedulerClient {
                 },
                 Version::NotMesos(why) => ClientError::NotAMaster {
                     detail: format!(
-                        "it answered HTTP {status}{}, and {why}",
+                        "{} answered HTTP {status}{}, and {why}",
+                        url.path(),
                         if html { " with an HTML page" } else { "" }
                     ),
-                    url,
+                    url: Box::new(base.clone()),
                 },
             },
             _ if html => ClientError::NotAMaster {
