@@ -1044,10 +1044,17 @@ async fn html_page_on_the_scheduler_endpoint_is_not_a_mesos_master() {
         StubResponse::new(200, HTML).header("Content-Type", "text/html; charset=utf-8")
     })
     .await;
-    let (err, message) = failure(&one_try(vec![stub.url()])).await;
+    let client = one_try(vec![stub.url()]);
+    let (err, message) = failure(&client).await;
     assert!(matches!(err, ClientError::NotAMaster { .. }), "{err}");
     assert!(message.contains("is not a Mesos master"), "{message}");
     assert!(message.contains("HTML"), "{message}");
+    failure(&client).await;
+    assert_eq!(
+        client.problem().unwrap().attempts,
+        2,
+        "the same failure again is one more attempt"
+    );
 }
 
 #[tokio::test]

@@ -682,11 +682,11 @@ impl Controller {
                 self.schedule_resubscribe();
             }
             SessionEvent::Disconnected(reason) => {
-                if self.connected {
-                    tracing::warn!(%reason, "disconnected from mesos");
-                } else {
-                    // A subscription that never came up: the client has logged why, throttled.
+                if self.client.problem().is_some() {
+                    // The masters cannot be reached: the client has logged why, throttled.
                     tracing::debug!(%reason, "subscribing failed; retrying");
+                } else {
+                    tracing::warn!(%reason, "disconnected from mesos");
                 }
                 self.subscription = None;
                 self.schedule_resubscribe();

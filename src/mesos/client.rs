@@ -329,13 +329,24 @@ impl SchedulerClient {
     /// [`REPEAT_EVERY`] while they last, and the first success after them at INFO; see
     /// [`problem`](Self::problem).
     pub async fn subscribe(&self, subscribe: call::Subscribe) -> Result<Subscription, ClientError> {
-        let result = self.subscribe_once(subscribe).await;
+        let call = Call {
+            framework_id: subscribe.framework_info.id.clone(),
+            r#type: Some(call::Type::Subscribe as i32),
+            subscribe: Some(subscribe),
+            ..Default::default()
+        };
+        let request = Outgoing {
+            kind: "SUBSCRIBE",
+            body: Bytes::from(self.inner.encoding.encode(&call)),
+            stream_id: None,
+            subscribe: true,
+        };
+        // `send` notes its failures itself, per attempt, as they happen.
+        let (response, endpoint) = self.send(Start::Rotate, &request).await?;
+        let result = self.open_stream(response, endpoint).await;
         match &result {
             Ok(subscription) => self.note_success(&subscription.master),
-            // Failures inside `send` are noted per attempt, as they happen.
-            Err(ClientError::GaveUp { .. }) => {}
-            Err(error) if !self.noted(error) => self.note_failure(error),
-            Err(_) => {}
+            Err(error) => self.note_failure(error),
         }
         result
     }
@@ -350,23 +361,12 @@ impl SchedulerClient {
         self.inner.problems.subscribe()
     }
 
-    async fn subscribe_once(
+    /// Checks a SUBSCRIBE's 2xx answer and makes it the current subscription.
+    async fn open_stream(
         &self,
-        subscribe: call::Subscribe,
+        response: reqwest::Response,
+        endpoint: Url,
     ) -> Result<Subscription, ClientError> {
-        let call = Call {
-            framework_id: subscribe.framework_info.id.clone(),
-            r#type: Some(call::Type::Subscribe as i32),
-            subscribe: Some(subscribe),
-            ..Default::default()
-        };
-        let request = Outgoing {
-            kind: "SUBSCRIBE",
-            body: Bytes::from(self.inner.encoding.encode(&call)),
-            stream_id: None,
-            subscribe: true,
-        };
-        let (response, endpoint) = self.send(Start::Rotate, &request).await?;
         if response.status() != StatusCode::OK {
             return Err(status_error(response, endpoint).await);
         }
@@ -657,15 +657,6 @@ impl SchedulerClient {
                 "{url} is not the JSON a Mesos master answers (with a \"version\" field)"
             )),
         }
-    }
-
-    /// Whether `error` has already been noted by `send`.
-    fn noted(&self, error: &ClientError) -> bool {
-        let state = self.state();
-        state
-            .failures
-            .problem()
-            .is_some_and(|p| p.message == explain(error))
     }
 
     fn note_failure(&self, error: &ClientError) {
