@@ -438,7 +438,11 @@ async fn persistent_503_gives_up_with_the_masters_text() {
 #[tokio::test]
 async fn bad_request_body_is_surfaced_in_the_typed_error() {
     let text = "Failed to validate scheduler::Call: Expecting 'subscribe' to be present";
-    let stub = HttpStub::start(move |_| {
+    // A Mesos 1.x master: its `/version` (asked to tell a master from other servers) says so.
+    let stub = HttpStub::start(move |request| {
+        if request.path == "/version" {
+            return StubResponse::new(200, r#"{"version":"1.11.0"}"#);
+        }
         StubResponse::new(400, text).header("Content-Type", "text/plain; charset=utf-8")
     })
     .await;
@@ -458,7 +462,12 @@ async fn bad_request_body_is_surfaced_in_the_typed_error() {
     }
     assert!(err.to_string().contains(text), "{err}");
     assert!(err.to_string().contains(&stub.addr().to_string()), "{err}");
-    assert_eq!(stub.requests().len(), 1, "a 400 is not retried");
+    let posts = stub
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "a 400 is not retried");
 }
 
 #[tokio::test]
@@ -1074,24 +1083,28 @@ async fn version_that_is_not_mesos_json_is_not_a_mesos_master() {
 
 #[tokio::test]
 async fn master_older_than_the_v1_api_is_named_with_its_version() {
-    let stub = HttpStub::start(|request| {
-        if request.path == "/version" {
-            StubResponse::new(
-                200,
-                r#"{"build_date":"2016-04-09 22:40:57","build_time":1460241657.0,"build_user":"root","git_sha":"x","git_tag":"0.28.1","version":"0.28.1"}"#,
-            )
-        } else {
-            StubResponse::empty(404)
-        }
-    })
-    .await;
-    let (err, message) = failure(&one_try(vec![stub.url()])).await;
-    assert!(
-        matches!(&err, ClientError::MasterTooOld { version, .. } if version == "0.28.1"),
-        "{err}"
-    );
-    assert!(message.contains("runs Mesos 0.28.1"), "{message}");
-    assert!(message.contains("since Mesos 1.0"), "{message}");
+    // Before 0.24 the endpoint does not exist (404); 0.24-0.28 had an experimental API that
+    // refuses 1.x calls (400).
+    for refusal in [404, 400] {
+        let stub = HttpStub::start(move |request| {
+            if request.path == "/version" {
+                StubResponse::new(
+                    200,
+                    r#"{"build_date":"2016-04-09 22:40:57","build_time":1460241657.0,"build_user":"root","git_sha":"x","git_tag":"0.28.1","version":"0.28.1"}"#,
+                )
+            } else {
+                StubResponse::empty(refusal)
+            }
+        })
+        .await;
+        let (err, message) = failure(&one_try(vec![stub.url()])).await;
+        assert!(
+            matches!(&err, ClientError::MasterTooOld { version, .. } if version == "0.28.1"),
+            "{refusal}: {err}"
+        );
+        assert!(message.contains("runs Mesos 0.28.1"), "{message}");
+        assert!(message.contains("since Mesos 1.0"), "{message}");
+    }
 }
 
 #[tokio::test]

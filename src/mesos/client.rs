@@ -566,9 +566,10 @@ impl SchedulerClient {
         error
     }
 
-    /// Turns a SUBSCRIBE answer that a Mesos 1.x master never gives into what it means: 401/403
-    /// into the need for credentials; 404, 405 or an HTML page into "not a Mesos master" or "a
-    /// Mesos master older than 1.0", told apart by the server's `GET /version`.
+    /// Turns a refusal of the first contact into what it means: 401/403 into the need for
+    /// credentials; any other 4xx (and 501) into "not a Mesos master" or "a Mesos master older
+    /// than 1.0" when the server's `GET /version` says so (a 1.x master's own 400 stays as it
+    /// is); an HTML page into "not a Mesos master".
     async fn diagnose(&self, error: ClientError, base: &Url) -> ClientError {
         let ClientError::Status {
             status,
@@ -588,11 +589,14 @@ impl SchedulerClient {
                 challenge,
                 with_credentials: self.inner.authorization.is_some(),
             },
-            404 | 405 => match self.version(base).await {
+            // Any other refusal (404 or 405 from a web server, 400 or 415 from a pre-1.0 master
+            // whose experimental scheduler API took other calls, 501 from a server that takes no
+            // POST) is checked against `/version`.
+            400..=499 | 501 => match self.version(base).await {
                 Version::Mesos(version) if is_before_v1(&version) => {
                     ClientError::MasterTooOld { url, version }
                 }
-                Version::Mesos(_) => ClientError::Status {
+                Version::Mesos(_) | Version::Unknown => ClientError::Status {
                     status,
                     body,
                     url,
@@ -628,19 +632,13 @@ impl SchedulerClient {
         if let Some(authorization) = &self.inner.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
         }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return Version::NotMesos(format!(
-                    "{url} cannot be read ({})",
-                    report::cause(&ClientError::Request {
-                        url: Box::new(url.clone()),
-                        source: e
-                    })
-                ));
-            }
+        let Ok(response) = request.send().await else {
+            return Version::Unknown;
         };
         let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Version::Unknown;
+        }
         if !status.is_success() {
             return Version::NotMesos(format!(
                 "{url} answers HTTP {} (a Mesos master serves it)",
@@ -795,6 +793,9 @@ enum Version {
     Mesos(String),
     /// Why it is not a Mesos master's answer.
     NotMesos(String),
+    /// Cannot tell: `/version` needs credentials (a master with
+    /// `--authenticate_http_readonly`) or could not be read.
+    Unknown,
 }
 
 /// One attempt's failure as one line that names the URL: for an HTTP status only the first line
