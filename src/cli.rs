@@ -135,7 +135,8 @@ pub struct ControllerArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Master URLs, comma-separated: http(s)://host:5050[,http(s)://host2:5050].
+    /// Masters, comma-separated: host:port (as http://host:port), http://host:port or
+    /// https://host:port[/prefix]; e.g. 10.0.0.5:5050,10.0.0.6:5050. (zk:// is not supported yet.)
     #[arg(long, env = env::MASTER, value_delimiter = ',', required = true)]
     pub master: Vec<String>,
     #[command(flatten)]

@@ -11,31 +11,20 @@ use crate::cli::{
 };
 use crate::controller::{self, ControllerConfig};
 use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
-use crate::mesos::client::{ClientConfig, Credentials};
+use crate::mesos::client::{ClientConfig, Credentials, parse_masters};
 use crate::mesos::convert::FrameworkSettings;
 use crate::mesos::encoding::Encoding;
 
 /// `mesos-reconciler run`.
 pub async fn run(args: RunArgs) -> i32 {
-    let mut masters = Vec::new();
-    for m in &args.master {
-        match reqwest::Url::parse(m.trim()) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => masters.push(url),
-            Ok(url) => {
-                eprintln!(
-                    "error: --master {m}: unsupported scheme `{}`; use http:// or https:// URLs (zk:// is not supported yet)",
-                    url.scheme()
-                );
-                return exit::USAGE;
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: --master {m}: not a URL ({e}); expected e.g. http://10.0.0.5:5050"
-                );
-                return exit::USAGE;
-            }
+    // Joined again, as clap split at the commas: a zk:// URL has commas of its own.
+    let masters = match parse_masters(&args.master.join(",")) {
+        Ok(masters) => masters,
+        Err(e) => {
+            eprintln!("error: --master {e}");
+            return exit::USAGE;
         }
-    }
+    };
     let mut client = ClientConfig::new(masters);
     client.encoding = match args.encoding {
         WireEncoding::Protobuf => Encoding::Protobuf,
@@ -59,6 +48,7 @@ pub async fn run(args: RunArgs) -> i32 {
         &args.controller,
         client,
         args.principal.clone(),
+        Welcome::None,
         shutdown_signal(),
     )
     .await
@@ -100,6 +90,7 @@ pub async fn dev(args: DevArgs) -> i32 {
         &args.controller,
         ClientConfig::new(vec![master]),
         None,
+        Welcome::Dev,
         shutdown_signal(),
     )
     .await;
@@ -108,10 +99,19 @@ pub async fn dev(args: DevArgs) -> i32 {
     code
 }
 
+/// What to say once the controller is ready.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Welcome {
+    None,
+    /// `dev`: the page and what a newcomer tries next, as the last start-up line.
+    Dev,
+}
+
 async fn run_controller(
     args: &ControllerArgs,
     client: ClientConfig,
     principal: Option<String>,
+    welcome: Welcome,
     shutdown: impl Future<Output = ()> + Send,
 ) -> i32 {
     // The store first: a second controller on the same state directory is told so before
@@ -127,6 +127,11 @@ async fn run_controller(
         Ok(l) => l,
         Err(code) => return code,
     };
+    if welcome == Welcome::Dev {
+        if let Ok(addr) = status.local_addr() {
+            tokio::spawn(dev_welcome(addr, args.desired.clone()));
+        }
+    }
     let user = args
         .user
         .clone()
@@ -159,6 +164,35 @@ async fn run_controller(
             controller_exit_code(&e)
         }
     }
+}
+
+/// Waits for the controller's first successful pass (`/readyz`), then logs the page's URL and
+/// the commands a newcomer tries next: the end of `dev`'s start-up.
+async fn dev_welcome(addr: SocketAddr, desired: std::path::PathBuf) {
+    let page = format!("http://{addr}");
+    let server = if page == crate::cli::DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!(" --server {page}")
+    };
+    let Ok(http) = crate::http::client_builder().build() else {
+        return;
+    };
+    let ready = format!("{page}/readyz");
+    loop {
+        if let Ok(r) = http.get(&ready).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tracing::info!(
+        "ready: open {page}/ ; next try `mesos-reconciler status{server}`, add or edit a spec in \
+         {}/ (e.g. copy one) and watch it start, `mesos-reconciler plan{server}` to see what \
+         would change",
+        desired.display()
+    );
 }
 
 /// Prints `error: <e>` on stderr in one write, so that the line stays whole in a log file that

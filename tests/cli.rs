@@ -68,7 +68,21 @@ fn usage_errors_exit_64_not_2() {
         "127.0.0.1:0",
     ]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
-    assert!(text(&out).contains("zk"), "{}", text(&out));
+    assert!(
+        text(&out).contains("ZooKeeper detection (zk://) is not supported yet"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("host:port list"), "{}", text(&out));
+    let out = bin(&[
+        "run",
+        "--master",
+        "ftp://m1:5050",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("unsupported scheme"), "{}", text(&out));
 }
 
 #[test]

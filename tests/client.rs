@@ -325,7 +325,9 @@ async fn too_many_redirects_is_a_typed_error() {
     .unwrap();
     let err = client.subscribe(subscribe_body(None)).await.unwrap_err();
     match &err {
-        ClientError::TooManyRedirects { max, first, last } => {
+        ClientError::TooManyRedirects {
+            max, first, last, ..
+        } => {
             assert_eq!(*max, 3);
             assert_eq!(first.as_str(), format!("{}api/v1/scheduler", looping.url()));
             assert_eq!(last.as_str(), format!("{}api/v1/scheduler", looping.url()));
@@ -436,7 +438,11 @@ async fn persistent_503_gives_up_with_the_masters_text() {
 #[tokio::test]
 async fn bad_request_body_is_surfaced_in_the_typed_error() {
     let text = "Failed to validate scheduler::Call: Expecting 'subscribe' to be present";
-    let stub = HttpStub::start(move |_| {
+    // A Mesos 1.x master: its `/version` (asked to tell a master from other servers) says so.
+    let stub = HttpStub::start(move |request| {
+        if request.path == "/version" {
+            return StubResponse::new(200, r#"{"version":"1.11.0"}"#);
+        }
         StubResponse::new(400, text).header("Content-Type", "text/plain; charset=utf-8")
     })
     .await;
@@ -456,7 +462,12 @@ async fn bad_request_body_is_surfaced_in_the_typed_error() {
     }
     assert!(err.to_string().contains(text), "{err}");
     assert!(err.to_string().contains(&stub.addr().to_string()), "{err}");
-    assert_eq!(stub.requests().len(), 1, "a 400 is not retried");
+    let posts = stub
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "a 400 is not retried");
 }
 
 #[tokio::test]
@@ -492,7 +503,18 @@ async fn unauthorized_keeps_the_challenge_in_the_message() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ClientError::Status { status: 401, .. }),
+        matches!(
+            err,
+            ClientError::AuthRequired {
+                status: 401,
+                with_credentials: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("--principal and --secret-file"),
         "{err}"
     );
     assert!(
@@ -875,4 +897,298 @@ async fn json_subscription_round_trip() {
         body["subscribe"]["framework_info"]["id"]["value"],
         "fw-json"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (j) The first minute against a wrong master (issue 14): each failure says what is wrong, in
+// words, with the URL; the latest one is kept for the status page until a master answers.
+
+/// A client that tries `masters` once each, quickly.
+fn one_try(masters: Vec<Url>) -> SchedulerClient {
+    SchedulerClient::new(ClientConfig {
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..config(vec![]).retry
+        },
+        connect_timeout: Duration::from_secs(5),
+        ..config(masters)
+    })
+    .unwrap()
+}
+
+/// Subscribes once and returns the error and the problem the client kept.
+async fn failure(client: &SchedulerClient) -> (ClientError, String) {
+    let err = tokio::time::timeout(WAIT, client.subscribe(subscribe_body(None)))
+        .await
+        .expect("the attempt ends")
+        .unwrap_err();
+    let problem = client.problem().expect("a failure is kept");
+    (err, problem.message)
+}
+
+#[tokio::test]
+async fn wrong_port_says_connection_refused_with_the_url_and_counts_attempts() {
+    let refused = refused_url().await;
+    let client = client(vec![refused.clone()]);
+    let mut problems = client.watch_problems();
+    let err = client.subscribe(subscribe_body(None)).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::GaveUp { attempts: 5, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    let problem = client.problem().unwrap();
+    assert_eq!(problem.url, refused.as_str());
+    assert_eq!(problem.attempts, 5);
+    assert!(
+        problem.message.contains("connection refused"),
+        "{}",
+        problem.message
+    );
+    assert!(
+        problem
+            .message
+            .contains(refused.as_str().trim_end_matches('/')),
+        "{}",
+        problem.message
+    );
+    assert!(problem.at_ms > 0);
+    assert!(problems.has_changed().unwrap(), "the failure is published");
+    assert_eq!(problems.borrow_and_update().as_ref(), Some(&problem));
+}
+
+#[tokio::test]
+async fn wrong_host_says_dns_failure() {
+    // `.invalid` never resolves (RFC 2606).
+    let client = one_try(vec![
+        Url::parse("http://nonexistent.invalid:5050/").unwrap(),
+    ]);
+    let (_, message) = failure(&client).await;
+    assert!(message.contains("DNS failure"), "{message}");
+    assert!(message.contains("nonexistent.invalid"), "{message}");
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_tls_error() {
+    // A plain HTTP server answers at once, without reading: the TLS client gets an HTTP
+    // status line where it expects a handshake record.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _server = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let url = Url::parse(&format!("https://{addr}/")).unwrap();
+    let (_, message) = failure(&one_try(vec![url])).await;
+    assert!(message.contains("TLS error"), "{message}");
+}
+
+#[tokio::test]
+async fn silent_server_says_timeout() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _keep = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let client = SchedulerClient::new(ClientConfig {
+        call_timeout: Duration::from_millis(300),
+        ..config(vec![Url::parse(&format!("http://{addr}/")).unwrap()])
+    })
+    .unwrap();
+    let err = client.subscribe(subscribe_body(None)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+    let message = client.problem().unwrap().message;
+    assert!(message.contains("did not answer within"), "{message}");
+}
+
+#[tokio::test]
+async fn http_error_is_logged_with_the_first_line_of_the_body() {
+    let stub =
+        HttpStub::start(|_| StubResponse::new(500, "Internal trouble\nstack line 1\nstack line 2"))
+            .await;
+    let (_, message) = failure(&one_try(vec![stub.url()])).await;
+    assert!(
+        message.ends_with("answered HTTP 500: Internal trouble"),
+        "{message}"
+    );
+    assert!(message.contains(stub.url().as_str()), "{message}");
+}
+
+const HTML: &str = "<!DOCTYPE html>\n<html><body><h1>It works!</h1></body></html>";
+
+#[tokio::test]
+async fn web_server_with_html_404s_is_not_a_mesos_master() {
+    let stub =
+        HttpStub::start(|_| StubResponse::new(404, HTML).header("Content-Type", "text/html")).await;
+    let (err, message) = failure(&one_try(vec![stub.url()])).await;
+    assert!(matches!(err, ClientError::NotAMaster { .. }), "{err}");
+    assert!(message.contains("is not a Mesos master"), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "{} is not a Mesos master: /api/v1/scheduler answered HTTP 404 with an HTML page",
+            stub.url()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("/version answers HTTP 404"), "{message}");
+    assert!(
+        stub.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/version"),
+        "the server was asked for /version"
+    );
+}
+
+#[tokio::test]
+async fn html_page_on_the_scheduler_endpoint_is_not_a_mesos_master() {
+    let stub = HttpStub::start(|_| {
+        StubResponse::new(200, HTML).header("Content-Type", "text/html; charset=utf-8")
+    })
+    .await;
+    let client = one_try(vec![stub.url()]);
+    let (err, message) = failure(&client).await;
+    assert!(matches!(err, ClientError::NotAMaster { .. }), "{err}");
+    assert!(message.contains("is not a Mesos master"), "{message}");
+    assert!(message.contains("HTML"), "{message}");
+    failure(&client).await;
+    assert_eq!(
+        client.problem().unwrap().attempts,
+        2,
+        "the same failure again is one more attempt"
+    );
+}
+
+#[tokio::test]
+async fn version_that_is_not_mesos_json_is_not_a_mesos_master() {
+    let stub = HttpStub::start(|request| {
+        if request.path == "/version" {
+            StubResponse::new(200, r#"{"status":"ok"}"#).header("Content-Type", "application/json")
+        } else {
+            StubResponse::new(404, "Not Found")
+        }
+    })
+    .await;
+    let (err, message) = failure(&one_try(vec![stub.url()])).await;
+    assert!(matches!(err, ClientError::NotAMaster { .. }), "{err}");
+    assert!(message.contains("\"version\" field"), "{message}");
+}
+
+#[tokio::test]
+async fn master_older_than_the_v1_api_is_named_with_its_version() {
+    // Before 0.24 the endpoint does not exist (404); 0.24-0.28 had an experimental API that
+    // refuses 1.x calls (400).
+    for refusal in [404, 400] {
+        let stub = HttpStub::start(move |request| {
+            if request.path == "/version" {
+                StubResponse::new(
+                    200,
+                    r#"{"build_date":"2016-04-09 22:40:57","build_time":1460241657.0,"build_user":"root","git_sha":"x","git_tag":"0.28.1","version":"0.28.1"}"#,
+                )
+            } else {
+                StubResponse::empty(refusal)
+            }
+        })
+        .await;
+        let (err, message) = failure(&one_try(vec![stub.url()])).await;
+        assert!(
+            matches!(&err, ClientError::MasterTooOld { version, .. } if version == "0.28.1"),
+            "{refusal}: {err}"
+        );
+        assert!(message.contains("runs Mesos 0.28.1"), "{message}");
+        assert!(message.contains("since Mesos 1.0"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn forbidden_subscribe_names_the_credentials_options() {
+    let stub = HttpStub::start(|_| StubResponse::new(403, "Forbidden")).await;
+    let (err, message) = failure(&one_try(vec![stub.url()])).await;
+    assert!(
+        matches!(err, ClientError::AuthRequired { status: 403, .. }),
+        "{err}"
+    );
+    assert!(
+        message.contains("requires framework authentication"),
+        "{message}"
+    );
+    assert!(
+        message.contains("--principal") && message.contains("--secret-file"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn redirect_loop_names_every_address_tried() {
+    let stub = HttpStub::start(|request| {
+        StubResponse::empty(307).header(
+            "Location",
+            &format!("//{}{SCHEDULER_PATH}", request.local_addr),
+        )
+    })
+    .await;
+    let client = SchedulerClient::new(ClientConfig {
+        max_redirects: 2,
+        ..config(vec![stub.url()])
+    })
+    .unwrap();
+    let (err, message) = failure(&client).await;
+    let ClientError::TooManyRedirects { tried, .. } = &err else {
+        panic!("expected TooManyRedirects, got {err}");
+    };
+    assert_eq!(tried.len(), 3, "the first post and two hops");
+    assert!(message.contains("addresses tried"), "{message}");
+    assert!(
+        message.contains(&format!("{}api/v1/scheduler", stub.url())),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn redirect_to_an_unreachable_leader_names_both_addresses() {
+    let leader = refused_url().await;
+    let location = format!("//{}{SCHEDULER_PATH}", leader.authority());
+    let stub =
+        HttpStub::start(move |_| StubResponse::empty(307).header("Location", &location)).await;
+    let client = client(vec![stub.url()]);
+    let err = client.subscribe(subscribe_body(None)).await.unwrap_err();
+    let ClientError::GaveUp { attempts: 5, last } = &err else {
+        panic!("an unreachable leader is retried, then given up: {err}");
+    };
+    assert!(
+        matches!(**last, ClientError::UnreachableLeader { .. }),
+        "{last}"
+    );
+    let message = client.problem().unwrap().message;
+    assert!(
+        message.contains(&format!("redirected to the leader {leader}")),
+        "{message}"
+    );
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(
+        message.contains(&format!("addresses tried: {}api/v1/scheduler", stub.url())),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_master_that_answers_clears_the_problem() {
+    let (leader, _tx) = open_master(&[subscribed(15.0)]).await;
+    let client = client(vec![refused_url().await, leader.url()]);
+    let mut problems = client.watch_problems();
+    client.subscribe(subscribe_body(None)).await.unwrap();
+    assert_eq!(
+        client.problem(),
+        None,
+        "the refused first master is forgotten once one answers"
+    );
+    assert!(problems.has_changed().unwrap());
+    assert_eq!(*problems.borrow_and_update(), None);
 }

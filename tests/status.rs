@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesos_reconciler::status::{
-    self, AttemptRow, ControlCommand, Counters, GuardStatus, PassInfo, PendingKind, PendingRow,
-    Snapshot, SpecErrorView, SpecStatus, StatusClientError, TaskStatusRow,
+    self, AttemptRow, ControlCommand, Counters, GuardStatus, MasterErrorView, PassInfo,
+    PendingKind, PendingRow, Snapshot, SpecErrorView, SpecStatus, StatusClientError, TaskStatusRow,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -211,6 +211,44 @@ async fn readiness_says_why_while_recovering_and_drops_while_the_state_is_unwrit
         ..Snapshot::default()
     });
     assert_eq!(server.get("/readyz").await.status(), 200, "writable again");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_page_and_api_show_the_last_failure_to_reach_a_master() {
+    let error = MasterErrorView {
+        url: "http://127.0.0.1:1/".to_owned(),
+        message: "could not connect to master http://127.0.0.1:1/api/v1/scheduler: connection \
+                  refused (nothing listens on that port: is the port right, is the master up?)"
+            .to_owned(),
+        at_ms: 1_764_960_000_000,
+        attempts: 7,
+    };
+    let server = Server::start(Snapshot {
+        master_error: Some(error.clone()),
+        ..Snapshot::default()
+    })
+    .await;
+    let readyz = server.get("/readyz").await;
+    assert_eq!(readyz.status(), 503);
+    let reason = readyz.text().await.unwrap();
+    assert!(
+        reason.contains("not connected to a Mesos master: could not connect to master http://127.0.0.1:1/api/v1/scheduler: connection refused"),
+        "{reason}"
+    );
+    assert!(reason.contains("7 failed attempts"), "{reason}");
+    assert!(
+        reason.contains("2025-12-05"),
+        "the time of the failure: {reason}"
+    );
+    let page = server.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("Cannot reach the Mesos master http://127.0.0.1:1/:"),
+        "{page}"
+    );
+    assert!(page.contains("connection refused"), "{page}");
+    let fetched = status::fetch_status(&server.url).await.unwrap();
+    assert_eq!(fetched.master_error, Some(error));
     server.stop().await;
 }
 
@@ -953,6 +991,7 @@ fn sample_snapshot() -> Snapshot {
         connected: true,
         framework_id: Some("4f2c-0001".to_owned()),
         master: Some("http://127.0.0.1:5050".to_owned()),
+        master_error: None,
         desired_dir: "desired".to_owned(),
         desired_error: None,
         git: None,

@@ -209,13 +209,16 @@ impl Controller {
         let client = self.client.clone();
         let tx = self.session_tx.clone();
         let only = self.explicit_framework_id.clone();
-        tracing::info!(
-            name = %self.settings.name,
-            "no framework id stored: asking the master whether this controller's framework exists"
-        );
+        if self.find_error.is_none() {
+            tracing::info!(
+                name = %self.settings.name,
+                "no framework id stored: asking the master whether this controller's framework exists"
+            );
+        }
         self.resubscribe_at = None;
         self.finding = Some(tokio::spawn(async move {
-            let result = crate::mesos::operator::frameworks(&client, only.as_deref())
+            let listing = crate::mesos::operator::frameworks(&client, only.as_deref());
+            let result = super::session::reporting_problems(&client, &tx, listing)
                 .await
                 .map_err(|e| e.to_string());
             let _ = tx.send(SessionEvent::Frameworks(result)).await;
@@ -228,10 +231,15 @@ impl Controller {
         let frameworks = match result {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!(
-                    error = %e,
-                    "cannot list the frameworks on the master; not registering a new framework until it answers, as that could run every task twice"
-                );
+                if self.client.problem().is_some() {
+                    // The client has logged it (once, then every 30 s while it lasts).
+                    tracing::debug!(error = %e, "cannot list the frameworks on the master");
+                } else {
+                    tracing::error!(
+                        error = %e,
+                        "cannot list the frameworks on the master; not registering a new framework until it answers, as that could run every task twice"
+                    );
+                }
                 self.find_error = Some(e);
                 self.schedule_resubscribe();
                 return;

@@ -132,6 +132,7 @@ impl Event {
             Event::Session(session::SessionEvent::Update(_)) => "status update",
             Event::Session(session::SessionEvent::Error { .. }) => "mesos error",
             Event::Session(session::SessionEvent::Disconnected(_)) => "disconnected",
+            Event::Session(session::SessionEvent::Unreachable(_)) => "master unreachable",
             Event::Session(session::SessionEvent::Frameworks(_)) => "frameworks listed",
             Event::Session(session::SessionEvent::MasterTasks { .. }) => "framework tasks listed",
             Event::Control(_) => "operator command",

@@ -11,7 +11,7 @@
 
 use tokio::sync::mpsc;
 
-use crate::mesos::client::{ClientError, SchedulerClient};
+use crate::mesos::client::{ClientError, MasterProblem, SchedulerClient};
 use crate::mesos::convert;
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{call, event};
@@ -35,6 +35,9 @@ pub enum SessionEvent {
     },
     /// The stream ended without an ERROR event (connection dead, master gone, refused subscribe).
     Disconnected(String),
+    /// An attempt to subscribe failed and the client goes on trying: the status snapshot shows
+    /// the latest such failure (the client has logged it).
+    Unreachable(MasterProblem),
     /// The frameworks the master lists (`/master/frameworks`), asked for when no framework id is
     /// stored (`discover.rs`).
     Frameworks(Result<Vec<MasterFramework>, String>),
@@ -71,10 +74,8 @@ async fn pump(
         framework_info: framework,
         ..Default::default()
     };
-    let mut sub = client
-        .subscribe(subscribe)
-        .await
-        .map_err(|e| describe(&e))?;
+    let subscribed = reporting_problems(client, tx, client.subscribe(subscribe)).await;
+    let mut sub = subscribed.map_err(|e| describe(&e))?;
     let master = sub.master.to_string();
     while let Some(item) = sub.events.next().await {
         let ev = item.map_err(|e| describe(&e))?;
@@ -121,6 +122,29 @@ async fn pump(
         }
     }
     Err(format!("the event stream from {master} ended"))
+}
+
+/// Runs `work`, a request that retries inside the client for a while, passing each failure the
+/// client notes on to the loop at once, so the status page does not wait for it to give up.
+pub(super) async fn reporting_problems<T>(
+    client: &SchedulerClient,
+    tx: &mpsc::Sender<SessionEvent>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut problems = client.watch_problems();
+    problems.mark_unchanged();
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            Ok(()) = problems.changed() => {
+                let problem = problems.borrow_and_update().clone();
+                if let Some(problem) = problem {
+                    let _ = tx.send(SessionEvent::Unreachable(problem)).await;
+                }
+            }
+        }
+    }
 }
 
 fn describe(e: &ClientError) -> String {

@@ -42,7 +42,7 @@ const PUBLISH_IDLE_REFRESH: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub(super) struct Published {
     /// (ready, connected, guard holding, halted) of the last snapshot published.
-    flags: Option<(bool, bool, bool, bool)>,
+    flags: Option<(bool, bool, bool, bool, Option<u64>)>,
     /// No regular publication before this.
     next_at: Option<Instant>,
     /// When the last one was built.
@@ -627,7 +627,13 @@ impl Controller {
         let jitter = rand::random_range(0..=exp / 2);
         let delay = Duration::from_millis(exp / 2 + jitter);
         self.resubscribe_at = Some(Instant::now() + delay);
-        tracing::info!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
+        if self.client.problem().is_some() {
+            // The masters cannot be reached: the client's throttled lines say so; one line per
+            // retry would flood the log.
+            tracing::debug!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
+        } else {
+            tracing::info!(delay_ms = delay.as_millis() as u64, "will re-subscribe");
+        }
     }
 
     pub(super) async fn on_session(&mut self, ev: SessionEvent) {
@@ -676,10 +682,17 @@ impl Controller {
                 self.schedule_resubscribe();
             }
             SessionEvent::Disconnected(reason) => {
-                tracing::warn!(%reason, "disconnected from mesos");
+                if self.client.problem().is_some() {
+                    // The masters cannot be reached: the client has logged why, throttled.
+                    tracing::debug!(%reason, "subscribing failed; retrying");
+                } else {
+                    tracing::warn!(%reason, "disconnected from mesos");
+                }
                 self.subscription = None;
                 self.schedule_resubscribe();
             }
+            // Only wakes the loop: the snapshot reads the client's latest problem.
+            SessionEvent::Unreachable(_) => {}
             SessionEvent::Frameworks(result) => self.on_frameworks(result),
             SessionEvent::MasterTasks {
                 framework_id,
@@ -805,6 +818,7 @@ impl Controller {
             self.connected,
             self.guard.is_some(),
             self.halted.is_some(),
+            self.client.problem().map(|p| p.at_ms),
         );
         let urgent = self.published.flags != Some(flags);
         // Nothing shown changed: the pass counter and time still are, so a cheap snapshot (a small

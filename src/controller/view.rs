@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use super::state::Controller;
 use crate::model::TaskState;
 use crate::status::{
-    AttemptRow, Counters, GuardStatus, PassInfo, PendingRow, Snapshot, SpecErrorView, SpecStatus,
-    TaskStatusRow,
+    AttemptRow, Counters, GuardStatus, MasterErrorView, PassInfo, PendingRow, Snapshot,
+    SpecErrorView, SpecStatus, TaskStatusRow,
 };
 
 pub(super) fn snapshot(c: &Controller) -> Snapshot {
@@ -125,6 +125,12 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
         connected: c.connected,
         framework_id: c.framework_id.clone(),
         master: c.master.clone(),
+        master_error: c.client.problem().map(|p| MasterErrorView {
+            url: p.url,
+            message: p.message,
+            at_ms: p.at_ms,
+            attempts: p.attempts,
+        }),
         desired_dir: dir,
         desired_error: c.desired.dir_error.clone(),
         git: c.origins.status(c.clock.now_ms()),

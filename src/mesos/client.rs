@@ -11,6 +11,7 @@
 
 mod config;
 mod get;
+mod report;
 mod stream;
 
 use std::path::PathBuf;
@@ -25,7 +26,11 @@ use reqwest::header::{
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-pub use config::{ClientConfig, Credentials, CredentialsError, RetryPolicy, Secret};
+pub use config::{
+    ClientConfig, Credentials, CredentialsError, MasterListError, RetryPolicy, Secret,
+    parse_master, parse_masters,
+};
+pub use report::{FailureLog, LogLine, MasterProblem, REPEAT_EVERY, cause};
 pub use stream::{DEFAULT_HEARTBEAT_INTERVAL, EventStream};
 
 use crate::mesos::encoding::{DecodeError, Encoding};
@@ -67,13 +72,13 @@ pub enum ClientError {
     NotSubscribed,
     #[error("SUBSCRIBE cannot be sent as an ordinary call; use subscribe()")]
     SubscribeViaCall,
-    #[error("could not connect to master {url}")]
+    #[error("could not connect to master {url}: {}", report::transport_cause(.source))]
     Connect {
         url: Box<Url>,
         #[source]
         source: reqwest::Error,
     },
-    #[error("request to master {url} failed")]
+    #[error("request to master {url} failed: {}", report::transport_cause(.source))]
     Request {
         url: Box<Url>,
         #[source]
@@ -96,14 +101,57 @@ pub enum ClientError {
         status: u16,
         location: Option<String>,
     },
-    #[error("more than {max} redirects starting at master {first}; the last one pointed to {last}")]
+    #[error(
+        "more than {max} redirects starting at master {first}; the last one pointed to {last} \
+         (addresses tried: {}); the masters disagree about who leads",
+        list(.tried)
+    )]
     TooManyRedirects {
         max: usize,
         first: Box<Url>,
         last: Box<Url>,
+        /// Every URL posted to, in order.
+        tried: Vec<Url>,
     },
+    /// A master redirected to a leader that cannot be reached.
+    #[error(
+        "master {first} redirected to the leader {leader}, which cannot be reached: {} \
+         (addresses tried: {}); the leader's advertised address (its --hostname or --ip) \
+         must be reachable from here",
+        report::cause(.source),
+        list(.tried)
+    )]
+    UnreachableLeader {
+        first: Box<Url>,
+        leader: Box<Url>,
+        tried: Vec<Url>,
+        #[source]
+        source: Box<ClientError>,
+    },
+    /// The server answered, but not as a Mesos master would.
+    #[error("{url} is not a Mesos master: {detail}")]
+    NotAMaster { url: Box<Url>, detail: String },
+    /// 401 or 403 on SUBSCRIBE.
+    #[error(
+        "master {url} answered {status} ({body:?}{}): {}",
+        challenge_note(.challenge),
+        auth_advice(*.with_credentials)
+    )]
+    AuthRequired {
+        url: Box<Url>,
+        status: u16,
+        body: String,
+        challenge: Option<String>,
+        with_credentials: bool,
+    },
+    /// The server is a Mesos master without the v1 scheduler API (before Mesos 1.0).
+    #[error(
+        "master {url} runs Mesos {version}, which has no v1 scheduler HTTP API \
+         (it exists since Mesos 1.0); upgrade the master"
+    )]
+    MasterTooOld { url: Box<Url>, version: String },
     /// Every attempt met a 503 or a refused connection; `last` is the final one's error.
-    #[error("gave up after {attempts} attempts")]
+    #[error("gave up after {attempts} attempts: {}", report::cause(.last))]
     GaveUp {
         attempts: u32,
         #[source]
@@ -193,6 +241,8 @@ struct Inner {
     max_record_len: usize,
     retry: RetryPolicy,
     state: Arc<Mutex<SharedState>>,
+    /// The latest failure to reach a master (`None` once one answers), for the controller.
+    problems: tokio::sync::watch::Sender<Option<MasterProblem>>,
 }
 
 /// What clones of the client and the live event stream share.
@@ -202,6 +252,8 @@ struct SharedState {
     next_master: usize,
     generation: u64,
     current: Option<CurrentSubscription>,
+    /// Failed SUBSCRIBE attempts since the last success, for the log and the status page.
+    failures: FailureLog,
 }
 
 #[derive(Debug)]
@@ -262,6 +314,7 @@ impl SchedulerClient {
                 max_record_len: config.max_record_len,
                 retry: config.retry,
                 state: Arc::new(Mutex::new(SharedState::default())),
+                problems: tokio::sync::watch::Sender::new(None),
             }),
         })
     }
@@ -271,6 +324,10 @@ impl SchedulerClient {
     /// starting at the master that last worked, and returns the event stream. The answering
     /// master and stream id become the target of later [`call`](Self::call)s. A previous
     /// subscription of this client is forgotten (its stream should be dropped).
+    ///
+    /// Failures are logged here, once at WARN with the URL and the cause, then at most once per
+    /// [`REPEAT_EVERY`] while they last, and the first success after them at INFO; see
+    /// [`problem`](Self::problem).
     pub async fn subscribe(&self, subscribe: call::Subscribe) -> Result<Subscription, ClientError> {
         let call = Call {
             framework_id: subscribe.framework_info.id.clone(),
@@ -284,9 +341,40 @@ impl SchedulerClient {
             stream_id: None,
             subscribe: true,
         };
+        // `send` notes its failures itself, per attempt, as they happen.
         let (response, endpoint) = self.send(Start::Rotate, &request).await?;
+        let result = self.open_stream(response, endpoint).await;
+        match &result {
+            Ok(subscription) => self.note_success(&subscription.master),
+            Err(error) => self.note_failure(error),
+        }
+        result
+    }
+
+    /// The latest failure to reach a master since one last answered a SUBSCRIBE.
+    pub fn problem(&self) -> Option<MasterProblem> {
+        self.state().failures.problem().cloned()
+    }
+
+    /// Changes of [`problem`](Self::problem), as they happen.
+    pub fn watch_problems(&self) -> tokio::sync::watch::Receiver<Option<MasterProblem>> {
+        self.inner.problems.subscribe()
+    }
+
+    /// Checks a SUBSCRIBE's 2xx answer and makes it the current subscription.
+    async fn open_stream(
+        &self,
+        response: reqwest::Response,
+        endpoint: Url,
+    ) -> Result<Subscription, ClientError> {
         if response.status() != StatusCode::OK {
             return Err(status_error(response, endpoint).await);
+        }
+        if is_html(&response) {
+            return Err(ClientError::NotAMaster {
+                detail: "it answered the scheduler endpoint with an HTML page".to_owned(),
+                url: Box::new(endpoint),
+            });
         }
         let stream_id = response
             .headers()
@@ -420,15 +508,20 @@ impl SchedulerClient {
                     let retry = response.status() == StatusCode::SERVICE_UNAVAILABLE;
                     let error = status_error(response, url).await;
                     if !retry {
-                        return Err(error);
+                        return Err(self.final_error(&start, request, &first, error).await);
                     }
                     error
                 }
                 // Only a failed connect is safe to repeat: the request never left, so a call
                 // such as ACCEPT cannot be applied twice.
-                Err(error @ ClientError::Connect { .. }) => error,
-                Err(error) => return Err(error),
+                Err(
+                    error @ (ClientError::Connect { .. } | ClientError::UnreachableLeader { .. }),
+                ) => error,
+                Err(error) => return Err(self.final_error(&start, request, &first, error).await),
             };
+            if matches!(start, Start::Rotate) {
+                self.note_failure(&error);
+            }
             failures += 1;
             if let Some(index) = index {
                 self.state().next_master = (index + 1) % self.inner.endpoints.len();
@@ -450,6 +543,154 @@ impl SchedulerClient {
         }
     }
 
+    /// A SUBSCRIBE's error that ends its attempts, explained (not a master, too old, needs
+    /// credentials) and noted; a call's error as it is.
+    async fn final_error(
+        &self,
+        start: &Start,
+        request: &Outgoing,
+        first: &Url,
+        error: ClientError,
+    ) -> ClientError {
+        if !matches!(start, Start::Rotate) || !request.subscribe {
+            return error;
+        }
+        self.explain_and_note(error, &get::base_of(first)).await
+    }
+
+    /// [`diagnose`](Self::diagnose)s an error that ends a request made without a subscription,
+    /// and notes it as the latest failure to reach a master.
+    async fn explain_and_note(&self, error: ClientError, base: &Url) -> ClientError {
+        let error = self.diagnose(error, base).await;
+        self.note_failure(&error);
+        error
+    }
+
+    /// Turns a refusal of the first contact into what it means: 401/403 into the need for
+    /// credentials; any other 4xx (and 501) into "not a Mesos master" or "a Mesos master older
+    /// than 1.0" when the server's `GET /version` says so (a 1.x master's own 400 stays as it
+    /// is); an HTML page into "not a Mesos master".
+    async fn diagnose(&self, error: ClientError, base: &Url) -> ClientError {
+        let ClientError::Status {
+            status,
+            body,
+            url,
+            challenge,
+        } = error
+        else {
+            return error;
+        };
+        let html = looks_like_html(&body);
+        match status {
+            401 | 403 => ClientError::AuthRequired {
+                url,
+                status,
+                body,
+                challenge,
+                with_credentials: self.inner.authorization.is_some(),
+            },
+            // Any other refusal (404 or 405 from a web server, 400 or 415 from a pre-1.0 master
+            // whose experimental scheduler API took other calls, 501 from a server that takes no
+            // POST) is checked against `/version`.
+            400..=499 | 501 => match self.version(base).await {
+                Version::Mesos(version) if is_before_v1(&version) => {
+                    ClientError::MasterTooOld { url, version }
+                }
+                Version::Mesos(_) | Version::Unknown => ClientError::Status {
+                    status,
+                    body,
+                    url,
+                    challenge,
+                },
+                Version::NotMesos(why) => ClientError::NotAMaster {
+                    detail: format!(
+                        "{} answered HTTP {status}{}, and {why}",
+                        url.path(),
+                        if html { " with an HTML page" } else { "" }
+                    ),
+                    url: Box::new(base.clone()),
+                },
+            },
+            _ if html => ClientError::NotAMaster {
+                detail: format!("it answered HTTP {status} with an HTML page"),
+                url,
+            },
+            _ => ClientError::Status {
+                status,
+                body,
+                url,
+                challenge,
+            },
+        }
+    }
+
+    /// What `GET /version` of a master's base URL says.
+    async fn version(&self, base: &Url) -> Version {
+        let mut url = base.clone();
+        url.set_path(&format!("{}/version", base.path().trim_end_matches('/')));
+        let mut request = self.inner.call_http.get(url.clone());
+        if let Some(authorization) = &self.inner.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let Ok(response) = request.send().await else {
+            return Version::Unknown;
+        };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Version::Unknown;
+        }
+        if !status.is_success() {
+            return Version::NotMesos(format!(
+                "{url} answers HTTP {} (a Mesos master serves it)",
+                status.as_u16()
+            ));
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        let version = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("version")?.as_str().map(str::to_owned));
+        match version {
+            Some(version) => Version::Mesos(version),
+            None => Version::NotMesos(format!(
+                "{url} is not the JSON a Mesos master answers (with a \"version\" field)"
+            )),
+        }
+    }
+
+    fn note_failure(&self, error: &ClientError) {
+        let url = failed_url(error).map_or_else(|| "?".to_owned(), |u| origin(u).to_string());
+        let message = explain(error);
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let (line, problem) = {
+            let mut state = self.state();
+            let line = state
+                .failures
+                .failure(Instant::now(), url.clone(), message.clone(), at_ms);
+            (line, state.failures.problem().cloned())
+        };
+        let attempts = problem.as_ref().map_or(1, |p| p.attempts);
+        match line {
+            Some(LogLine::First) => {
+                tracing::warn!(master = %url, cause = %message, "cannot talk to the Mesos master; retrying");
+            }
+            Some(LogLine::Still) => {
+                tracing::warn!(master = %url, attempts, last_cause = %message, "still cannot talk to the Mesos master");
+            }
+            _ => {}
+        }
+        self.inner.problems.send_replace(problem);
+    }
+
+    fn note_success(&self, master: &Url) {
+        let line = self.state().failures.success();
+        if let Some(LogLine::Recovered { after_attempts }) = line {
+            tracing::info!(%master, failed_attempts = after_attempts, "reached the Mesos master");
+            self.inner.problems.send_replace(None);
+        }
+    }
+
     /// Posts to `first`, re-posting the same body and headers to each 307/308 `Location` (which
     /// may be scheme-less, `//host:port/path`) for at most `max_redirects` hops.
     async fn follow_redirects(
@@ -459,8 +700,23 @@ impl SchedulerClient {
     ) -> Result<(reqwest::Response, Url), ClientError> {
         let mut url = first.clone();
         let mut hops = 0;
+        let mut tried = Vec::new();
         loop {
-            let response = self.post(&url, request).await?;
+            tried.push(url.clone());
+            let response = match self.post(&url, request).await {
+                Ok(response) => response,
+                Err(source @ (ClientError::Connect { .. } | ClientError::Timeout { .. }))
+                    if hops > 0 =>
+                {
+                    return Err(ClientError::UnreachableLeader {
+                        first: Box::new(first.clone()),
+                        leader: Box::new(origin(&url)),
+                        tried,
+                        source: Box::new(source),
+                    });
+                }
+                Err(error) => return Err(error),
+            };
             let status = response.status();
             tracing::debug!(call = request.kind, %url, status = status.as_u16(), "master answered");
             if status != StatusCode::TEMPORARY_REDIRECT && status != StatusCode::PERMANENT_REDIRECT
@@ -474,6 +730,7 @@ impl SchedulerClient {
                     max: self.inner.max_redirects,
                     first: Box::new(first.clone()),
                     last: Box::new(next),
+                    tried,
                 });
             }
             url = next;
@@ -527,6 +784,88 @@ impl SchedulerClient {
                 ClientError::Request { url, source }
             }
         })
+    }
+}
+
+/// What a server's `GET /version` says.
+enum Version {
+    /// A Mesos master's JSON, with its `version`.
+    Mesos(String),
+    /// Why it is not a Mesos master's answer.
+    NotMesos(String),
+    /// Cannot tell: `/version` needs credentials (a master with
+    /// `--authenticate_http_readonly`) or could not be read.
+    Unknown,
+}
+
+/// One attempt's failure as one line that names the URL: for an HTTP status only the first line
+/// of the body (an HTML page would fill the log).
+fn explain(error: &ClientError) -> String {
+    match error {
+        ClientError::Status { url, .. } => {
+            format!("master {url} answered {}", report::cause(error))
+        }
+        ClientError::GaveUp { last, .. } => explain(last),
+        other => other.to_string(),
+    }
+}
+
+/// `0.28.2` and the like: before the v1 scheduler API (Mesos 1.0).
+fn is_before_v1(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.trim().parse::<u32>().ok())
+        .is_some_and(|major| major < 1)
+}
+
+fn looks_like_html(body: &str) -> bool {
+    let head = body
+        .trim_start()
+        .get(..15)
+        .unwrap_or(body)
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
+}
+
+fn is_html(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
+}
+
+/// The URL an error is about.
+fn failed_url(error: &ClientError) -> Option<&Url> {
+    match error {
+        ClientError::Connect { url, .. }
+        | ClientError::Request { url, .. }
+        | ClientError::Timeout { url, .. }
+        | ClientError::Status { url, .. }
+        | ClientError::BadRedirect { url, .. }
+        | ClientError::NotAMaster { url, .. }
+        | ClientError::AuthRequired { url, .. }
+        | ClientError::MasterTooOld { url, .. }
+        | ClientError::MissingStreamId { url }
+        | ClientError::UnexpectedContentType { url, .. } => Some(url),
+        ClientError::TooManyRedirects { first, .. }
+        | ClientError::UnreachableLeader { first, .. } => Some(first),
+        ClientError::GaveUp { last, .. } => failed_url(last),
+        _ => None,
+    }
+}
+
+fn list(urls: &[Url]) -> String {
+    urls.iter().map(Url::as_str).collect::<Vec<_>>().join(", ")
+}
+
+fn auth_advice(with_credentials: bool) -> &'static str {
+    if with_credentials {
+        "the master requires framework authentication and refused these credentials; check \
+         --principal and the secret in --secret-file"
+    } else {
+        "the master requires framework authentication; pass --principal and --secret-file"
     }
 }
 
@@ -625,7 +964,7 @@ fn scheduler_endpoint(base: &Url) -> Result<Url, ClientError> {
         "http" | "https" => {}
         "zk" => {
             return Err(invalid(
-                "zk:// master discovery is not supported yet; give the masters as http(s)://host:port",
+                "ZooKeeper detection (zk://) is not supported yet; pass the masters' host:port list instead, e.g. --master 10.0.0.5:5050,10.0.0.6:5050",
             ));
         }
         _ => return Err(invalid("the scheme must be http or https")),
@@ -764,7 +1103,7 @@ mod tests {
         let err = scheduler_endpoint(&url("zk://zk1:2181/mesos")).unwrap_err();
         assert!(
             err.to_string()
-                .contains("zk:// master discovery is not supported"),
+                .contains("ZooKeeper detection (zk://) is not supported yet"),
             "{err}"
         );
         let err = scheduler_endpoint(&url("ftp://m1/")).unwrap_err();

@@ -223,6 +223,17 @@ fn banners(page: &mut String, s: &Snapshot, now_ms: u64) {
             escape(why)
         );
     }
+    if let (false, Some(e)) = (s.connected, &s.master_error) {
+        let _ = writeln!(
+            page,
+            "<div class=\"banner error\"><strong>Cannot reach the Mesos master {}:</strong> {} \
+             ({}, {} failed attempts; retrying).</div>",
+            escape(&e.url),
+            escape(&e.message),
+            escape(&crate::timefmt::relative(e.at_ms, now_ms)),
+            e.attempts
+        );
+    }
     if let Some(recovery) = &s.recovery {
         let _ = writeln!(
             page,

@@ -46,8 +46,8 @@ pub use events::{EVENTS_PATH, TaskEvent};
 pub use index::{Indexed, SpecState, Summary};
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT, Order, Query, QueryError};
 pub use snapshot::{
-    AttemptRow, CommitView, ControlCommand, Counters, GitStatus, GuardStatus, PassInfo,
-    PendingKind, PendingRow, RefusedView, Snapshot, SpecErrorView, SpecStatus, SyncView,
+    AttemptRow, CommitView, ControlCommand, Counters, GitStatus, GuardStatus, MasterErrorView,
+    PassInfo, PendingKind, PendingRow, RefusedView, Snapshot, SpecErrorView, SpecStatus, SyncView,
     TaskStatusRow,
 };
 
@@ -255,6 +255,7 @@ struct StatusPage<'a> {
     connected: bool,
     framework_id: &'a Option<String>,
     master: &'a Option<String>,
+    master_error: &'a Option<MasterErrorView>,
     desired_dir: &'a str,
     desired_error: &'a Option<String>,
     git: &'a Option<GitStatus>,
@@ -510,6 +511,7 @@ fn status_page<'a>(
         connected: s.connected,
         framework_id: &s.framework_id,
         master: &s.master,
+        master_error: &s.master_error,
         desired_dir: &s.desired_dir,
         desired_error: &s.desired_error,
         git: &s.git,
@@ -552,7 +554,15 @@ async fn readyz(State(state): State<ServerState>) -> Response {
     }
     let mut reasons = vec!["the first reconciliation pass has not succeeded yet".to_owned()];
     if !snapshot.connected {
-        reasons.push("not connected to a Mesos master".to_owned());
+        match &snapshot.master_error {
+            Some(e) => reasons.push(format!(
+                "not connected to a Mesos master: {} (at {}, {} failed attempts)",
+                e.message,
+                crate::timefmt::utc(e.at_ms),
+                e.attempts
+            )),
+            None => reasons.push("not connected to a Mesos master".to_owned()),
+        }
     }
     if let Some(recovery) = &snapshot.recovery {
         reasons.push(recovery.clone());

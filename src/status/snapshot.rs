@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub framework_id: Option<String>,
     /// The master currently subscribed to (after redirects), e.g. `http://10.0.0.5:5050`.
     pub master: Option<String>,
+    /// The latest failure to reach a master, while no master has answered since.
+    pub master_error: Option<MasterErrorView>,
     /// The desired directory as configured.
     pub desired_dir: String,
     /// Why the desired directory could not be read as a whole (missing, unreadable). While set,
@@ -36,6 +38,20 @@ pub struct Snapshot {
     pub guard: Option<GuardStatus>,
     pub counters: Counters,
     pub last_pass: Option<PassInfo>,
+}
+
+/// Why the masters cannot be reached: the latest failed attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MasterErrorView {
+    /// The master the attempt went to.
+    pub url: String,
+    /// The cause in words (connection refused, DNS failure, not a Mesos master, ...).
+    pub message: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Failed attempts since a master last answered.
+    pub attempts: u32,
 }
 
 /// One spec: what is wanted, what runs, and why anything is missing.

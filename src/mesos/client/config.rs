@@ -70,6 +70,74 @@ impl Default for ClientConfig {
     }
 }
 
+/// A `--master` value that names no master.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MasterListError {
+    #[error("no master given")]
+    Empty,
+    #[error(
+        "{0:?}: ZooKeeper detection (zk://) is not supported yet; pass the masters' host:port \
+         list instead, e.g. --master 10.0.0.5:5050,10.0.0.6:5050"
+    )]
+    ZooKeeper(String),
+    #[error(
+        "{0:?}: unsupported scheme {1:?}; use host:port, http://host:port or https://host:port"
+    )]
+    Scheme(String, String),
+    #[error("{0:?} is not a master address ({1}); expected host:port, e.g. 10.0.0.5:5050")]
+    Invalid(String, String),
+}
+
+/// The port a Mesos master listens on unless told otherwise.
+pub const DEFAULT_MASTER_PORT: u16 = 5050;
+
+/// Masters as Mesos users write them (pymesos' `MESOS_MASTER`, Marathon's `--master`), comma
+/// separated: `host:port` (taken as `http://host:port`), `http(s)://host:port[/prefix]`. A host
+/// without a port gets 5050.
+pub fn parse_masters(text: &str) -> Result<Vec<Url>, MasterListError> {
+    if text.trim_start().starts_with("zk://") {
+        return Err(MasterListError::ZooKeeper(text.trim().to_owned()));
+    }
+    let masters = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_master)
+        .collect::<Result<Vec<_>, _>>()?;
+    if masters.is_empty() {
+        return Err(MasterListError::Empty);
+    }
+    Ok(masters)
+}
+
+/// One master of a `--master` list; see [`parse_masters`].
+pub fn parse_master(text: &str) -> Result<Url, MasterListError> {
+    let text = text.trim();
+    let invalid = |why: String| MasterListError::Invalid(text.to_owned(), why);
+    let url = if let Some((scheme, _)) = text.split_once("://") {
+        match scheme.to_ascii_lowercase().as_str() {
+            "http" | "https" => {}
+            "zk" => return Err(MasterListError::ZooKeeper(text.to_owned())),
+            other => return Err(MasterListError::Scheme(text.to_owned(), other.to_owned())),
+        }
+        Url::parse(text).map_err(|e| invalid(e.to_string()))?
+    } else {
+        if text.contains('/') || text.contains('@') {
+            return Err(invalid("a bare address takes no path or user".to_owned()));
+        }
+        let mut url = Url::parse(&format!("http://{text}")).map_err(|e| invalid(e.to_string()))?;
+        if url.port().is_none() {
+            url.set_port(Some(DEFAULT_MASTER_PORT))
+                .map_err(|()| invalid("no port".to_owned()))?;
+        }
+        url
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host".to_owned()));
+    }
+    Ok(url)
+}
+
 /// Jittered exponential backoff for answers that mean "try again" (503: no leader yet, registry
 /// recovery) and for refused connections. One request gives up after `max_attempts` attempts or,
 /// if set, once `deadline` has passed since its first attempt, whichever comes first.
@@ -280,6 +348,40 @@ mod tests {
             }
         }
         assert_eq!(policy.step(1000), Duration::from_secs(1), "no overflow");
+    }
+
+    #[test]
+    fn masters_are_read_as_mesos_users_write_them() {
+        let urls = |text: &str| -> Vec<String> {
+            parse_masters(text)
+                .unwrap()
+                .iter()
+                .map(|u| u.to_string())
+                .collect()
+        };
+        assert_eq!(urls("127.0.0.1:5050"), ["http://127.0.0.1:5050/"]);
+        assert_eq!(
+            urls("m1:5050, m2:5051,"),
+            ["http://m1:5050/", "http://m2:5051/"]
+        );
+        assert_eq!(urls("m1"), ["http://m1:5050/"]);
+        assert_eq!(urls("[::1]:5050"), ["http://[::1]:5050/"]);
+        assert_eq!(
+            urls("https://m1:8443/mesos,http://m2:5050"),
+            ["https://m1:8443/mesos", "http://m2:5050/"]
+        );
+        let zk = parse_masters("zk://z1:2181,z2:2181/mesos").unwrap_err();
+        assert!(matches!(zk, MasterListError::ZooKeeper(_)), "{zk}");
+        assert!(zk.to_string().contains("host:port list"), "{zk}");
+        assert!(matches!(
+            parse_masters("ftp://m1"),
+            Err(MasterListError::Scheme(..))
+        ));
+        assert!(matches!(
+            parse_masters("m1:notaport"),
+            Err(MasterListError::Invalid(..))
+        ));
+        assert_eq!(parse_masters(" , "), Err(MasterListError::Empty));
     }
 
     #[test]

@@ -34,27 +34,50 @@ impl SchedulerClient {
                     url: format!("{endpoint} + {path}"),
                     reason: e.to_string(),
                 })?;
+            // Without a subscription this is the controller's first contact with the masters
+            // (finding its framework), so failures are explained and noted as SUBSCRIBE's are.
+            let rotating = index.is_some();
+            let base = base_of(&endpoint);
             let error = match self.get_following_redirects(&url).await {
                 Ok((response, url)) if response.status().is_success() => {
-                    return response
+                    if rotating && super::is_html(&response) {
+                        let error = ClientError::NotAMaster {
+                            detail: format!("it answered GET {path} with an HTML page"),
+                            url: Box::new(url),
+                        };
+                        return Err(self.explain_and_note(error, &base).await);
+                    }
+                    let body = response
                         .bytes()
                         .await
                         .map_err(|source| ClientError::Request {
-                            url: Box::new(url),
+                            url: Box::new(url.clone()),
                             source,
-                        });
+                        })?;
+                    if rotating {
+                        self.note_success(&super::origin(&url));
+                    }
+                    return Ok(body);
                 }
                 Ok((response, url)) => {
                     let retry = response.status() == StatusCode::SERVICE_UNAVAILABLE;
                     let error = status_error(response, url).await;
                     if !retry {
-                        return Err(error);
+                        return Err(if rotating {
+                            self.explain_and_note(error, &base).await
+                        } else {
+                            error
+                        });
                     }
                     error
                 }
                 Err(error @ ClientError::Connect { .. }) => error,
+                Err(error) if rotating => return Err(self.explain_and_note(error, &base).await),
                 Err(error) => return Err(error),
             };
+            if rotating {
+                self.note_failure(&error);
+            }
             failures += 1;
             if let Some(index) = index {
                 self.state().next_master = (index + 1) % self.inner.endpoints.len();
@@ -116,6 +139,7 @@ impl SchedulerClient {
                     max: self.inner.max_redirects,
                     first: Box::new(first.clone()),
                     last: Box::new(next),
+                    tried: vec![first.clone(), url],
                 });
             }
             url = next;
@@ -126,7 +150,7 @@ impl SchedulerClient {
 /// The master's base URL of a scheduler endpoint: `http://h:5050/api/v1/scheduler` gives
 /// `http://h:5050/`, and a master behind a path prefix keeps it (`http://h/mesos/`). The
 /// endpoint's longer form `/master/api/v1/scheduler` has the same base as the short one.
-fn base_of(endpoint: &Url) -> Url {
+pub(super) fn base_of(endpoint: &Url) -> Url {
     let mut base = endpoint.clone();
     let path = endpoint.path();
     let prefix = path.strip_suffix(SCHEDULER_PATH).unwrap_or("/");
