@@ -957,12 +957,35 @@ async fn wrong_port_says_connection_refused_with_the_url_and_counts_attempts() {
     assert_eq!(problems.borrow_and_update().as_ref(), Some(&problem));
 }
 
+/// Answers every name as the system resolver answers a name that does not exist, without asking
+/// anyone: tests never send a DNS query off the machine.
+struct NoSuchHost;
+
+impl reqwest::dns::Resolve for NoSuchHost {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async {
+            Err(Box::new(std::io::Error::other(
+                "failed to lookup address information: Name or service not known",
+            )) as Box<dyn std::error::Error + Send + Sync>)
+        })
+    }
+}
+
 #[tokio::test]
 async fn wrong_host_says_dns_failure() {
-    // `.invalid` never resolves (RFC 2606).
-    let client = one_try(vec![
-        Url::parse("http://nonexistent.invalid:5050/").unwrap(),
-    ]);
+    let client = SchedulerClient::new(ClientConfig {
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..config(vec![]).retry
+        },
+        resolver: Some(mesos_reconciler::mesos::client::Resolver(
+            std::sync::Arc::new(NoSuchHost),
+        )),
+        ..config(vec![
+            Url::parse("http://nonexistent.invalid:5050/").unwrap(),
+        ])
+    })
+    .unwrap();
     let (_, message) = failure(&client).await;
     assert!(message.contains("DNS failure"), "{message}");
     assert!(message.contains("nonexistent.invalid"), "{message}");

@@ -27,7 +27,7 @@ use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
 pub use config::{
-    ClientConfig, Credentials, CredentialsError, MasterListError, RetryPolicy, Secret,
+    ClientConfig, Credentials, CredentialsError, MasterListError, Resolver, RetryPolicy, Secret,
     parse_master, parse_masters,
 };
 pub use report::{FailureLog, LogLine, MasterProblem, REPEAT_EVERY, cause};
@@ -904,6 +904,9 @@ fn http_client(
         .user_agent(concat!("mesos-reconciler/", env!("CARGO_PKG_VERSION")));
     if !certs.is_empty() {
         builder = builder.tls_certs_only(certs.iter().cloned());
+    }
+    if let Some(resolver) = &config.resolver {
+        builder = builder.dns_resolver(std::sync::Arc::clone(&resolver.0));
     }
     builder = match connection {
         // A stream connection must never be handed to another request, so none is pooled.

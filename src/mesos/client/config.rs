@@ -38,6 +38,20 @@ pub struct ClientConfig {
     pub max_record_len: usize,
     /// Backoff for 503 answers and refused connections.
     pub retry: RetryPolicy,
+    /// How host names are resolved; the system's resolver when none. Tests give one that
+    /// answers without the network, so that a DNS failure can be tested without a query
+    /// leaving the machine.
+    pub resolver: Option<Resolver>,
+}
+
+/// A DNS resolver for the client's HTTP connections.
+#[derive(Clone)]
+pub struct Resolver(pub std::sync::Arc<dyn reqwest::dns::Resolve>);
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Resolver(..)")
+    }
 }
 
 impl ClientConfig {
@@ -66,6 +80,7 @@ impl Default for ClientConfig {
             heartbeat_misses: 3,
             max_record_len: DEFAULT_MAX_RECORD_LEN,
             retry: RetryPolicy::default(),
+            resolver: None,
         }
     }
 }
