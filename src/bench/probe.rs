@@ -146,17 +146,7 @@ impl MasterProbe {
     /// The tasks of `/master/state` (always that endpoint; for questions the gauges cannot answer).
     pub async fn state_tasks(&mut self) -> Result<Vec<StateTask>, BenchError> {
         let started = Instant::now();
-        let url = format!("{}/master/state", self.url);
-        let response = self.http.get(&url).send().await?;
-        if !response.status().is_success() {
-            return Err(BenchError::failed(format!(
-                "GET {url}: {}",
-                response.status()
-            )));
-        }
-        let body = response.bytes().await?;
-        let doc: StateDoc = serde_json::from_slice(&body)
-            .map_err(|e| BenchError::failed(format!("GET {url}: {e}")))?;
+        let doc: StateDoc = self.get_json("/master/state").await?;
         self.last = started.elapsed();
         if self.source == Source::Unknown {
             self.source = Source::State;
@@ -166,7 +156,13 @@ impl MasterProbe {
 
     /// The registered frameworks (`/master/frameworks`).
     pub async fn frameworks(&mut self) -> Result<Vec<FrameworkSummary>, BenchError> {
-        let url = format!("{}/master/frameworks", self.url);
+        let doc: FrameworksDoc = self.get_json("/master/frameworks").await?;
+        Ok(doc.frameworks)
+    }
+
+    /// `GET <master><path>`, 2xx, decoded from JSON.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, BenchError> {
+        let url = format!("{}{path}", self.url);
         let response = self.http.get(&url).send().await?;
         if !response.status().is_success() {
             return Err(BenchError::failed(format!(
@@ -175,9 +171,7 @@ impl MasterProbe {
             )));
         }
         let body = response.bytes().await?;
-        let doc: FrameworksDoc = serde_json::from_slice(&body)
-            .map_err(|e| BenchError::failed(format!("GET {url}: {e}")))?;
-        Ok(doc.frameworks)
+        serde_json::from_slice(&body).map_err(|e| BenchError::failed(format!("GET {url}: {e}")))
     }
 
     /// `/metrics/snapshot` as key -> value, or `None` if the master does not serve it (404; from

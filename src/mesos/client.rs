@@ -470,6 +470,34 @@ impl SchedulerClient {
         self.inner.encoding
     }
 
+    /// After a failed attempt of a request (POST or GET): the next one starts at the following
+    /// master when the request rotates (`index`), after the policy's backoff; or the request
+    /// gives up when its attempts or its deadline are spent.
+    fn after_failure(
+        &self,
+        index: Option<usize>,
+        failures: u32,
+        started: Instant,
+        error: ClientError,
+    ) -> Result<(Duration, ClientError), ClientError> {
+        if let Some(index) = index {
+            self.state().next_master = (index + 1) % self.inner.endpoints.len();
+        }
+        let pause = self.inner.retry.backoff(failures, &mut rand::rng());
+        let out_of_time = self
+            .inner
+            .retry
+            .deadline
+            .is_some_and(|deadline| started.elapsed() + pause > deadline);
+        if failures >= self.inner.retry.max_attempts || out_of_time {
+            return Err(ClientError::GaveUp {
+                attempts: failures,
+                last: Box::new(error),
+            });
+        }
+        Ok((pause, error))
+    }
+
     fn state(&self) -> MutexGuard<'_, SharedState> {
         // The state is a few plain fields updated in one go; a panic elsewhere cannot leave it
         // half-written, so a poisoned lock is safe to use.
@@ -523,21 +551,7 @@ impl SchedulerClient {
                 self.note_failure(&error);
             }
             failures += 1;
-            if let Some(index) = index {
-                self.state().next_master = (index + 1) % self.inner.endpoints.len();
-            }
-            let pause = self.inner.retry.backoff(failures, &mut rand::rng());
-            let out_of_time = self
-                .inner
-                .retry
-                .deadline
-                .is_some_and(|deadline| started.elapsed() + pause > deadline);
-            if failures >= self.inner.retry.max_attempts || out_of_time {
-                return Err(ClientError::GaveUp {
-                    attempts: failures,
-                    last: Box::new(error),
-                });
-            }
+            let (pause, error) = self.after_failure(index, failures, started, error)?;
             tracing::debug!(call = request.kind, %error, ?pause, attempt = failures, "retrying");
             tokio::time::sleep(pause).await;
         }

@@ -79,21 +79,7 @@ impl SchedulerClient {
                 self.note_failure(&error);
             }
             failures += 1;
-            if let Some(index) = index {
-                self.state().next_master = (index + 1) % self.inner.endpoints.len();
-            }
-            let pause = self.inner.retry.backoff(failures, &mut rand::rng());
-            let out_of_time = self
-                .inner
-                .retry
-                .deadline
-                .is_some_and(|deadline| started.elapsed() + pause > deadline);
-            if failures >= self.inner.retry.max_attempts || out_of_time {
-                return Err(ClientError::GaveUp {
-                    attempts: failures,
-                    last: Box::new(error),
-                });
-            }
+            let (pause, error) = self.after_failure(index, failures, started, error)?;
             tracing::debug!(%path, %error, ?pause, attempt = failures, "retrying");
             tokio::time::sleep(pause).await;
         }

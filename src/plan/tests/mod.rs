@@ -85,24 +85,14 @@ pub(super) fn generation(spec: &Spec) -> String {
 /// A task of `spec` (its generation), launched a minute before [`T0`] on agent a1 (h1).
 pub(super) fn task(task_id: &str, spec: &Spec, instance: u32, state: TaskState) -> TaskRecord {
     TaskRecord {
-        task_id: TaskId(task_id.into()),
-        spec_id: spec.id.as_str().into(),
         generation: generation(spec),
         instance,
         agent_id: Some("a1".into()),
         hostname: Some("h1".into()),
-        ports: Vec::new(),
-        state,
         launched_at_ms: T0 - 60 * SEC,
         running_since_ms: (state == TaskState::Running).then_some(T0 - 55 * SEC),
-        unreachable_since_ms: None,
         updated_at_ms: T0 - 55 * SEC,
-        healthy: None,
-        reason: None,
-        message: None,
-        kill_requested: false,
-        cluster_caused: false,
-        commit: None,
+        ..TaskRecord::sample(task_id, spec.id.as_str(), state)
     }
 }
 
