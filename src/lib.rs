@@ -22,3 +22,4 @@ pub mod sync;
 pub mod task_ids;
 pub mod timefmt;
 pub mod watch;
+pub mod zk;

@@ -1,0 +1,268 @@
+//! ZooKeeper URLs and sessions, shared by the master detector (`--master zk://`), the standby
+//! controllers' election (`--ha zk://`) and the dev cluster's contending masters (`--zk`).
+//!
+//! The URL form is Mesos' own: `zk://[user:password@]host1:port1,host2:port2[/path]`. The path
+//! defaults to `/`; credentials are ZooKeeper digest auth (`user:password`). The password never
+//! appears in `Display` or `Debug` output.
+
+use std::fmt;
+use std::time::Duration;
+
+/// ZooKeeper's client port, used when a host in the URL has none.
+pub const DEFAULT_ZK_PORT: u16 = 2181;
+
+/// A parsed `zk://` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ZkUrl {
+    /// `user:password` for digest auth, if given.
+    credentials: Option<(String, String)>,
+    /// The servers, each `host:port`.
+    pub servers: Vec<String>,
+    /// The znode path, starting with `/` and without a trailing `/` (except the root itself).
+    pub path: String,
+}
+
+/// Why a `zk://` URL was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ZkUrlError {
+    #[error(
+        "{0:?} is not a ZooKeeper URL: it must start with zk://, e.g. zk://10.0.0.5:2181/mesos"
+    )]
+    Scheme(String),
+    #[error("{0:?} names no ZooKeeper server, e.g. zk://10.0.0.5:2181,10.0.0.6:2181/mesos")]
+    NoServer(String),
+    #[error("{url:?}: {server:?} is not host:port ({why})")]
+    Server {
+        url: String,
+        server: String,
+        why: String,
+    },
+    #[error("{url:?}: the credentials must be user:password (digest auth)")]
+    Credentials { url: String },
+    #[error("{url:?}: the path {path:?} is not a ZooKeeper path ({why})")]
+    Path {
+        url: String,
+        path: String,
+        why: &'static str,
+    },
+}
+
+impl ZkUrl {
+    /// Parses `zk://[user:password@]host[:port][,host[:port]...][/path]`.
+    pub fn parse(text: &str) -> Result<ZkUrl, ZkUrlError> {
+        let text = text.trim();
+        // Errors name the URL without its password.
+        let shown = redact_url(text);
+        let rest = text
+            .strip_prefix("zk://")
+            .ok_or_else(|| ZkUrlError::Scheme(shown.clone()))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((creds, hosts)) => {
+                let (user, password) = creds
+                    .split_once(':')
+                    .filter(|(u, _)| !u.is_empty())
+                    .ok_or_else(|| ZkUrlError::Credentials { url: shown.clone() })?;
+                (Some((user.to_owned(), password.to_owned())), hosts)
+            }
+            None => (None, authority),
+        };
+        let mut servers = Vec::new();
+        for server in hosts.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            servers.push(parse_server(server).map_err(|why| ZkUrlError::Server {
+                url: shown.clone(),
+                server: server.to_owned(),
+                why,
+            })?);
+        }
+        if servers.is_empty() {
+            return Err(ZkUrlError::NoServer(shown));
+        }
+        let path = normalize_path(path).map_err(|why| ZkUrlError::Path {
+            url: shown.clone(),
+            path: path.to_owned(),
+            why,
+        })?;
+        Ok(ZkUrl {
+            credentials,
+            servers,
+            path,
+        })
+    }
+
+    /// The connect string the client takes: `host1:port1,host2:port2` (no chroot: paths are
+    /// always given in full).
+    pub fn connect_string(&self) -> String {
+        self.servers.join(",")
+    }
+
+    /// Whether digest credentials were given.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// The path of a child of this URL's node.
+    pub fn child(&self, name: &str) -> String {
+        if self.path == "/" {
+            format!("/{name}")
+        } else {
+            format!("{}/{name}", self.path)
+        }
+    }
+
+    /// Opens a session with `session_timeout` (the server may negotiate it within its bounds),
+    /// adding the digest credentials if any. Fails if no server could be reached.
+    pub async fn connect(
+        &self,
+        session_timeout: Duration,
+    ) -> Result<zookeeper_client::Client, zookeeper_client::Error> {
+        let mut connector = zookeeper_client::Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_fail_eagerly();
+        if let Some((user, password)) = &self.credentials {
+            connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
+        }
+        connector.connect(&self.connect_string()).await
+    }
+}
+
+impl fmt::Display for ZkUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("zk://")?;
+        if let Some((user, _)) = &self.credentials {
+            write!(f, "{user}:***@")?;
+        }
+        write!(f, "{}{}", self.servers.join(","), self.path)
+    }
+}
+
+impl fmt::Debug for ZkUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ZkUrl({self})")
+    }
+}
+
+/// `text` with the password of its credentials (if any) replaced by `***`.
+pub fn redact_url(text: &str) -> String {
+    let Some(rest) = text.strip_prefix("zk://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((creds, hosts)) => {
+            let user = creds.split_once(':').map_or(creds, |(u, _)| u);
+            format!("zk://{user}:***@{hosts}{}", &rest[authority_end..])
+        }
+        None => text.to_owned(),
+    }
+}
+
+fn parse_server(server: &str) -> Result<String, String> {
+    let (host, port) = match server.rsplit_once(':') {
+        // A bracketed IPv6 literal without a port: [::1]
+        Some((_, p)) if p.ends_with(']') => (server, DEFAULT_ZK_PORT),
+        Some((host, port)) => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("the port {port:?} is not a number from 1 to 65535"))?;
+            if port == 0 {
+                return Err("the port must not be 0".to_owned());
+            }
+            (host, port)
+        }
+        None => (server, DEFAULT_ZK_PORT),
+    };
+    if host.is_empty() {
+        return Err("the host is empty".to_owned());
+    }
+    if host.contains(['/', '@', ' ']) {
+        return Err("the host has a character a host name cannot have".to_owned());
+    }
+    Ok(format!("{host}:{port}"))
+}
+
+fn normalize_path(path: &str) -> Result<String, &'static str> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok("/".to_owned());
+    }
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err("empty, `.` and `..` components are not allowed");
+    }
+    if trimmed.chars().any(|c| c.is_control()) {
+        return Err("control characters are not allowed");
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mesos_style_urls() {
+        let url = ZkUrl::parse("zk://10.0.0.5:2181,10.0.0.6:2182/mesos").unwrap();
+        assert_eq!(url.servers, ["10.0.0.5:2181", "10.0.0.6:2182"]);
+        assert_eq!(url.path, "/mesos");
+        assert_eq!(url.connect_string(), "10.0.0.5:2181,10.0.0.6:2182");
+        assert_eq!(
+            url.child("json.info_0000000001"),
+            "/mesos/json.info_0000000001"
+        );
+        assert!(!url.has_credentials());
+
+        let url = ZkUrl::parse("zk://zk1").unwrap();
+        assert_eq!(url.servers, ["zk1:2181"]);
+        assert_eq!(url.path, "/");
+        assert_eq!(url.child("x"), "/x");
+
+        let url = ZkUrl::parse("zk://zk1:2181/a/b/").unwrap();
+        assert_eq!(url.path, "/a/b");
+    }
+
+    #[test]
+    fn credentials_are_parsed_and_never_shown() {
+        let url = ZkUrl::parse("zk://alice:s3cret@zk1:2181/mesos").unwrap();
+        assert!(url.has_credentials());
+        assert_eq!(url.to_string(), "zk://alice:***@zk1:2181/mesos");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let err = ZkUrl::parse("zk://alice:s3cret@zk1:notaport/mesos").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(err.to_string().contains("notaport"), "{err}");
+        assert!(matches!(
+            ZkUrl::parse("zk://nopassword@zk1/mesos").unwrap_err(),
+            ZkUrlError::Credentials { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        assert!(matches!(
+            ZkUrl::parse("http://zk1:2181/mesos").unwrap_err(),
+            ZkUrlError::Scheme(_)
+        ));
+        assert!(matches!(
+            ZkUrl::parse("zk:///mesos").unwrap_err(),
+            ZkUrlError::NoServer(_)
+        ));
+        assert!(matches!(
+            ZkUrl::parse("zk://zk1:0/mesos").unwrap_err(),
+            ZkUrlError::Server { .. }
+        ));
+        assert!(matches!(
+            ZkUrl::parse("zk://zk1:2181/a//b").unwrap_err(),
+            ZkUrlError::Path { .. }
+        ));
+        assert!(matches!(
+            ZkUrl::parse("zk://zk1:2181/a/../b").unwrap_err(),
+            ZkUrlError::Path { .. }
+        ));
+    }
+}
