@@ -56,6 +56,23 @@ impl Zk {
         tokio::task::block_in_place(|| self.server.restart());
     }
 
+    /// How many client connections the server has (its `srvr` command).
+    fn connections(&self) -> Result<usize, String> {
+        use std::io::{Read, Write};
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.server.port()));
+        let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        conn.write_all(b"srvr").map_err(|e| format!("srvr: {e}"))?;
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("Connections: "))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("no connection count in {answer:?}"))
+    }
+
     /// The children of the election path and the leader's data, read with a session of its own.
     async fn election(&self) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
         let client = zookeeper_client::Client::connect(&self.server.connect_string())
@@ -113,7 +130,7 @@ async fn three_masters(zk: &Zk, agents: usize, session_timeout: Duration) -> Dev
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    mesos_reconciler::http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
@@ -393,6 +410,14 @@ async fn zookeeper_restarted_under_running_dev_masters_changes_nothing() {
     let launched = cluster.received_task_infos().await.len();
 
     zk.restart();
+    // The three masters and the agents' detector reconnect with their sessions.
+    wait_for("every session to reconnect", DEADLINE, || async {
+        match zk.connections()? {
+            n if n >= 4 => Ok(()),
+            n => Err(format!("{n} connections")),
+        }
+    })
+    .await;
     let (after, _) = wait_for("the same nodes after the restart", DEADLINE, || async {
         zk.election().await
     })
