@@ -440,6 +440,84 @@ async fn zookeeper_restarted_under_running_dev_masters_changes_nothing() {
     cluster.shutdown().await;
 }
 
+/// The command itself: `devcluster --zk --masters 3 --listen a,b,c` prints the three masters,
+/// one of them leads; `kill_master` over HTTP (on a master that does not lead) kills the leader,
+/// another one leads after the session timeout, `start_master` brings the killed one back; on
+/// SIGTERM the masters delete their nodes and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_devcluster_command_runs_three_masters() {
+    let zk = Zk::start("command", Duration::from_millis(250));
+    let ports: Vec<u16> = (0..3).map(|_| crate::zk_support::free_port()).collect();
+    let listen: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesos-reconciler"))
+        .args(["devcluster", "--zk", &zk.url().to_string(), "--masters", "3"])
+        .args(["--listen", &listen.join(","), "--virtual-agents"])
+        .args(["--zk-session-timeout", "3s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mesos-reconciler devcluster");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let printed = lines.next_line().await.unwrap().expect("a line on stdout");
+    let expected: Vec<String> = listen.iter().map(|a| format!("http://{a}")).collect();
+    assert_eq!(printed, expected.join(","));
+    let addrs: Vec<SocketAddr> = listen.iter().map(|a| a.parse().unwrap()).collect();
+
+    let leader_port = |addr: SocketAddr| async move {
+        let response = get(addr, "/master/redirect").await?;
+        location(&response)
+            .and_then(|l| l.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()))
+            .ok_or_else(|| format!("{addr}: {} without a leader", response.status()))
+    };
+    let first = wait_for("a leader", DEADLINE, || leader_port(addrs[0])).await;
+    let killed = ports.iter().position(|p| *p == first).unwrap();
+    let other = addrs[(killed + 1) % 3];
+    let response = http()
+        .post(format!("http://{other}/devcluster/faults/kill_master"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["master"], killed);
+    wait_for("another leader", DEADLINE, || async {
+        match leader_port(other).await? {
+            p if p != first => Ok(()),
+            p => Err(format!("still {p}")),
+        }
+    })
+    .await;
+    let response = http()
+        .post(format!("http://{other}/devcluster/faults/start_master"))
+        .body(format!("{{\"master\": {killed}}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    wait_for("the restarted master to answer", DEADLINE, || {
+        leader_port(addrs[killed])
+    })
+    .await;
+
+    let pid = child.id().expect("running");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let (children, _) = zk.election().await.unwrap();
+    // The killed master's node went when its session expired, before another one led.
+    assert!(
+        children.is_empty(),
+        "the masters deleted their nodes: {children:?}"
+    );
+}
+
 /// How long from `kill_master` of the leader to another master leading (recovered), ten times
 /// (the killed one started again each time). Prints the median and the max; run it with
 /// `cargo test --test zookeeper zookeeper_master_failover_time -- --ignored --nocapture`.
