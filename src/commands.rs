@@ -11,10 +11,10 @@ use crate::cli::{
 };
 use crate::controller::{self, ControllerConfig};
 use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig, ZkMasters};
-use crate::zk::ZkUrl;
 use crate::mesos::client::{ClientConfig, Credentials, parse_masters};
 use crate::mesos::convert::FrameworkSettings;
 use crate::mesos::encoding::Encoding;
+use crate::zk::ZkUrl;
 
 /// `mesos-reconciler run`.
 pub async fn run(args: RunArgs) -> i32 {

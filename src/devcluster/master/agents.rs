@@ -608,7 +608,11 @@ impl Master {
                 master_id,
                 reply,
             } => {
-                tracing::info!(port, master_id, "master elected: recovering from the agents");
+                tracing::info!(
+                    port,
+                    master_id,
+                    "master elected: recovering from the agents"
+                );
                 self.settings = Arc::new(Settings {
                     port,
                     ..(*self.settings).clone()

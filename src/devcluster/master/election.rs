@@ -143,9 +143,7 @@ async fn create_node(
         client.mkdir(&url.path, &dir).await?;
     }
     let node = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
-    let (_, seq) = client
-        .create(&url.child(NODE_LABEL), data, &node)
-        .await?;
+    let (_, seq) = client.create(&url.child(NODE_LABEL), data, &node).await?;
     Ok(format!("{NODE_LABEL}{seq}"))
 }
 
@@ -161,10 +159,12 @@ async fn watch_leader(
     loop {
         // A request made while disconnected may wait for the reconnection: bounded, so that the
         // session clock keeps running.
-        let listed =
-            tokio::time::timeout(zk.session_timeout, client.get_and_watch_children(&zk.url.path))
-                .await
-                .unwrap_or(Err(zookeeper_client::Error::ConnectionLoss));
+        let listed = tokio::time::timeout(
+            zk.session_timeout,
+            client.get_and_watch_children(&zk.url.path),
+        )
+        .await
+        .unwrap_or(Err(zookeeper_client::Error::ConnectionLoss));
         let (children, watcher) = match listed {
             Ok((children, _, watcher)) => (children, watcher),
             Err(

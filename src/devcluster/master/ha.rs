@@ -74,15 +74,20 @@ impl Masters {
         for addr in listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Bind { addr: *addr, source })?;
+                .map_err(|source| StartError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
             listeners.push(listener);
         }
         let addrs = listeners
             .iter()
             .zip(listen)
             .map(|(l, addr)| {
-                l.local_addr()
-                    .map_err(|source| StartError::Bind { addr: *addr, source })
+                l.local_addr().map_err(|source| StartError::Bind {
+                    addr: *addr,
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let masters = Arc::new_cyclic(|this| Masters {
@@ -201,7 +206,9 @@ impl Masters {
         running.task.abort();
         front.role.send_replace(Role::Stopped);
         let port = self.addrs[index].port();
-        let _ = self.tx.send(Msg::Leadership(LeaderChange::Deposed { port }));
+        let _ = self
+            .tx
+            .send(Msg::Leadership(LeaderChange::Deposed { port }));
         if let Some((server, stop)) = running.server {
             let _ = stop.send(());
             front.closing = Some(server);

@@ -228,15 +228,16 @@ impl DevCluster {
         {
             return Err(StartError::NoMasterAddress(zk.url.to_string()));
         }
-        let listener = match &config.zk {
-            Some(_) => None,
-            None => Some(tokio::net::TcpListener::bind(config.listen).await.map_err(
-                |source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                },
-            )?),
-        };
+        let listener =
+            match &config.zk {
+                Some(_) => None,
+                None => Some(tokio::net::TcpListener::bind(config.listen).await.map_err(
+                    |source| StartError::Bind {
+                        addr: config.listen,
+                        source,
+                    },
+                )?),
+            };
         let addr = match &listener {
             Some(l) => l.local_addr().map_err(|source| StartError::Bind {
                 addr: config.listen,
