@@ -10,17 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mesos_reconciler::devcluster::{
-    AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig, ZkMasters,
-};
+use mesos_reconciler::devcluster::{DevCluster, DevClusterConfig, ZkMasters};
 use mesos_reconciler::mesos::json;
 use mesos_reconciler::mesos::proto::v1 as pb;
 use mesos_reconciler::zk::{ZkUrl, leader_child};
 use reqwest::StatusCode;
 
 use crate::proc::{
-    DEADLINE, Fixture, FrameworkView, check_converged, frameworks_of, service_spec, wait_for,
-    wait_ready_and_passes,
+    DEADLINE, Fixture, FrameworkView, check_converged, cluster_config, frameworks_of, service_spec,
+    wait_for, wait_ready_and_passes,
 };
 use crate::zk_support::ZooKeeper;
 
@@ -109,21 +107,15 @@ impl Drop for Zk {
 
 /// Three masters on free ports, `agents` virtual agents, short intervals.
 async fn three_masters(zk: &Zk, agents: usize, session_timeout: Duration) -> DevCluster {
-    let agent = AgentSpec::parse(AgentSpecKind::Virtual, AGENT, "").expect("agent spec parses");
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     DevCluster::start(DevClusterConfig {
-        agents: vec![agent; agents],
-        allocation_interval: Duration::from_millis(50),
-        heartbeat_interval: Duration::from_secs(1),
-        status_retry_initial: Duration::from_millis(300),
-        status_retry_max: Duration::from_secs(2),
         reregister_delay: Duration::from_millis(200),
         zk: Some(ZkMasters {
             url: zk.url(),
             listen: vec![any; 3],
             session_timeout,
         }),
-        ..DevClusterConfig::default()
+        ..cluster_config(agents, AGENT)
     })
     .await
     .expect("the dev cluster starts")

@@ -156,15 +156,7 @@ impl Masters {
         };
         let app: Router = super::http::router(self.tx.clone(), settings.clone())
             .layer(axum::middleware::from_fn_with_state(guard, guard_request));
-        let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "dev cluster master http server failed");
-            }
-        });
+        let (server, stop_server) = super::serve(listener, app);
         let mut info = master_info(&uuid::Uuid::new_v4().to_string(), &settings);
         if let std::net::IpAddr::V4(ip) = addr.ip() {
             info.ip = u32::from_le_bytes(ip.octets());

@@ -296,16 +296,7 @@ impl DevCluster {
         };
         tracing::info!(%addr, master_id = %master.master_id, "dev cluster master started");
         let actor = tokio::spawn(master.run(inbox, updates));
-        let app = http::router(tx.clone(), settings);
-        let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "dev cluster http server failed");
-            }
-        });
+        let (server, stop_server) = serve(listener, http::router(tx.clone(), settings));
         Ok(DevCluster {
             addr,
             tx,
@@ -433,6 +424,24 @@ impl Drop for DevCluster {
             server.abort();
         }
     }
+}
+
+/// Serves `app` on `listener` until the returned sender is used (or dropped): then the listener
+/// closes at once and open connections end after their current response.
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> (JoinHandle<()>, oneshot::Sender<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "dev cluster http server failed");
+        }
+    });
+    (server, stop)
 }
 
 /// The fault API: a cheap, cloneable handle whose methods return once the fault is applied.
