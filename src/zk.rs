@@ -138,6 +138,22 @@ impl ZkUrl {
             .await
     }
 
+    /// The ACL of the nodes created under this URL, as Mesos' group sets it: open without
+    /// credentials; with them, everyone may read and only the creator may change or delete
+    /// (upstream's `EVERYONE_READ_CREATOR_ALL`).
+    pub fn node_acls(&self) -> zookeeper_client::Acls<'static> {
+        use zookeeper_client::{Acl, Acls, Permission};
+        static EVERYONE_READ_CREATOR_ALL: [Acl; 2] = [
+            Acl::new_const(Permission::READ, "world", "anyone"),
+            Acl::new_const(Permission::ALL, "auth", ""),
+        ];
+        if self.has_credentials() {
+            Acls::new(&EVERYONE_READ_CREATOR_ALL)
+        } else {
+            Acls::anyone_all()
+        }
+    }
+
     fn connector(&self, session_timeout: Duration) -> zookeeper_client::Connector {
         let mut connector = zookeeper_client::Client::connector()
             .with_session_timeout(session_timeout)

@@ -107,11 +107,15 @@ impl Drop for Zk {
 
 /// Three masters on free ports, `agents` virtual agents, short intervals.
 async fn three_masters(zk: &Zk, agents: usize, session_timeout: Duration) -> DevCluster {
+    three_masters_at(zk.url(), agents, session_timeout).await
+}
+
+async fn three_masters_at(url: ZkUrl, agents: usize, session_timeout: Duration) -> DevCluster {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     DevCluster::start(DevClusterConfig {
         reregister_delay: Duration::from_millis(200),
         zk: Some(ZkMasters {
-            url: zk.url(),
+            url,
             listen: vec![any; 3],
             session_timeout,
         }),
@@ -283,6 +287,42 @@ async fn zookeeper_three_dev_masters_elect_one_leader_the_others_redirect() {
     let leader = wait_leader(&cluster, None, DEADLINE).await;
     let (status, _) = post_scheduler(addrs[(leader + 1) % 3]).await.unwrap();
     assert_eq!(status, StatusCode::TEMPORARY_REDIRECT, "a leader again");
+    cluster.shutdown().await;
+}
+
+/// With credentials in the URL the masters authenticate (digest) and create their nodes as
+/// upstream does: everyone may read them (detectors need no credentials), only their creator may
+/// delete them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_dev_masters_with_credentials_write_nodes_only_they_can_delete() {
+    let zk = Zk::start("auth", Duration::from_millis(250));
+    let url = ZkUrl::parse(&format!(
+        "zk://alice:s3cret@127.0.0.1:{}{ZK_PATH}",
+        zk.server.port()
+    ))
+    .unwrap();
+    let cluster = three_masters_at(url, 1, Duration::from_secs(3)).await;
+    wait_leader(&cluster, None, DEADLINE).await;
+    let (children, data) = zk.election().await.expect("anyone may read the nodes");
+    let info: pb::MasterInfo = json::from_slice(&data.unwrap()).unwrap();
+    let ports: Vec<u32> = cluster
+        .master_addrs()
+        .iter()
+        .map(|a| u32::from(a.port()))
+        .collect();
+    assert!(ports.contains(&info.port), "{info:?}");
+    let anonymous = zookeeper_client::Client::connect(&zk.server.connect_string())
+        .await
+        .unwrap();
+    let leader = leader_child(&children).unwrap();
+    let refused = anonymous
+        .delete(&format!("{ZK_PATH}/{leader}"), None)
+        .await
+        .expect_err("only the creator may delete");
+    assert!(
+        matches!(refused, zookeeper_client::Error::NoAuth),
+        "{refused:?}"
+    );
     cluster.shutdown().await;
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use zookeeper_client::{Acls, Client, CreateMode, SessionState};
+use zookeeper_client::{Client, CreateMode, SessionState};
 
 use super::state::{LeaderChange, Msg};
 use crate::mesos::json;
@@ -139,10 +139,10 @@ async fn create_node(
     data: &[u8],
 ) -> Result<String, zookeeper_client::Error> {
     if url.path != "/" {
-        let dir = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        let dir = CreateMode::Persistent.with_acls(url.node_acls());
         client.mkdir(&url.path, &dir).await?;
     }
-    let node = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    let node = CreateMode::EphemeralSequential.with_acls(url.node_acls());
     let (_, seq) = client.create(&url.child(NODE_LABEL), data, &node).await?;
     Ok(format!("{NODE_LABEL}{seq}"))
 }
