@@ -104,16 +104,21 @@ pub(super) async fn session_loop(
         };
         retry = RETRY_MIN;
         let ours = match &data {
-            Some(data) => match create_node(&client, &zk.url, data).await {
-                Ok(name) => Some(name),
-                Err(e) => {
-                    tracing::warn!(zk = %zk.url, error = %e, "cannot create the contender node");
-                    if wait_or_stop(RETRY_MAX, &mut stop).await {
-                        return;
+            Some(data) => {
+                match tokio::time::timeout(zk.session_timeout, create_node(&client, &zk.url, data))
+                    .await
+                    .unwrap_or(Err(zookeeper_client::Error::ConnectionLoss))
+                {
+                    Ok(name) => Some(name),
+                    Err(e) => {
+                        tracing::warn!(zk = %zk.url, error = %e, "cannot create the contender node");
+                        if wait_or_stop(RETRY_MAX, &mut stop).await {
+                            return;
+                        }
+                        continue;
                     }
-                    continue;
                 }
-            },
+            }
             None => None,
         };
         match watch_leader(&client, &zk, ours.as_deref(), &views, &mut stop).await {
@@ -127,6 +132,13 @@ pub(super) async fn session_loop(
             End::Lost => {
                 tracing::warn!(zk = %zk.url, node = ?ours, "ZooKeeper session lost");
                 let _ = views.send(View::Lost);
+                // Given up locally, the session may still live on the server (a server back
+                // after longer than the timeout): its node would lead, unserved, until it
+                // expires. Delete it if the server still lets us.
+                if let Some(name) = ours {
+                    let path = zk.url.child(&name);
+                    let _ = tokio::time::timeout(RETRY_MIN * 5, client.delete(&path, None)).await;
+                }
             }
         }
     }
