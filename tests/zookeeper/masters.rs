@@ -448,6 +448,110 @@ async fn zookeeper_killed_leader_master_is_replaced_and_the_controller_follows_t
     cluster.shutdown().await;
 }
 
+/// What a new leader learns from the agents alone: with the controller dead (its framework
+/// within its failover timeout), the leading master is killed; the new leader lists the
+/// framework, inactive, with every task the agents reported; a scheduler re-subscribing with
+/// the framework's id through the plain list of masters is accepted, and reconciling the tasks
+/// answers TASK_RUNNING for each (REASON_RECONCILIATION).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_new_leader_learns_frameworks_and_tasks_from_the_agents() {
+    use futures_util::StreamExt;
+    use mesos_reconciler::mesos::client::{ClientConfig, SchedulerClient};
+    use pb::scheduler::call;
+
+    let zk = Zk::start("learn", Duration::from_millis(250));
+    let cluster = three_masters(&zk, 2, Duration::from_secs(3)).await;
+    let addrs = cluster.master_addrs();
+    let first = wait_leader(&cluster, None, DEADLINE).await;
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let mut fx = Fixture::new("zk-learn", &list.join(","));
+    let wanted = specs(&[("web", 3)]);
+    fx.write_specs(&wanted);
+    let mut controller = fx.spawn(None);
+    let fws = wait_converged_on(addrs[first], &controller, &wanted).await;
+    let framework_id = fws[0].id.clone();
+    let tasks = task_ids(&fws);
+    controller.kill9().await;
+
+    cluster.faults().kill_master(None).await.unwrap();
+    let second = wait_leader(&cluster, Some(first), DEADLINE).await;
+    wait_for(
+        "the new leader to learn the framework",
+        DEADLINE,
+        || async {
+            let fws = frameworks_of(&leader_state(addrs[second]).await?);
+            match fws.as_slice() {
+                [f] if f.id == framework_id && !f.active && task_ids(&fws) == tasks => Ok(()),
+                _ => Err(format!("{fws:?}")),
+            }
+        },
+    )
+    .await;
+
+    let masters = addrs
+        .iter()
+        .map(|a| format!("http://{a}").parse().unwrap())
+        .collect();
+    let client = SchedulerClient::new(ClientConfig::new(masters)).unwrap();
+    let id = pb::FrameworkId {
+        value: framework_id.clone(),
+    };
+    let mut sub = client
+        .subscribe(call::Subscribe {
+            framework_info: pb::FrameworkInfo {
+                id: Some(id.clone()),
+                user: "tester".to_owned(),
+                name: "mesos-reconciler".to_owned(),
+                failover_timeout: Some(3600.0),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .expect("the re-subscription is accepted");
+    assert_eq!(
+        sub.master.port(),
+        Some(addrs[second].port()),
+        "via the leader"
+    );
+    let reconcile = pb::scheduler::Call {
+        framework_id: Some(id),
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile {
+            tasks: tasks
+                .iter()
+                .map(|t| call::reconcile::Task {
+                    task_id: pb::TaskId { value: t.clone() },
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    client.call(reconcile).await.expect("RECONCILE");
+    let mut answered = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while answered != tasks {
+        let event = tokio::time::timeout_at(deadline, sub.events.next())
+            .await
+            .unwrap_or_else(|_| panic!("answers for {tasks:?}, got {answered:?}"))
+            .expect("the stream stays open")
+            .expect("a readable event");
+        let Some(update) = event.update else { continue };
+        let status = update.status;
+        if status.reason == Some(pb::task_status::Reason::Reconciliation as i32) {
+            assert_eq!(
+                status.state,
+                pb::TaskState::TaskRunning as i32,
+                "{status:?}"
+            );
+            answered.insert(status.task_id.value);
+        }
+    }
+    drop(sub);
+    cluster.shutdown().await;
+}
+
 /// ZooKeeper is restarted while everything runs, for less than the session timeout: the
 /// sessions survive, the same master keeps leading with the same id, and nothing is
 /// relaunched: the same tasks run and the master received no new launch.
