@@ -455,7 +455,6 @@ async fn zookeeper_killed_leader_master_is_replaced_and_the_controller_follows_t
 /// answers TASK_RUNNING for each (REASON_RECONCILIATION).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_new_leader_learns_frameworks_and_tasks_from_the_agents() {
-    use futures_util::StreamExt;
     use mesos_reconciler::mesos::client::{ClientConfig, SchedulerClient};
     use pb::scheduler::call;
 
