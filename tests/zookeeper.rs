@@ -9,6 +9,10 @@ mod zk_support;
 mod proc;
 
 /// The dev cluster as several masters (item 2).
+#[path = "zookeeper/dev_masters.rs"]
+mod dev_masters;
+#[path = "zookeeper/master_failover.rs"]
+mod master_failover;
 #[path = "zookeeper/masters.rs"]
 mod masters;
 
