@@ -4,9 +4,11 @@
 //! through the 307s and 503s without duplicating or losing a task; a restarted master contends
 //! again and follows; ZooKeeper restarted under a running cluster changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mesos_reconciler::devcluster::DevCluster;
 use mesos_reconciler::mesos::proto::v1 as pb;
 use reqwest::StatusCode;
 
@@ -15,9 +17,51 @@ use super::dev_masters::{
     wait_leader,
 };
 use crate::proc::{
-    DEADLINE, Fixture, check_converged, frameworks_of, service_spec, wait_for,
-    wait_ready_and_passes,
+    ControllerProc, DEADLINE, Fixture, FrameworkView, check_converged, frameworks_of, service_spec,
+    wait_for, wait_ready_and_passes,
 };
+
+/// Three masters with `agents` agents, and a controller given the plain list of the masters,
+/// converged on `wanted`.
+struct World {
+    zk: Zk,
+    cluster: DevCluster,
+    addrs: Vec<SocketAddr>,
+    /// The master that led when the controller converged.
+    leader: usize,
+    /// Kept for its directories and its log (printed if the test fails).
+    _fx: Fixture,
+    controller: ControllerProc,
+    /// The frameworks the leader showed then.
+    frameworks: Vec<FrameworkView>,
+}
+
+async fn converged_world(
+    label: &str,
+    tick: Duration,
+    session_timeout: Duration,
+    agents: usize,
+    wanted: &BTreeMap<String, u32>,
+) -> World {
+    let zk = Zk::start(label, tick);
+    let cluster = three_masters(&zk, agents, session_timeout).await;
+    let addrs = cluster.master_addrs();
+    let leader = wait_leader(&cluster, None, DEADLINE).await;
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let mut fx = Fixture::new(&format!("zk-{label}"), &list.join(","));
+    fx.write_specs(wanted);
+    let controller = fx.spawn(None);
+    let frameworks = wait_converged_on(addrs[leader], &controller, wanted).await;
+    World {
+        zk,
+        cluster,
+        addrs,
+        leader,
+        _fx: fx,
+        controller,
+        frameworks,
+    }
+}
 
 /// The leading master is killed (its session abandoned, not closed): once ZooKeeper expires
 /// the session another master leads, the agents re-register with it and it knows their tasks
@@ -27,16 +71,18 @@ use crate::proc::{
 /// lost. The killed master, started again, contends anew and redirects to the new leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_killed_leader_master_is_replaced_and_the_controller_follows_the_plain_list() {
-    let zk = Zk::start("failover", Duration::from_millis(250));
-    let cluster = three_masters(&zk, 2, Duration::from_secs(3)).await;
-    let addrs = cluster.master_addrs();
-    let first = wait_leader(&cluster, None, DEADLINE).await;
-    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    let mut fx = Fixture::new("zk-masters", &list.join(","));
     let before = specs(&[("web", 3), ("api", 2)]);
-    fx.write_specs(&before);
-    let controller = fx.spawn(None);
-    let fws = wait_converged_on(addrs[first], &controller, &before).await;
+    let tick = Duration::from_millis(250);
+    let world = converged_world("failover", tick, Duration::from_secs(3), 2, &before).await;
+    let World {
+        zk: _zk,
+        cluster,
+        addrs,
+        leader: first,
+        _fx: fx,
+        controller,
+        frameworks: fws,
+    } = world;
     let framework_id = fws[0].id.clone();
     let tasks_before = task_ids(&fws);
     let launched_before = cluster.received_task_infos().await.len();
@@ -118,16 +164,18 @@ async fn zookeeper_new_leader_learns_frameworks_and_tasks_from_the_agents() {
     use mesos_reconciler::mesos::client::{ClientConfig, SchedulerClient};
     use pb::scheduler::call;
 
-    let zk = Zk::start("learn", Duration::from_millis(250));
-    let cluster = three_masters(&zk, 2, Duration::from_secs(3)).await;
-    let addrs = cluster.master_addrs();
-    let first = wait_leader(&cluster, None, DEADLINE).await;
-    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    let mut fx = Fixture::new("zk-learn", &list.join(","));
     let wanted = specs(&[("web", 3)]);
-    fx.write_specs(&wanted);
-    let mut controller = fx.spawn(None);
-    let fws = wait_converged_on(addrs[first], &controller, &wanted).await;
+    let tick = Duration::from_millis(250);
+    let world = converged_world("learn", tick, Duration::from_secs(3), 2, &wanted).await;
+    let World {
+        zk: _zk,
+        cluster,
+        addrs,
+        leader: first,
+        _fx,
+        mut controller,
+        frameworks: fws,
+    } = world;
     let framework_id = fws[0].id.clone();
     let tasks = task_ids(&fws);
     controller.kill9().await;
@@ -216,16 +264,18 @@ async fn zookeeper_new_leader_learns_frameworks_and_tasks_from_the_agents() {
 /// relaunched: the same tasks run and the master received no new launch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restarted_under_running_dev_masters_changes_nothing() {
-    let mut zk = Zk::start("restart", Duration::from_millis(500));
-    let cluster = three_masters(&zk, 1, Duration::from_secs(10)).await;
-    let addrs = cluster.master_addrs();
-    let leader = wait_leader(&cluster, None, DEADLINE).await;
-    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    let mut fx = Fixture::new("zk-restart", &list.join(","));
     let wanted = specs(&[("web", 2)]);
-    fx.write_specs(&wanted);
-    let controller = fx.spawn(None);
-    let fws = wait_converged_on(addrs[leader], &controller, &wanted).await;
+    let tick = Duration::from_millis(500);
+    let world = converged_world("restart", tick, Duration::from_secs(10), 1, &wanted).await;
+    let World {
+        mut zk,
+        cluster,
+        addrs,
+        leader,
+        _fx,
+        controller,
+        frameworks: fws,
+    } = world;
     let master_id = leader_state(addrs[leader]).await.unwrap()["id"].clone();
     let (children, _) = zk.election().await.unwrap();
     let launched = cluster.received_task_infos().await.len();
