@@ -265,8 +265,10 @@ async fn zookeeper_new_leader_learns_frameworks_and_tasks_from_the_agents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restarted_under_running_dev_masters_changes_nothing() {
     let wanted = specs(&[("web", 2)]);
-    let tick = Duration::from_millis(500);
-    let world = converged_world("restart", tick, Duration::from_secs(10), 1, &wanted).await;
+    // The longest session ZooKeeper allows with a 1 s tick (20 ticks): a JVM restarting on a
+    // loaded machine takes a few seconds, and the sessions must outlast it.
+    let tick = Duration::from_secs(1);
+    let world = converged_world("restart", tick, Duration::from_secs(20), 1, &wanted).await;
     let World {
         mut zk,
         cluster,

@@ -167,16 +167,16 @@ async fn watch_leader(
     views: &mpsc::UnboundedSender<View>,
     stop: &mut watch::Receiver<bool>,
 ) -> End {
-    let mut session = SessionClock::new(client, zk.session_timeout);
+    // The timeout the server granted, which may differ from the one asked for: a leader must
+    // not outlive, in its own eyes, the session the server keeps.
+    let timeout = client.session_timeout();
+    let mut session = SessionClock::new(client, timeout);
     loop {
         // A request made while disconnected may wait for the reconnection: bounded, so that the
         // session clock keeps running.
-        let listed = tokio::time::timeout(
-            zk.session_timeout,
-            client.get_and_watch_children(&zk.url.path),
-        )
-        .await
-        .unwrap_or(Err(zookeeper_client::Error::ConnectionLoss));
+        let listed = tokio::time::timeout(timeout, client.get_and_watch_children(&zk.url.path))
+            .await
+            .unwrap_or(Err(zookeeper_client::Error::ConnectionLoss));
         let (children, watcher) = match listed {
             Ok((children, _, watcher)) => (children, watcher),
             Err(
@@ -208,10 +208,7 @@ async fn watch_leader(
         let view = match leader_child(&children) {
             None => View::NoLeader,
             Some(leader) => {
-                let read = tokio::time::timeout(
-                    zk.session_timeout,
-                    client.get_data(&zk.url.child(leader)),
-                );
+                let read = tokio::time::timeout(timeout, client.get_data(&zk.url.child(leader)));
                 let info = match read.await {
                     Ok(Ok((data, _))) => {
                         json::from_slice::<pb::MasterInfo>(&data).ok().map(Box::new)
