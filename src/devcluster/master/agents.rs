@@ -80,6 +80,7 @@ impl Master {
             },
         );
         self.metrics.slave_registrations += 1;
+        self.operator_agent_added(&id);
         // Upstream `addSlave` allocates the new agent's resources at once.
         self.request_allocation_on(&id);
         id
@@ -156,6 +157,10 @@ impl Master {
             // The record shares the agent's bytes of the update rather than copying it.
             task.push_status(&status, Some(&encoded));
             task.set_latest(encoded);
+        }
+        // Upstream's `updateTask` tells operator subscribers when the task's state changes.
+        if was != Some(state) {
+            self.operator_task_updated(&framework_id, &status, state);
         }
         if connected {
             let event = streams::update(status);
@@ -363,8 +368,10 @@ impl Master {
                 }
                 Loss::Gone => framework.push_completed(key.1.clone(), task),
             }
+            self.operator_task_updated(&key.0, &status, state as i32);
             self.send_master_update(&key.0, status);
         }
+        self.operator_agent_removed(agent_id);
         let failure = streams::agent_failure(agent_id);
         for framework in self.frameworks.values() {
             if let Some(stream) = framework.stream() {
@@ -506,6 +513,7 @@ impl Master {
                 }
             }
         }
+        self.operator_agent_added(agent_id);
         // Re-registration adds the agent to the allocator again (`addSlave`): its free
         // resources are offered at once.
         self.request_allocation_on(agent_id);

@@ -2,8 +2,7 @@
 //! does (its agents share the master's libprocess, hence the master's host and port, and are told
 //! apart by their pid `slave(N)@host:port`):
 //!
-//! - `GET /master/slaves`: the registered agents (`id`, `pid`, `hostname`, ...), as upstream's
-//!   master serves them without the tasks of `/master/state`;
+//! - `GET /master/slaves` (`operator/slaves.rs`) lists the agents and their pids;
 //! - `GET /slave(N)/state`: agent N's frameworks, executors (a command executor per task, with the
 //!   task's id) and their sandbox `directory`, live ones under `executors`, ended ones under
 //!   `completed_executors`;
@@ -46,22 +45,6 @@ pub(super) struct AgentLookup {
 }
 
 impl Master {
-    /// `GET /master/slaves`.
-    pub(super) fn slaves_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024 * (self.agents.len() + 1));
-        out.extend_from_slice(b"{\"slaves\":[");
-        let mut first = true;
-        for agent in self.agents.values().filter(|a| a.is_registered()) {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            self.write_agent(&mut out, agent);
-        }
-        out.extend_from_slice(b"],\"recovered_slaves\":[]}");
-        out
-    }
-
     /// The agent whose pid is `slave(<n>)@...`.
     pub(super) fn agent_by_pid(&self, n: u64) -> Option<AgentLookup> {
         self.agents
@@ -73,18 +56,6 @@ impl Master {
                 pid: format!("slave({})@127.0.0.1:{}", a.pid, self.settings.port),
                 handle: a.handle.clone(),
             })
-    }
-}
-
-/// `GET /master/slaves`.
-pub(super) async fn slaves(State(app): State<App>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if app.tx.send(Msg::Slaves { reply }).is_err() {
-        return super::http::stopped();
-    }
-    match answer.await {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(_) => super::http::stopped(),
     }
 }
 

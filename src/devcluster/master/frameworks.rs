@@ -47,8 +47,11 @@ impl Master {
             self.frameworks.insert(id.clone(), framework);
             // Upstream `addFramework` of an active framework allocates at once.
             self.request_allocation();
-            return self.connect(&id, encoding);
+            let answer = self.connect(&id, encoding);
+            self.operator_framework_changed(&id, true);
+            return answer;
         };
+        let added = !self.frameworks.contains_key(&id);
         match self.frameworks.get_mut(&id) {
             Some(framework) => {
                 let recovered = matches!(framework.conn, Conn::Recovered);
@@ -94,6 +97,7 @@ impl Master {
             }
         }
         let answer = self.connect(&id, encoding);
+        self.operator_framework_changed(&id, added);
         // Upstream tells every agent about the re-subscribed framework, which makes each re-send
         // its oldest unacknowledged update per task at once.
         for agent in self.agents.values() {
@@ -240,6 +244,7 @@ impl Master {
         }
         framework.conn = Conn::Disconnected;
         framework.unregistered_time.get_or_insert_with(now_secs);
+        self.operator_framework_removed(&framework.info);
         let mut snapshot = Vec::new();
         self.write_framework(&mut snapshot, &framework, false);
         let snapshot = snapshot.into_boxed_slice();

@@ -49,17 +49,12 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
     Router::new()
         .route("/api/v1/scheduler", any(scheduler))
         .route("/master/api/v1/scheduler", any(scheduler))
-        .route("/master/state", get(state))
-        .route("/master/state.json", get(state))
-        .route("/state", get(state))
-        .route("/state.json", get(state))
-        .route("/metrics/snapshot", get(metrics))
         .route("/health", get(health))
         .route("/master/health", get(health))
         .route("/version", get(version))
         .route("/master/redirect", get(redirect))
-        // What agents serve about their sandboxes (see `files.rs`).
-        .route("/master/slaves", get(super::files::slaves))
+        // What agents serve about their sandboxes (see `files.rs`); the operator endpoints
+        // (`/master/state`, `/slaves`, `/api/v1`, ...) are in `operator/`.
         .route("/{process}/{endpoint}", get(super::files::agent_state))
         .route("/files/read", get(super::files::read))
         .route("/files/read.json", get(super::files::read))
@@ -74,10 +69,10 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
             tx: tx.clone(),
-            settings,
+            settings: settings.clone(),
             decoding: Arc::new(Semaphore::new(CALLS_IN_DECODE)),
         })
-        .merge(super::operator::router(tx))
+        .merge(super::operator::router(tx, settings))
 }
 
 /// `POST /api/v1/scheduler`, §3.1 in order.
@@ -273,37 +268,6 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 
 pub(super) fn stopped() -> Response {
     text(StatusCode::SERVICE_UNAVAILABLE, "Master is shutting down")
-}
-
-async fn state(State(app): State<App>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if app.tx.send(Msg::State { reply }).is_err() {
-        return stopped();
-    }
-    match answer.await {
-        Ok(json) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            json,
-        )
-            .into_response(),
-        Err(_) => stopped(),
-    }
-}
-
-/// `GET /metrics/snapshot` (upstream's query parameters `timeout` and `jsonp` are not needed:
-/// the snapshot never waits on anything slow).
-async fn metrics(State(app): State<App>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if app.tx.send(Msg::Metrics { reply }).is_err() {
-        return stopped();
-    }
-    match answer.await {
-        Ok(value) => axum::Json(value).into_response(),
-        Err(_) => stopped(),
-    }
 }
 
 async fn health() -> StatusCode {
