@@ -6,9 +6,12 @@
 //! heartbeats, failover of a subscription), `offers` (contents, filters, suppress/revive),
 //! `tasks` (launch, updates, kill, validation, reconciliation), `faults` (agents, master
 //! restart, update delivery faults), `endpoints` (state, version, redirect, health), `operator`
-//! (`/master/frameworks`), `operator_v0` (the other v0 operator endpoints) and `operator_v1` (the
-//! v1 operator API, `POST /api/v1`, and its event stream).
+//! (`/master/frameworks`), `operator_v0` (the other v0 operator endpoints), `operator_v1` (the
+//! v1 operator API, `POST /api/v1`, and its event stream) and `agent_endpoints` (an agent's own
+//! `/state`, `/files` and `/api/v1`).
 
+#[path = "devcluster/agent_endpoints.rs"]
+mod agent_endpoints;
 #[path = "devcluster/endpoints.rs"]
 mod endpoints;
 #[path = "devcluster/faults.rs"]

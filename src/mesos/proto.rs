@@ -1,5 +1,5 @@
-//! Generated wire types (prost) for packages `mesos.v1`, `mesos.v1.scheduler` and
-//! `mesos.v1.master` (the operator API), and the
+//! Generated wire types (prost) for packages `mesos.v1`, `mesos.v1.scheduler`, and
+//! `mesos.v1.master` and `mesos.v1.agent` (the operator APIs), and the
 //! compiled descriptor set that the JSON mapping walks.
 
 #[allow(clippy::all, clippy::pedantic, reason = "generated code")]
@@ -12,6 +12,10 @@ pub mod v1 {
 
     pub mod master {
         include!(concat!(env!("OUT_DIR"), "/mesos.v1.master.rs"));
+    }
+
+    pub mod agent {
+        include!(concat!(env!("OUT_DIR"), "/mesos.v1.agent.rs"));
     }
 }
 

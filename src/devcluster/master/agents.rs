@@ -61,6 +61,7 @@ impl Master {
         };
         let handle = agent::spawn(config, self.updates_tx.clone());
         let total = Resources::from_pb(&spec.resources).unwrap_or_default();
+        let http_port = self.serve_agent(&id, &hostname, pid, &spec, &total, &handle);
         tracing::info!(agent_id = %id, resources = %total, "agent registered");
         self.agents.insert(
             id.clone(),
@@ -77,6 +78,7 @@ impl Master {
                 tasks: HashSet::new(),
                 registered_time: now_secs(),
                 pid,
+                http_port,
             },
         );
         self.metrics.slave_registrations += 1;

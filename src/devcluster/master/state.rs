@@ -248,6 +248,8 @@ pub(super) struct Agent {
     pub registered_time: f64,
     /// The `slave(N)` number in the agent's pid and offer URL.
     pub pid: u64,
+    /// The loopback port of the agent's own HTTP server (`agent/http.rs`), in its pid.
+    pub http_port: u16,
 }
 
 impl Agent {

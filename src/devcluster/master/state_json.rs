@@ -113,10 +113,10 @@ impl Master {
         value(o.field("id"), &agent.id);
         value(
             o.field("pid"),
-            format!("slave({})@127.0.0.1:{}", agent.pid, self.settings.port),
+            format!("slave({})@127.0.0.1:{}", agent.pid, agent.http_port),
         );
         value(o.field("hostname"), &agent.hostname);
-        value(o.field("port"), self.settings.port);
+        value(o.field("port"), agent.http_port);
         value(o.field("registered_time"), agent.registered_time);
         agent.total.write_state_json(o.field("resources"));
         agent.used.write_state_json(o.field("used_resources"));

@@ -113,16 +113,16 @@ pub(super) fn task_from_json(doc: &Value) -> Option<pb::Task> {
 }
 
 /// An agent as `GetAgents.Agent`.
-pub(super) fn agent(master: &Master, agent: &Agent) -> response::get_agents::Agent {
+pub(super) fn agent(agent: &Agent) -> response::get_agents::Agent {
     let allocated: Resources = agent.used.clone();
     response::get_agents::Agent {
-        agent_info: agent_info(master, agent),
+        agent_info: agent_info(agent),
         active: agent.is_registered(),
         deactivated: Some(false),
         version: MESOS_VERSION.to_owned(),
         pid: Some(format!(
             "slave({})@127.0.0.1:{}",
-            agent.pid, master.settings.port
+            agent.pid, agent.http_port
         )),
         registered_time: Some(time_info(agent.registered_time)),
         reregistered_time: None,
@@ -138,10 +138,10 @@ pub(super) fn agent(master: &Master, agent: &Agent) -> response::get_agents::Age
     }
 }
 
-pub(super) fn agent_info(master: &Master, agent: &Agent) -> pb::AgentInfo {
+pub(super) fn agent_info(agent: &Agent) -> pb::AgentInfo {
     pb::AgentInfo {
         hostname: agent.hostname.clone(),
-        port: Some(i32::from(master.settings.port)),
+        port: Some(i32::from(agent.http_port)),
         resources: agent.total.to_pb(&unallocated()),
         attributes: agent.spec.attributes.clone(),
         id: Some(pb::AgentId {
@@ -262,13 +262,13 @@ impl Master {
                 .agents
                 .values()
                 .filter(|a| a.is_registered())
-                .map(|a| agent(self, a))
+                .map(agent)
                 .collect(),
             recovered_agents: self
                 .agents
                 .values()
                 .filter(|a| a.state == AgentState::Recovered)
-                .map(|a| agent_info(self, a))
+                .map(agent_info)
                 .collect(),
         }
     }

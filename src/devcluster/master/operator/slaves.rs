@@ -75,7 +75,7 @@ impl Master {
                 let mut o = Obj::new(list.item());
                 value(o.field("id"), &agent.id);
                 value(o.field("hostname"), &agent.hostname);
-                value(o.field("port"), self.settings.port);
+                value(o.field("port"), agent.http_port);
                 let attributes: std::collections::BTreeMap<&str, serde_json::Value> = agent
                     .spec
                     .attributes

@@ -174,7 +174,7 @@ impl Master {
         let Some(agent) = self.agents.get(agent_id) else {
             return;
         };
-        let agent = model::agent(self, agent);
+        let agent = model::agent(agent);
         let e = event(event::Type::AgentAdded, |e| {
             e.agent_added = Some(event::AgentAdded { agent });
         });

@@ -17,12 +17,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::super::http::{BUILD_DATE, BUILD_TIME, BUILD_USER, GIT_SHA, negotiate};
+use super::super::http::{BUILD_DATE, BUILD_TIME, BUILD_USER, GIT_SHA};
 use super::super::state::{MESOS_VERSION, Master};
 use super::roles::DEFAULT_WEIGHT;
 use super::{Ops, ask, stopped};
-use crate::mesos::encoding::Encoding;
-use crate::mesos::json;
+use crate::devcluster::agent::api::{self, accepted, read_call, text};
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::master::{Call, Response as ApiResponse, call, response};
 
@@ -32,58 +31,9 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if method != Method::POST {
-        let mut answer = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("Expecting one of {{ 'POST' }}, but received '{method}'"),
-        );
-        answer
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return answer;
-    }
-    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "Expecting 'Content-Type' to be present",
-        );
-    };
-    let call = match content_type.as_bytes() {
-        b"application/x-protobuf" => match Encoding::Protobuf.decode::<Call>(&body) {
-            Ok(call) => call,
-            Err(_) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "Failed to parse body into Call protobuf",
-                );
-            }
-        },
-        b"application/json" => {
-            let parsed: serde_json::Value = match serde_json::from_slice(&body) {
-                Ok(v) => v,
-                Err(e) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        format!("Failed to parse body into JSON: {e}"),
-                    );
-                }
-            };
-            match json::from_value::<Call>(&parsed) {
-                Ok(call) => call,
-                Err(e) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        format!("Failed to convert JSON into Call protobuf: {e}"),
-                    );
-                }
-            }
-        }
-        _ => {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Expecting 'Content-Type' of application/json or application/x-protobuf",
-            );
-        }
+    let call: Call = match read_call(&method, &headers, &body) {
+        Ok(call) => call,
+        Err(refused) => return *refused,
     };
     // A type number this master does not know decodes as an unknown field upstream: no type.
     let Some(ty) = call.r#type.and_then(|t| call::Type::try_from(t).ok()) else {
@@ -92,11 +42,9 @@ pub(super) async fn post(
             "Failed to validate master::Call: Expecting 'type' to be present",
         );
     };
-    let Some(encoding) = negotiate(&headers) else {
-        return text(
-            StatusCode::NOT_ACCEPTABLE,
-            "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
-        );
+    let encoding = match accepted(&headers) {
+        Ok(encoding) => encoding,
+        Err(refused) => return *refused,
     };
     if ty == call::Type::Subscribe {
         let interval = ops.settings.heartbeat_interval;
@@ -131,14 +79,7 @@ pub(super) async fn post(
         _ => None,
     };
     match answer {
-        Some(message) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(encoding.content_type()),
-            )],
-            encoding.encode(&message),
-        )
-            .into_response(),
+        Some(message) => api::answer(encoding, &message),
         None => text(
             StatusCode::NOT_IMPLEMENTED,
             format!(
@@ -147,15 +88,6 @@ pub(super) async fn post(
             ),
         ),
     }
-}
-
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body.into(),
-    )
-        .into_response()
 }
 
 fn health() -> ApiResponse {
