@@ -8,7 +8,7 @@
 //! restart, update delivery faults), `endpoints` (state, version, redirect, health), `operator`
 //! (`/master/frameworks`), `operator_v0` (the other v0 operator endpoints), `operator_v1` (the
 //! v1 operator API, `POST /api/v1`, and its event stream) and `agent_endpoints` (an agent's own
-//! `/state`, `/files` and `/api/v1`).
+//! `/state`, `/files` and `/api/v1`) and `overview` (the page at `/`).
 
 #[path = "devcluster/agent_endpoints.rs"]
 mod agent_endpoints;
@@ -24,6 +24,8 @@ mod operator;
 mod operator_v0;
 #[path = "devcluster/operator_v1.rs"]
 mod operator_v1;
+#[path = "devcluster/overview.rs"]
+mod overview;
 #[path = "devcluster/support.rs"]
 mod support;
 #[path = "devcluster/tasks.rs"]

@@ -1,7 +1,7 @@
 //! Upstream's operator endpoints: the read-only v0 JSON ones an operator's tools ask a master
 //! (`mesos agent list` asks `/slaves`, `mesos task list` asks `/tasks?order=asc&limit=-1`, the web
 //! UI asks `/master/state-summary`), one file each, and the v1 operator API (`POST /api/v1`,
-//! `v1.rs`, with its event stream in `subscribe.rs`).
+//! `v1.rs`, with its event stream in `subscribe.rs`), and the overview page at `/` (`page.rs`).
 //!
 //! Upstream serves each master endpoint under the master's process id (`/master/<name>`) and,
 //! since the master is libprocess's delegate, without it (`/<name>`); libprocess ignores a
@@ -14,6 +14,7 @@
 mod flags;
 mod frameworks;
 mod model;
+mod page;
 mod roles;
 mod slaves;
 mod subscribe;
@@ -110,6 +111,7 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
     for path in ["/metrics/snapshot", "/metrics/snapshot/"] {
         router = router.route(path, get(metrics));
     }
+    router = router.route("/", get(page::get));
     router.with_state(Ops { tx, settings })
 }
 
