@@ -239,6 +239,16 @@ async fn every_v0_endpoint_answers_on_upstreams_paths_in_upstreams_shape() {
     cluster.shutdown().await;
 }
 
+/// The time of each listed task's first status, in the list's order.
+fn first_status_times(doc: &Value) -> Vec<f64> {
+    doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["statuses"][0]["timestamp"].as_f64().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn tasks_are_sorted_paged_and_filtered_as_upstream_does() {
     let (cluster, sub) = busy_cluster().await;
@@ -255,12 +265,7 @@ async fn tasks_are_sorted_paged_and_filtered_as_upstream_does() {
     let (_, all) = get_json(&format!("{url}/tasks?order=asc&limit=-1")).await;
     let mut sorted = ids(&all);
     assert_eq!(sorted.len(), 3, "{all:#}");
-    let first_times: Vec<f64> = all["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["statuses"][0]["timestamp"].as_f64().unwrap())
-        .collect();
+    let first_times = first_status_times(&all);
     assert!(
         first_times.windows(2).all(|w| w[0] <= w[1]),
         "ascending by first status: {first_times:?}"
@@ -269,12 +274,7 @@ async fn tasks_are_sorted_paged_and_filtered_as_upstream_does() {
     let (_, newest_first) = get_json(&format!("{url}/master/tasks")).await;
     let mut reversed = ids(&newest_first);
     reversed.reverse();
-    let desc_times: Vec<f64> = newest_first["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["statuses"][0]["timestamp"].as_f64().unwrap())
-        .collect();
+    let desc_times = first_status_times(&newest_first);
     assert!(
         desc_times.windows(2).all(|w| w[0] >= w[1]),
         "{desc_times:?}"

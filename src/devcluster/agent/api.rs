@@ -117,6 +117,27 @@ pub(crate) fn read_call<C: Message + Name + Default>(
     }
 }
 
+/// A call read and checked as upstream's `api` handlers do, in their order: [`read_call`], then
+/// the call's type (`type_of`; a call without one, or with a number this build does not know,
+/// is a 400 naming `call_name`, e.g. `master::Call`), then [`accepted`].
+pub(crate) fn read_typed_call<C: Message + Name + Default, T>(
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    call_name: &str,
+    type_of: impl FnOnce(&C) -> Option<T>,
+) -> Result<(C, T, Encoding), Box<Response>> {
+    let call: C = read_call(method, headers, body)?;
+    let Some(ty) = type_of(&call) else {
+        return Err(Box::new(text(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to validate {call_name}: Expecting 'type' to be present"),
+        )));
+    };
+    let encoding = accepted(headers)?;
+    Ok((call, ty, encoding))
+}
+
 /// The encoding of the answer, or 406.
 pub(crate) fn accepted(headers: &HeaderMap) -> Result<Encoding, Box<Response>> {
     negotiate(headers).ok_or_else(|| {

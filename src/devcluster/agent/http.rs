@@ -29,7 +29,7 @@ use axum::routing::{any, get};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::api::{self, accepted, read_call, text};
+use super::api::{self, read_typed_call, text};
 use super::files::{self, Attached};
 use super::{AgentCommand, AgentHandle, SandboxReport, TaskReport};
 use crate::mesos::proto::is_terminal_state;
@@ -68,18 +68,22 @@ pub fn serve(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = Router::new()
-        .route("/state", get(state))
-        .route("/state/", get(state))
-        .route("/state.json", get(state))
+    let mut app = Router::new();
+    for path in ["/state", "/state/", "/state.json"] {
+        app = app.route(path, get(state));
+    }
+    for (name, handler) in [
+        ("read", get(read)),
+        ("browse", get(browse)),
+        ("download", get(download)),
+    ] {
+        app = app
+            .route(&format!("/files/{name}"), handler.clone())
+            .route(&format!("/files/{name}.json"), handler);
+    }
+    let app = app
         .route("/{process}/{endpoint}", get(own))
         .route("/{process}/api/v1", any(own_v1))
-        .route("/files/read", get(read))
-        .route("/files/read.json", get(read))
-        .route("/files/browse", get(browse))
-        .route("/files/browse.json", get(browse))
-        .route("/files/download", get(download))
-        .route("/files/download.json", get(download))
         .route("/api/v1", any(v1))
         .route("/health", get(|| async { StatusCode::OK }))
         .with_state(AgentApp {
@@ -264,18 +268,11 @@ async fn v1(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let call: Call = match read_call(&method, &headers, &body) {
-        Ok(call) => call,
-        Err(refused) => return *refused,
-    };
-    let Some(ty) = call.r#type.and_then(|t| call::Type::try_from(t).ok()) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "Failed to validate agent::Call: Expecting 'type' to be present",
-        );
-    };
-    let encoding = match accepted(&headers) {
-        Ok(encoding) => encoding,
+    let read = read_typed_call(&method, &headers, &body, "agent::Call", |c: &Call| {
+        c.r#type.and_then(|t| call::Type::try_from(t).ok())
+    });
+    let (_, ty, encoding) = match read {
+        Ok(read) => read,
         Err(refused) => return *refused,
     };
     let mut answer = ApiResponse::default();

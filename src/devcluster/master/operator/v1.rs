@@ -21,7 +21,7 @@ use super::super::http::{BUILD_DATE, BUILD_TIME, BUILD_USER, GIT_SHA};
 use super::super::state::{MESOS_VERSION, Master};
 use super::roles::DEFAULT_WEIGHT;
 use super::{Ops, ask, stopped};
-use crate::devcluster::agent::api::{self, accepted, read_call, text};
+use crate::devcluster::agent::api::{self, read_typed_call, text};
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::master::{Call, Response as ApiResponse, call, response};
 
@@ -31,19 +31,12 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let call: Call = match read_call(&method, &headers, &body) {
-        Ok(call) => call,
-        Err(refused) => return *refused,
-    };
     // A type number this master does not know decodes as an unknown field upstream: no type.
-    let Some(ty) = call.r#type.and_then(|t| call::Type::try_from(t).ok()) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "Failed to validate master::Call: Expecting 'type' to be present",
-        );
-    };
-    let encoding = match accepted(&headers) {
-        Ok(encoding) => encoding,
+    let read = read_typed_call(&method, &headers, &body, "master::Call", |c: &Call| {
+        c.r#type.and_then(|t| call::Type::try_from(t).ok())
+    });
+    let (_, ty, encoding) = match read {
+        Ok(read) => read,
         Err(refused) => return *refused,
     };
     if ty == call::Type::Subscribe {
