@@ -12,6 +12,7 @@ use mesos_reconciler::devcluster::AgentSpec;
 use mesos_reconciler::mesos::encoding::Encoding;
 use mesos_reconciler::mesos::proto::v1 as pb;
 use mesos_reconciler::mesos::proto::v1::master::{Call, Event, Response, call, event, response};
+use mesos_reconciler::mesos::proto::v1::scheduler::call as scheduler;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -438,10 +439,10 @@ async fn subscribe_follows_a_task_from_launch_to_finish_in_both_encodings() {
             }
             (added.task_added.unwrap().task, states)
         };
-        let ((), (task, mut states)) = tokio::join!(acking, watching);
-        assert_eq!(task.task_id.value, "short");
-        assert_eq!(task.state, pb::TaskState::TaskStaging as i32);
-        assert_eq!(task.agent_id, offer.agent_id);
+        let ((), (added_task, mut states)) = tokio::join!(acking, watching);
+        assert_eq!(added_task.task_id.value, "short");
+        assert_eq!(added_task.state, pb::TaskState::TaskStaging as i32);
+        assert_eq!(added_task.agent_id, offer.agent_id);
         states.retain(|s| *s != pb::TaskState::TaskStarting);
         assert_eq!(
             states,
@@ -470,8 +471,40 @@ async fn subscribe_follows_a_task_from_launch_to_finish_in_both_encodings() {
         let e = ops.next_of(&[event::Type::AgentRemoved]).await;
         assert_eq!(e.agent_removed.unwrap().agent_id.value, new_agent);
 
-        sub.send(sub.call_of(mesos_reconciler::mesos::proto::v1::scheduler::call::Type::Teardown))
-            .await;
+        // A new FrameworkInfo: FRAMEWORK_UPDATED.
+        let mut update = sub.call_of(scheduler::Type::UpdateFramework);
+        let mut info = framework_info("watched", &[]);
+        info.id = framework.framework_info.id.clone();
+        info.labels = Some(pb::Labels::from_pairs([("team", "ops")]));
+        update.update_framework = Some(scheduler::UpdateFramework {
+            framework_info: info.clone(),
+            ..Default::default()
+        });
+        let (status, body) = sub.call(&update).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let e = ops.next_of(&[event::Type::FrameworkUpdated]).await;
+        let updated = e.framework_updated.unwrap().framework;
+        assert_eq!(updated.framework_info.labels, info.labels);
+
+        // A teardown kills the framework's tasks (TASK_UPDATED to KILLED), then removes it.
+        let again = loop {
+            let offers = sub.events.next_offers().await;
+            if let Some(o) = offers.into_iter().find(|o| o.agent_id == offer.agent_id) {
+                break o;
+            }
+        };
+        sub.launch(&[&again.id], vec![task("long", &again)]).await;
+        sub.until_running("long").await;
+        sub.send(sub.call_of(scheduler::Type::Teardown)).await;
+        loop {
+            let e = ops.next_of(&task_events).await;
+            if let Some(u) = e.task_updated
+                && u.status.task_id.value == "long"
+                && u.state == pb::TaskState::TaskKilled as i32
+            {
+                break;
+            }
+        }
         let e = ops.next_of(&[event::Type::FrameworkRemoved]).await;
         assert_eq!(e.framework_removed.unwrap().framework_info.name, "watched");
         cluster.shutdown().await;

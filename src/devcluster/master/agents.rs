@@ -153,15 +153,26 @@ impl Master {
             .tasks
             .set_state(&key, state, &mut self.metrics.tasks_ended);
         let was_terminal = was.is_some_and(is_terminal);
+        // Upstream's `updateTask` tells operator subscribers of every new state in a task's
+        // statuses, and of every check or health change.
+        let mut tell_subscribers = matches!(
+            status
+                .reason
+                .and_then(|r| pb::task_status::Reason::try_from(r).ok()),
+            Some(
+                pb::task_status::Reason::TaskCheckStatusUpdated
+                    | pb::task_status::Reason::TaskHealthCheckStatusUpdated
+            )
+        );
         if let Some(task) = self.tasks.get_mut(&key) {
+            tell_subscribers |= task.statuses.last().map(|s| s.state) != Some(status.state);
             task.status_update_state = Some(status.state);
             task.status_update_uuid = status.uuid.as_deref().map(Box::from);
             // The record shares the agent's bytes of the update rather than copying it.
             task.push_status(&status, Some(&encoded));
             task.set_latest(encoded);
         }
-        // Upstream's `updateTask` tells operator subscribers when the task's state changes.
-        if was != Some(state) {
+        if tell_subscribers {
             self.operator_task_updated(&framework_id, &status, state);
         }
         if connected {
@@ -595,7 +606,9 @@ impl Master {
         let encoded = Bytes::from(report.latest.encode_to_vec());
         task.push_status(&report.latest, Some(&encoded));
         task.set_latest(encoded);
-        self.tasks.insert(key, task);
+        self.tasks.insert(key.clone(), task);
+        // Upstream's `Framework::addTask` announces a task learnt from a re-registering agent too.
+        self.operator_task_added(&key.0, &key.1);
     }
 
     /// A master failover: all streams close, frameworks, tasks and offers are forgotten, agents

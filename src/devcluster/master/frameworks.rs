@@ -221,6 +221,15 @@ impl Master {
                 let killed = pb::TaskState::TaskKilled as i32;
                 self.tasks
                     .set_state(&key, killed, &mut self.metrics.tasks_ended);
+                let agent_id = self.tasks.get(&key).map(|t| t.agent_id.to_string());
+                let status = super::state::master_status(
+                    &key.1,
+                    agent_id.as_deref(),
+                    pb::TaskState::TaskKilled,
+                    pb::task_status::Reason::FrameworkRemoved,
+                    "Framework removed",
+                );
+                self.operator_task_updated(framework_id, &status, killed);
             }
             if let Some(task) = self.tasks.remove(&key) {
                 if let Some(agent) = self.agents.get_mut(&*task.agent_id) {
@@ -310,6 +319,7 @@ impl Master {
         for offer in removed_role_offers {
             self.rescind_offer(&offer);
         }
+        self.operator_framework_changed(framework_id, false);
         tracing::info!(framework_id, "framework updated");
         CallResult::new(StatusCode::OK, "")
     }

@@ -1,8 +1,10 @@
 //! The operator API's `SUBSCRIBE`: a RecordIO stream of `mesos.v1.master.Event`s. The first
 //! event is SUBSCRIBED with the whole state (as `GET_STATE`) and the heartbeat interval; then,
-//! as upstream's `Master::Subscribers` sends them, TASK_ADDED when a task is launched,
-//! TASK_UPDATED when a task's state changes (the status that changed it and the new state),
-//! FRAMEWORK_ADDED / FRAMEWORK_UPDATED when a framework subscribes / re-subscribes,
+//! as upstream's `Master::Subscribers` sends them, TASK_ADDED when a task is launched (or learnt
+//! from a re-registering agent), TASK_UPDATED for every new state in a task's statuses and every
+//! check or health change (the status, and the task's latest state, which may be ahead of it),
+//! also for the master's own updates (agent lost, framework removed), FRAMEWORK_ADDED /
+//! FRAMEWORK_UPDATED when a framework subscribes / re-subscribes or updates its FrameworkInfo,
 //! FRAMEWORK_REMOVED when it is torn down or its failover timeout expires, AGENT_ADDED when an
 //! agent registers or re-registers, AGENT_REMOVED when it is lost (gone or unreachable), and a
 //! HEARTBEAT every heartbeat interval.
