@@ -18,10 +18,6 @@ use super::AGENT_CAPABILITIES;
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::master::response;
 
-fn ids<T>(value: &str, make: impl FnOnce(String) -> T) -> T {
-    make(value.to_owned())
-}
-
 fn unallocated() -> WireFormat {
     WireFormat {
         refinement: true,
@@ -39,28 +35,43 @@ fn allocated_to(role: &str) -> WireFormat {
 /// A task record as a `Task`.
 pub(super) fn task(framework_id: &str, task_id: &str, task: &Task) -> pb::Task {
     let extras = task.extras();
-    let statuses = task
+    let mut statuses: Vec<pb::TaskStatus> = task
         .statuses
         .iter()
         .map(|s| pb::TaskStatus {
-            task_id: ids(task_id, |value| pb::TaskId { value }),
+            task_id: pb::TaskId {
+                value: task_id.to_string(),
+            },
             state: s.state,
             timestamp: Some(s.timestamp),
             healthy: s.healthy,
             container_status: s.container_status(),
-            agent_id: Some(ids(&task.agent_id, |value| pb::AgentId { value })),
+            agent_id: Some(pb::AgentId {
+                value: task.agent_id.to_string(),
+            }),
             ..Default::default()
         })
         .collect();
+    // The latest update from the agent is kept whole: it stands for the last entry.
+    if let (Some(last), Some(latest)) = (statuses.last_mut(), task.latest())
+        && last.state == latest.state
+    {
+        *last = latest;
+    }
     pb::Task {
         name: task.name.to_string(),
-        task_id: ids(task_id, |value| pb::TaskId { value }),
-        framework_id: ids(framework_id, |value| pb::FrameworkId { value }),
-        executor_id: extras
-            .executor_id
-            .as_deref()
-            .map(|e| ids(e, |value| pb::ExecutorId { value })),
-        agent_id: ids(&task.agent_id, |value| pb::AgentId { value }),
+        task_id: pb::TaskId {
+            value: task_id.to_string(),
+        },
+        framework_id: pb::FrameworkId {
+            value: framework_id.to_string(),
+        },
+        executor_id: extras.executor_id.as_deref().map(|e| pb::ExecutorId {
+            value: e.to_string(),
+        }),
+        agent_id: pb::AgentId {
+            value: task.agent_id.to_string(),
+        },
         state: task.state(),
         resources: task.resources.to_pb(&allocated_to(&task.role)),
         statuses,
