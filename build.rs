@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/mesos/v1/mesos.proto",
         "proto/mesos/v1/scheduler/scheduler.proto",
+        "proto/mesos/v1/master/master.proto",
+        "proto/mesos/v1/agent/agent.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

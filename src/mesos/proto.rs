@@ -1,4 +1,5 @@
-//! Generated wire types (prost) for packages `mesos.v1` and `mesos.v1.scheduler`, and the
+//! Generated wire types (prost) for packages `mesos.v1`, `mesos.v1.scheduler`, and
+//! `mesos.v1.master` and `mesos.v1.agent` (the operator APIs), and the
 //! compiled descriptor set that the JSON mapping walks.
 
 #[allow(clippy::all, clippy::pedantic, reason = "generated code")]
@@ -7,6 +8,14 @@ pub mod v1 {
 
     pub mod scheduler {
         include!(concat!(env!("OUT_DIR"), "/mesos.v1.scheduler.rs"));
+    }
+
+    pub mod master {
+        include!(concat!(env!("OUT_DIR"), "/mesos.v1.master.rs"));
+    }
+
+    pub mod agent {
+        include!(concat!(env!("OUT_DIR"), "/mesos.v1.agent.rs"));
     }
 }
 
@@ -39,7 +48,7 @@ impl v1::Labels {
     }
 }
 
-/// The serialized `FileDescriptorSet` of both `.proto` files.
+/// The serialized `FileDescriptorSet` of the `.proto` files.
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mesos_descriptor.bin"));
 
 /// Mesos' own `isTerminalState` over a wire `TaskState` number (API notes §10): FINISHED, FAILED,

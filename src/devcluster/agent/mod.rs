@@ -16,10 +16,15 @@
 //! `updates.rs` builds statuses and holds the pure per-task delivery queue; `virtual_task.rs`
 //! reads the labels that script a virtual task; `process.rs` runs one process task (container
 //! checks, sandbox, command, kill); `fetcher.rs` fetches `CommandInfo.uris`; `health.rs` runs
-//! health checks. Tasks always run as the agent's own user (see `process.rs`).
+//! health checks. Tasks always run as the agent's own user (see `process.rs`). `http.rs` is the
+//! agent's own HTTP server (`/state`, `/files/*` from `files.rs`, `/api/v1`), `api.rs` the
+//! HTTP rules the v1 APIs share.
 
+pub(crate) mod api;
 mod fetcher;
+pub(crate) mod files;
 mod health;
+pub mod http;
 mod process;
 mod runtime;
 mod updates;
@@ -173,6 +178,11 @@ impl AgentHandle {
     /// Sends a command; a stopped agent silently drops it, as a dead agent would.
     pub fn send(&self, cmd: AgentCommand) {
         let _ = self.tx.send(cmd);
+    }
+
+    /// Resolves once the agent has stopped (its command channel is closed).
+    pub async fn closed(&self) {
+        self.tx.closed().await;
     }
 
     /// Builds a handle from a command sender (used by `spawn`).

@@ -61,6 +61,7 @@ impl Master {
         };
         let handle = agent::spawn(config, self.updates_tx.clone());
         let total = Resources::from_pb(&spec.resources).unwrap_or_default();
+        let http_port = self.serve_agent(&id, &hostname, pid, &spec, &total, &handle);
         tracing::info!(agent_id = %id, resources = %total, "agent registered");
         self.agents.insert(
             id.clone(),
@@ -77,9 +78,11 @@ impl Master {
                 tasks: HashSet::new(),
                 registered_time: now_secs(),
                 pid,
+                http_port,
             },
         );
         self.metrics.slave_registrations += 1;
+        self.operator_agent_added(&id);
         // Upstream `addSlave` allocates the new agent's resources at once.
         self.request_allocation_on(&id);
         id
@@ -150,12 +153,27 @@ impl Master {
             .tasks
             .set_state(&key, state, &mut self.metrics.tasks_ended);
         let was_terminal = was.is_some_and(is_terminal);
+        // Upstream's `updateTask` tells operator subscribers of every new state in a task's
+        // statuses, and of every check or health change.
+        let mut tell_subscribers = matches!(
+            status
+                .reason
+                .and_then(|r| pb::task_status::Reason::try_from(r).ok()),
+            Some(
+                pb::task_status::Reason::TaskCheckStatusUpdated
+                    | pb::task_status::Reason::TaskHealthCheckStatusUpdated
+            )
+        );
         if let Some(task) = self.tasks.get_mut(&key) {
+            tell_subscribers |= task.statuses.last().map(|s| s.state) != Some(status.state);
             task.status_update_state = Some(status.state);
             task.status_update_uuid = status.uuid.as_deref().map(Box::from);
             // The record shares the agent's bytes of the update rather than copying it.
             task.push_status(&status, Some(&encoded));
             task.set_latest(encoded);
+        }
+        if tell_subscribers {
+            self.operator_task_updated(&framework_id, &status, state);
         }
         if connected {
             let event = streams::update(status);
@@ -363,8 +381,10 @@ impl Master {
                 }
                 Loss::Gone => framework.push_completed(key.1.clone(), task),
             }
+            self.operator_task_updated(&key.0, &status, state as i32);
             self.send_master_update(&key.0, status);
         }
+        self.operator_agent_removed(agent_id);
         let failure = streams::agent_failure(agent_id);
         for framework in self.frameworks.values() {
             if let Some(stream) = framework.stream() {
@@ -506,6 +526,7 @@ impl Master {
                 }
             }
         }
+        self.operator_agent_added(agent_id);
         // Re-registration adds the agent to the allocator again (`addSlave`): its free
         // resources are offered at once.
         self.request_allocation_on(agent_id);
@@ -585,7 +606,9 @@ impl Master {
         let encoded = Bytes::from(report.latest.encode_to_vec());
         task.push_status(&report.latest, Some(&encoded));
         task.set_latest(encoded);
-        self.tasks.insert(key, task);
+        self.tasks.insert(key.clone(), task);
+        // Upstream's `Framework::addTask` announces a task learnt from a re-registering agent too.
+        self.operator_task_added(&key.0, &key.1);
     }
 
     /// A master failover: all streams close, frameworks, tasks and offers are forgotten, agents

@@ -187,12 +187,17 @@ impl Master {
             None => (WireFormat::default(), Vec::new()),
         };
         let agent = self.agents.get_mut(agent_id);
-        let (hostname, attributes, pid) = match agent {
+        let (hostname, attributes, pid, port) = match agent {
             Some(a) => {
                 a.offered.add(&resources);
-                (a.hostname.clone(), a.spec.attributes.clone(), a.pid)
+                (
+                    a.hostname.clone(),
+                    a.spec.attributes.clone(),
+                    a.pid,
+                    a.http_port,
+                )
             }
-            None => (self.settings.hostname.clone(), Vec::new(), 0),
+            None => (self.settings.hostname.clone(), Vec::new(), 0, 0),
         };
         let offer = pb::Offer {
             id: pb::OfferId {
@@ -208,7 +213,8 @@ impl Master {
                 address: pb::Address {
                     hostname: Some(hostname),
                     ip: Some("127.0.0.1".to_owned()),
-                    port: i32::from(self.settings.port),
+                    // The agent's own server, as its pid says.
+                    port: i32::from(port),
                 },
                 path: Some(format!("/slave({pid})")),
                 query: Vec::new(),

@@ -1,90 +1,121 @@
-//! What a Mesos agent serves about its sandboxes, served on the master's port as `mesos-local`
-//! does (its agents share the master's libprocess, hence the master's host and port, and are told
-//! apart by their pid `slave(N)@host:port`):
+//! What agents serve about their sandboxes, also on the master's port as `mesos-local` does (its
+//! agents share the master's libprocess): `GET /slave(N)/state` and `/files/read|browse|download`
+//! over every agent's sandboxes by their real directory. Each agent serves the same on its own
+//! port (`agent/http.rs`), which is where its pid in `/master/slaves` points, and where tools go
+//! first; these remain for clients that build agent URLs from the master's address.
 //!
-//! - `GET /master/slaves`: the registered agents (`id`, `pid`, `hostname`, ...), as upstream's
-//!   master serves them without the tasks of `/master/state`;
-//! - `GET /slave(N)/state`: agent N's frameworks, executors (a command executor per task, with the
-//!   task's id) and their sandbox `directory`, live ones under `executors`, ended ones under
-//!   `completed_executors`;
-//! - `GET /files/read?path=&offset=&length=`, `/files/browse?path=`, `/files/download?path=`:
-//!   upstream's `FilesProcess` (`src/files/files.cpp`): `{"data": ..., "offset": ...}` with
-//!   `offset=-1` answering the file's size, reads capped at 16 pages (64 KiB), 400 for a missing
-//!   path, a bad or negative offset or length, or a directory, 404 for a path outside every
-//!   sandbox.
-//!
-//! Where the dev cluster differs: only paths under the cluster's work directory are attached (no
-//! agent log files); `uid`/`gid` of a listing are numeric; file bytes that are not UTF-8 read as
-//! `?` (one byte each, so offsets stay byte offsets) and a read never ends inside a UTF-8
-//! character. A virtual agent's tasks have no process and no sandbox: their executors list an
-//! empty `directory`.
+//! Here the master only finds the agent and hands over to the agent's code (`agent/http.rs`,
+//! `agent/files.rs`). It also starts each agent's own server (`serve_agent`).
 
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use super::AgentSpec;
 use super::http::App;
-use super::state::{Master, Msg};
-use crate::devcluster::agent::{AgentCommand, AgentHandle, SandboxReport};
-
-/// The most one `/files/read` returns: upstream's 16 pages.
-pub(super) const MAX_READ: u64 = 16 * 4096;
+use super::resources::Resources;
+use super::state::{Agent, MESOS_VERSION, Master, Msg};
+use super::state_json::attribute_value;
+use crate::devcluster::agent::files::{self, Attached};
+use crate::devcluster::agent::http::{self as agent_http, AgentIdentity};
+use crate::devcluster::agent::{AgentCommand, AgentHandle};
 
 /// An agent as `/slave(N)/state` needs it.
 #[derive(Debug)]
 pub(super) struct AgentLookup {
-    pub id: String,
-    pub hostname: String,
-    pub pid: String,
+    pub identity: AgentIdentity,
     pub handle: Option<AgentHandle>,
 }
 
 impl Master {
-    /// `GET /master/slaves`.
-    pub(super) fn slaves_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024 * (self.agents.len() + 1));
-        out.extend_from_slice(b"{\"slaves\":[");
-        let mut first = true;
-        for agent in self.agents.values().filter(|a| a.is_registered()) {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            self.write_agent(&mut out, agent);
-        }
-        out.extend_from_slice(b"],\"recovered_slaves\":[]}");
-        out
-    }
-
     /// The agent whose pid is `slave(<n>)@...`.
     pub(super) fn agent_by_pid(&self, n: u64) -> Option<AgentLookup> {
         self.agents
             .values()
             .find(|a| a.pid == n)
             .map(|a| AgentLookup {
-                id: a.id.clone(),
-                hostname: a.hostname.clone(),
-                pid: format!("slave({})@127.0.0.1:{}", a.pid, self.settings.port),
+                identity: self.identity(a),
                 handle: a.handle.clone(),
             })
     }
+
+    fn identity(&self, agent: &Agent) -> AgentIdentity {
+        identity(
+            &self.settings.work_dir,
+            &agent.id,
+            &agent.hostname,
+            agent.pid,
+            agent.http_port,
+            &agent.spec,
+            &agent.total,
+        )
+    }
+
+    /// Starts the agent's own HTTP server on a free loopback port and returns the port; on
+    /// failure (no port left) the agent is named with the master's port, whose `/slave(N)/...`
+    /// paths answer for it too.
+    pub(super) fn serve_agent(
+        &self,
+        id: &str,
+        hostname: &str,
+        pid: u64,
+        spec: &AgentSpec,
+        total: &Resources,
+        handle: &AgentHandle,
+    ) -> u16 {
+        let bound = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|listener| {
+            let port = listener.local_addr()?.port();
+            let identity = identity(
+                &self.settings.work_dir,
+                id,
+                hostname,
+                pid,
+                port,
+                spec,
+                total,
+            );
+            agent_http::serve(listener, identity, handle.clone())?;
+            Ok(port)
+        });
+        match bound {
+            Ok(port) => port,
+            Err(e) => {
+                tracing::warn!(agent_id = id, error = %e, "agent http server not started; the master's port answers for it");
+                self.settings.port
+            }
+        }
+    }
 }
 
-/// `GET /master/slaves`.
-pub(super) async fn slaves(State(app): State<App>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if app.tx.send(Msg::Slaves { reply }).is_err() {
-        return super::http::stopped();
-    }
-    match answer.await {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(_) => super::http::stopped(),
+fn identity(
+    work_dir: &std::path::Path,
+    id: &str,
+    hostname: &str,
+    pid: u64,
+    port: u16,
+    spec: &AgentSpec,
+    total: &Resources,
+) -> AgentIdentity {
+    let mut resources = Vec::new();
+    total.write_state_json(&mut resources);
+    let attributes: BTreeMap<&str, serde_json::Value> = spec
+        .attributes
+        .iter()
+        .map(|a| (a.name.as_str(), attribute_value(a)))
+        .collect();
+    AgentIdentity {
+        id: id.to_owned(),
+        hostname: hostname.to_owned(),
+        process: format!("slave({pid})"),
+        pid: format!("slave({pid})@127.0.0.1:{port}"),
+        version: MESOS_VERSION.to_owned(),
+        work_dir: (spec.kind == super::AgentSpecKind::Process)
+            .then(|| work_dir.join("agents").join(id)),
+        resources: serde_json::from_slice(&resources).unwrap_or_default(),
+        attributes: serde_json::to_value(attributes).unwrap_or_default(),
     }
 }
 
@@ -116,338 +147,28 @@ pub(super) async fn agent_state(
     let Ok(sandboxes) = answer.await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "agent is not running\n").into_response();
     };
-    axum::Json(agent_state_json(&agent, &sandboxes, &app.settings.work_dir)).into_response()
+    axum::Json(agent_http::state_document(&agent.identity, &sandboxes)).into_response()
 }
 
-fn agent_state_json(agent: &AgentLookup, sandboxes: &[SandboxReport], work_dir: &Path) -> Value {
-    use std::collections::BTreeMap;
-    #[derive(Default)]
-    struct Framework {
-        executors: Vec<Value>,
-        completed: Vec<Value>,
-    }
-    let mut frameworks: BTreeMap<&str, Framework> = BTreeMap::new();
-    for s in sandboxes {
-        let state = s.state.map_or("TASK_STAGING", super::state::state_name);
-        let task = json!({
-            "id": s.task_id,
-            "framework_id": s.framework_id,
-            "executor_id": "",
-            "slave_id": agent.id,
-            "state": state,
-        });
-        let directory = s
-            .directory
-            .as_ref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
-        let (tasks, completed_tasks) = if s.completed {
-            (vec![], vec![task])
-        } else {
-            (vec![task], vec![])
-        };
-        let executor = json!({
-            "id": s.task_id,
-            "name": format!("Command Executor (Task: {})", s.task_id),
-            "source": s.task_id,
-            "directory": directory,
-            "tasks": tasks,
-            "queued_tasks": [],
-            "completed_tasks": completed_tasks,
-        });
-        let framework = frameworks.entry(s.framework_id.as_str()).or_default();
-        if s.completed {
-            framework.completed.push(executor);
-        } else {
-            framework.executors.push(executor);
-        }
-    }
-    let (mut live, mut gone) = (Vec::new(), Vec::new());
-    for (id, f) in frameworks {
-        let has_live = !f.executors.is_empty();
-        let doc = json!({
-            "id": id,
-            "executors": f.executors,
-            "completed_executors": f.completed,
-        });
-        if has_live {
-            live.push(doc);
-        } else {
-            gone.push(doc);
-        }
-    }
-    json!({
-        "version": super::state::MESOS_VERSION,
-        "id": agent.id,
-        "pid": agent.pid,
-        "hostname": agent.hostname,
-        "flags": { "work_dir": work_dir.display().to_string() },
-        "frameworks": live,
-        "completed_frameworks": gone,
-    })
-}
-
-/// The query of the `/files` endpoints, as text (upstream parses the numbers itself).
-#[derive(Debug, Default)]
-pub(super) struct FilesQuery {
-    path: Option<String>,
-    offset: Option<String>,
-    length: Option<String>,
-}
-
-impl FilesQuery {
-    /// Decodes a raw query as libprocess does (`%XX`, and `+` for a space); the last of a
-    /// repeated key wins, unknown keys (`jsonp`) are ignored.
-    fn parse(raw: Option<&str>) -> FilesQuery {
-        let mut q = FilesQuery::default();
-        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = value.replace('+', " ");
-            let value = percent_encoding::percent_decode_str(&value)
-                .decode_utf8_lossy()
-                .into_owned();
-            match key {
-                "path" => q.path = Some(value),
-                "offset" => q.offset = Some(value),
-                "length" => q.length = Some(value),
-                _ => {}
-            }
-        }
-        q
+/// Every sandbox of the cluster, by its real directory.
+fn everything(app: &App) -> Attached {
+    Attached {
+        root: Some(app.settings.work_dir.clone()),
+        sandboxes: Vec::new(),
     }
 }
 
 /// `GET /files/read`.
 pub(super) async fn read(State(app): State<App>, RawQuery(raw): RawQuery) -> Response {
-    let q = FilesQuery::parse(raw.as_deref());
-    let root = app.settings.work_dir.clone();
-    tokio::task::spawn_blocking(move || read_blocking(&root, q))
-        .await
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-fn read_blocking(root: &Path, q: FilesQuery) -> Response {
-    let Some(path) = q.path.filter(|p| !p.is_empty()) else {
-        return bad("Expecting 'path=value' in query.\n");
-    };
-    let mut offset: i64 = -1;
-    if let Some(text) = &q.offset {
-        match text.parse::<i64>() {
-            Ok(n) if n < -1 => return bad(&format!("Negative offset provided: {n}.\n")),
-            Ok(n) => offset = n,
-            Err(e) => return bad(&format!("Failed to parse offset: {e}.\n")),
-        }
-    }
-    let mut length: Option<u64> = None;
-    if let Some(text) = &q.length {
-        match text.parse::<i64>() {
-            Ok(n) if n < -1 => return bad(&format!("Negative length provided: {n}.\n")),
-            Ok(-1) => {}
-            Ok(n) => length = Some(n as u64),
-            Err(e) => return bad(&format!("Failed to parse length: {e}.\n")),
-        }
-    }
-    let Some(resolved) = resolve(root, &path) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if resolved.is_dir() {
-        return bad("Cannot read a directory.\n");
-    }
-    let mut file = match std::fs::File::open(&resolved) {
-        Ok(f) => f,
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Failed to open file at '{}': {e}.\n", resolved.display()),
-            )
-                .into_response();
-        }
-    };
-    let size = file.metadata().map_or(0, |m| m.len());
-    // `offset=-1` asks for the size (the web UI's pailer starts so).
-    let (start, length) = if offset == -1 {
-        (0, Some(0))
-    } else {
-        (offset as u64, length)
-    };
-    let shown_offset = if offset == -1 { size } else { start };
-    if start >= size {
-        return files_json("", shown_offset);
-    }
-    let length = length.unwrap_or(size - start).min(MAX_READ);
-    if length == 0 {
-        return files_json("", shown_offset);
-    }
-    let mut bytes = Vec::with_capacity(length as usize);
-    let read = file
-        .seek(SeekFrom::Start(start))
-        .and_then(|_| (&mut file).take(length).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Failed to read file at '{}': {e}.\n", resolved.display()),
-        )
-            .into_response();
-    }
-    files_json(&text_of(&bytes), shown_offset)
+    files::read(everything(&app), raw).await
 }
 
 /// `GET /files/browse`.
 pub(super) async fn browse(State(app): State<App>, RawQuery(raw): RawQuery) -> Response {
-    let q = FilesQuery::parse(raw.as_deref());
-    let root = app.settings.work_dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let Some(path) = q.path.filter(|p| !p.is_empty()) else {
-            return bad("Expecting 'path=value' in query.\n");
-        };
-        let Some(resolved) = resolve(&root, &path) else {
-            return StatusCode::NOT_FOUND.into_response();
-        };
-        let mut names: Vec<_> = std::fs::read_dir(&resolved)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        let listing: Vec<Value> = names
-            .iter()
-            .filter_map(|name| {
-                let meta = std::fs::metadata(resolved.join(name)).ok()?;
-                let shown = format!("{}/{}", path.trim_end_matches('/'), name.to_string_lossy());
-                Some(json!({
-                    "path": shown,
-                    "nlink": meta.nlink(),
-                    "size": meta.len(),
-                    "mtime": meta.mtime(),
-                    "mode": mode_string(&meta),
-                    "uid": meta.uid().to_string(),
-                    "gid": meta.gid().to_string(),
-                }))
-            })
-            .collect();
-        axum::Json(listing).into_response()
-    })
-    .await
-    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    files::browse(everything(&app), raw).await
 }
 
 /// `GET /files/download`.
 pub(super) async fn download(State(app): State<App>, RawQuery(raw): RawQuery) -> Response {
-    let q = FilesQuery::parse(raw.as_deref());
-    let Some(path) = q.path.filter(|p| !p.is_empty()) else {
-        return bad("Expecting 'path=value' in query.\n");
-    };
-    let Some(resolved) = resolve(&app.settings.work_dir, &path) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if resolved.is_dir() {
-        return bad("Cannot download a directory.\n");
-    }
-    match tokio::fs::read(&resolved).await {
-        Ok(bytes) => {
-            let name = resolved
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (
-                [
-                    (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename={name}"),
-                    ),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-fn bad(message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, message.to_owned()).into_response()
-}
-
-fn files_json(data: &str, offset: u64) -> Response {
-    axum::Json(json!({ "data": data, "offset": offset })).into_response()
-}
-
-/// The canonical path of `path` if it exists inside `root` (the sandboxes' work directory),
-/// which is all the dev cluster attaches; None otherwise (404, as for a path upstream has not
-/// attached).
-fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
-    let path = Path::new(path);
-    if !path.is_absolute() {
-        return None;
-    }
-    let root = std::fs::canonicalize(root).ok()?;
-    let resolved = std::fs::canonicalize(path).ok()?;
-    resolved.starts_with(&root).then_some(resolved)
-}
-
-/// Bytes as JSON text, one byte per byte: a UTF-8 character split at the end of the read is left
-/// for the next read, and a byte that is not UTF-8 reads as `?`.
-fn text_of(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    let mut rest = bytes;
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(valid) => {
-                out.push_str(valid);
-                return out;
-            }
-            Err(e) => {
-                let (valid, after) = rest.split_at(e.valid_up_to());
-                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
-                match e.error_len() {
-                    // Incomplete at the end: the next read starts at that character.
-                    None => return out,
-                    Some(n) => {
-                        out.extend(std::iter::repeat_n('?', n));
-                        rest = &after[n..];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `-rw-r--r--`, as upstream's listing writes a file's mode.
-fn mode_string(meta: &std::fs::Metadata) -> String {
-    let kind = if meta.is_dir() {
-        'd'
-    } else if meta.file_type().is_symlink() {
-        'l'
-    } else {
-        '-'
-    };
-    let mode = meta.mode();
-    let mut s = String::with_capacity(10);
-    s.push(kind);
-    for shift in [6, 3, 0] {
-        let bits = (mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_keeps_byte_offsets() {
-        assert_eq!(text_of(b"plain\n"), "plain\n");
-        // An invalid byte is one `?`.
-        assert_eq!(text_of(b"a\xffb"), "a?b");
-        // "é" is two bytes; cut after the first, the read ends before it.
-        assert_eq!(text_of(b"caf\xc3"), "caf");
-        assert_eq!(text_of("café".as_bytes()), "café");
-    }
+    files::download(everything(&app), raw).await
 }

@@ -47,8 +47,11 @@ impl Master {
             self.frameworks.insert(id.clone(), framework);
             // Upstream `addFramework` of an active framework allocates at once.
             self.request_allocation();
-            return self.connect(&id, encoding);
+            let answer = self.connect(&id, encoding);
+            self.operator_framework_changed(&id, true);
+            return answer;
         };
+        let added = !self.frameworks.contains_key(&id);
         match self.frameworks.get_mut(&id) {
             Some(framework) => {
                 let recovered = matches!(framework.conn, Conn::Recovered);
@@ -94,6 +97,7 @@ impl Master {
             }
         }
         let answer = self.connect(&id, encoding);
+        self.operator_framework_changed(&id, added);
         // Upstream tells every agent about the re-subscribed framework, which makes each re-send
         // its oldest unacknowledged update per task at once.
         for agent in self.agents.values() {
@@ -217,6 +221,15 @@ impl Master {
                 let killed = pb::TaskState::TaskKilled as i32;
                 self.tasks
                     .set_state(&key, killed, &mut self.metrics.tasks_ended);
+                let agent_id = self.tasks.get(&key).map(|t| t.agent_id.to_string());
+                let status = super::state::master_status(
+                    &key.1,
+                    agent_id.as_deref(),
+                    pb::TaskState::TaskKilled,
+                    pb::task_status::Reason::FrameworkRemoved,
+                    "Framework removed",
+                );
+                self.operator_task_updated(framework_id, &status, killed);
             }
             if let Some(task) = self.tasks.remove(&key) {
                 if let Some(agent) = self.agents.get_mut(&*task.agent_id) {
@@ -240,6 +253,7 @@ impl Master {
         }
         framework.conn = Conn::Disconnected;
         framework.unregistered_time.get_or_insert_with(now_secs);
+        self.operator_framework_removed(&framework.info);
         let mut snapshot = Vec::new();
         self.write_framework(&mut snapshot, &framework, false);
         let snapshot = snapshot.into_boxed_slice();
@@ -305,6 +319,7 @@ impl Master {
         for offer in removed_role_offers {
             self.rescind_offer(&offer);
         }
+        self.operator_framework_changed(framework_id, false);
         tracing::info!(framework_id, "framework updated");
         CallResult::new(StatusCode::OK, "")
     }

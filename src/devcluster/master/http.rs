@@ -22,6 +22,8 @@ use crate::mesos::encoding::Encoding;
 use crate::mesos::json;
 use crate::mesos::proto::v1::scheduler::{Call, call};
 
+pub(super) use crate::devcluster::agent::api::negotiate;
+
 pub(super) const BUILD_DATE: &str = "2020-11-19 17:14:09";
 pub(super) const BUILD_TIME: f64 = 1_605_806_049.0;
 pub(super) const BUILD_USER: &str = "mesos-reconciler-devcluster";
@@ -49,17 +51,12 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
     Router::new()
         .route("/api/v1/scheduler", any(scheduler))
         .route("/master/api/v1/scheduler", any(scheduler))
-        .route("/master/state", get(state))
-        .route("/master/state.json", get(state))
-        .route("/state", get(state))
-        .route("/state.json", get(state))
-        .route("/metrics/snapshot", get(metrics))
         .route("/health", get(health))
         .route("/master/health", get(health))
         .route("/version", get(version))
         .route("/master/redirect", get(redirect))
-        // What agents serve about their sandboxes (see `files.rs`).
-        .route("/master/slaves", get(super::files::slaves))
+        // What agents serve about their sandboxes (see `files.rs`); the operator endpoints
+        // (`/master/state`, `/slaves`, `/api/v1`, ...) are in `operator/`.
         .route("/{process}/{endpoint}", get(super::files::agent_state))
         .route("/files/read", get(super::files::read))
         .route("/files/read.json", get(super::files::read))
@@ -74,10 +71,10 @@ pub(super) fn router(tx: mpsc::UnboundedSender<Msg>, settings: Arc<Settings>) ->
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
             tx: tx.clone(),
-            settings,
+            settings: settings.clone(),
             decoding: Arc::new(Semaphore::new(CALLS_IN_DECODE)),
         })
-        .merge(super::operator::router(tx))
+        .merge(super::operator::router(tx, settings))
 }
 
 /// `POST /api/v1/scheduler`, §3.1 in order.
@@ -205,50 +202,6 @@ fn decode_call(encoding: Encoding, body: &[u8]) -> Result<Call, String> {
     }
 }
 
-/// Which encoding the event stream uses (§1): JSON whenever acceptable, else protobuf, else
-/// none (406). No `Accept` header accepts everything.
-pub(super) fn negotiate(headers: &HeaderMap) -> Option<Encoding> {
-    let values: Vec<&str> = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if values.is_empty() {
-        return Some(Encoding::Json);
-    }
-    let ranges: Vec<(String, f64)> = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .filter_map(|range| {
-            let mut parts = range.split(';');
-            let media = parts.next()?.trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f64>().ok())
-                .unwrap_or(1.0);
-            Some((media, q))
-        })
-        .collect();
-    let accepts = |media: &str| {
-        let (kind, _) = media.split_once('/').unwrap_or((media, ""));
-        // The most specific matching range decides.
-        let exact = ranges.iter().find(|(m, _)| m == media);
-        let wildcard_subtype = ranges.iter().find(|(m, _)| *m == format!("{kind}/*"));
-        let any = ranges.iter().find(|(m, _)| m == "*/*");
-        exact
-            .or(wildcard_subtype)
-            .or(any)
-            .is_some_and(|(_, q)| *q > 0.0)
-    };
-    if accepts("application/json") {
-        Some(Encoding::Json)
-    } else if accepts("application/x-protobuf") {
-        Some(Encoding::Protobuf)
-    } else {
-        None
-    }
-}
-
 fn streaming(encoding: Encoding, stream_id: &str, body: Body) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
@@ -273,37 +226,6 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 
 pub(super) fn stopped() -> Response {
     text(StatusCode::SERVICE_UNAVAILABLE, "Master is shutting down")
-}
-
-async fn state(State(app): State<App>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if app.tx.send(Msg::State { reply }).is_err() {
-        return stopped();
-    }
-    match answer.await {
-        Ok(json) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            json,
-        )
-            .into_response(),
-        Err(_) => stopped(),
-    }
-}
-
-/// `GET /metrics/snapshot` (upstream's query parameters `timeout` and `jsonp` are not needed:
-/// the snapshot never waits on anything slow).
-async fn metrics(State(app): State<App>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if app.tx.send(Msg::Metrics { reply }).is_err() {
-        return stopped();
-    }
-    match answer.await {
-        Ok(value) => axum::Json(value).into_response(),
-        Err(_) => stopped(),
-    }
 }
 
 async fn health() -> StatusCode {
@@ -420,34 +342,4 @@ fn build_fault(name: &str, body: FaultBody) -> Result<Fault, String> {
             ));
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accept(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn json_wins_whenever_acceptable() {
-        assert_eq!(negotiate(&HeaderMap::new()), Some(Encoding::Json));
-        assert_eq!(negotiate(&accept("*/*")), Some(Encoding::Json));
-        assert_eq!(
-            negotiate(&accept("application/x-protobuf")),
-            Some(Encoding::Protobuf)
-        );
-        assert_eq!(
-            negotiate(&accept("application/x-protobuf, application/json;q=0.1")),
-            Some(Encoding::Json)
-        );
-        assert_eq!(
-            negotiate(&accept("application/json;q=0, application/x-protobuf")),
-            Some(Encoding::Protobuf)
-        );
-        assert_eq!(negotiate(&accept("text/html")), None);
-    }
 }

@@ -487,7 +487,8 @@ impl Master {
                 task: prost::Message::encode_to_vec(&stored).into(),
             });
         }
-        self.tasks.insert(key, record);
+        self.tasks.insert(key.clone(), record);
+        self.operator_task_added(&key.0, &key.1);
     }
 }
 

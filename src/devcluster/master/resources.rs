@@ -118,6 +118,15 @@ impl Resources {
         self.prune();
     }
 
+    /// The scalars by name, in name order (upstream's `ResourceQuantities`, as `/master/roles`
+    /// shows them).
+    pub(crate) fn quantities(&self) -> Vec<(&str, f64)> {
+        self.scalars
+            .iter()
+            .map(|(n, v)| (n, from_milli(*v)))
+            .collect()
+    }
+
     /// `self - other` as a new value.
     pub(crate) fn minus(&self, other: &Resources) -> Resources {
         let mut out = self.clone();

@@ -70,27 +70,16 @@ pub(super) enum Msg {
     State {
         reply: oneshot::Sender<Vec<u8>>,
     },
-    /// `GET /master/frameworks`: the JSON document, of one framework if given.
-    Frameworks {
-        framework_id: Option<String>,
-        reply: oneshot::Sender<Vec<u8>>,
-    },
-    /// `GET /master/slaves`: the JSON document.
-    Slaves {
-        reply: oneshot::Sender<Vec<u8>>,
-    },
     /// The agent whose pid is `slave(<n>)@...`, for its `/slave(<n>)/state`.
     AgentByPid {
         n: u64,
         reply: oneshot::Sender<Option<super::files::AgentLookup>>,
     },
-    /// `GET /metrics/snapshot`.
-    Metrics {
-        reply: oneshot::Sender<serde_json::Value>,
-    },
     TaskInfos {
         reply: oneshot::Sender<Vec<pb::TaskInfo>>,
     },
+    /// A read (or a subscription) of the operator endpoints in `operator/`: runs on the actor.
+    Operator(super::operator::OnMaster),
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -277,6 +266,8 @@ pub(super) struct Agent {
     pub registered_time: f64,
     /// The `slave(N)` number in the agent's pid and offer URL.
     pub pid: u64,
+    /// The loopback port of the agent's own HTTP server (`agent/http.rs`), in its pid.
+    pub http_port: u16,
 }
 
 impl Agent {
@@ -354,6 +345,8 @@ pub(super) struct Master {
     pub allocation_candidates: super::allocator::Candidates,
     /// The counters of `/metrics/snapshot` (its gauges are read from the state itself).
     pub metrics: Metrics,
+    /// The operator API's event streams (`operator/subscribe.rs`).
+    pub operator_subscribers: super::operator::Subscribers,
     /// Role names, for task records to share.
     pub role_names: HashSet<Arc<str>>,
     pub self_tx: mpsc::UnboundedSender<Msg>,
@@ -397,6 +390,7 @@ impl Master {
             allocation_cursor: 0,
             allocation_candidates: super::allocator::Candidates::default(),
             metrics: Metrics::default(),
+            operator_subscribers: super::operator::Subscribers::default(),
             role_names: HashSet::new(),
             self_tx,
             updates_tx,
@@ -472,18 +466,6 @@ impl Master {
             Msg::State { reply } => {
                 let _ = reply.send(self.state_json());
             }
-            Msg::Frameworks {
-                framework_id,
-                reply,
-            } => {
-                let _ = reply.send(self.frameworks_json(framework_id.as_deref()));
-            }
-            Msg::Metrics { reply } => {
-                let _ = reply.send(self.metrics_snapshot());
-            }
-            Msg::Slaves { reply } => {
-                let _ = reply.send(self.slaves_json());
-            }
             Msg::AgentByPid { n, reply } => {
                 let _ = reply.send(self.agent_by_pid(n));
             }
@@ -496,6 +478,7 @@ impl Master {
                 let _ = reply.send(infos);
             }
             Msg::Leadership(change) => self.leadership(change),
+            Msg::Operator(work) => work.run(self),
             Msg::Shutdown { .. } => unreachable!("handled in run"),
         }
     }

@@ -57,16 +57,7 @@ impl Master {
             doc.field("recovered_slaves"),
             count(|s| *s == AgentState::Recovered),
         );
-        {
-            let mut flags = Obj::new(doc.field("flags"));
-            value(
-                flags.field("allocation_interval"),
-                format!("{}ms", self.settings.allocation_interval.as_millis()),
-            );
-            value(flags.field("hostname"), &self.settings.hostname);
-            value(flags.field("port"), self.settings.port.to_string());
-            flags.end();
-        }
+        self.write_flags(doc.field("flags"));
         {
             let mut slaves = Arr::new(doc.field("slaves"));
             for agent in self.agents.values().filter(|a| a.is_registered()) {
@@ -122,10 +113,10 @@ impl Master {
         value(o.field("id"), &agent.id);
         value(
             o.field("pid"),
-            format!("slave({})@127.0.0.1:{}", agent.pid, self.settings.port),
+            format!("slave({})@127.0.0.1:{}", agent.pid, agent.http_port),
         );
         value(o.field("hostname"), &agent.hostname);
-        value(o.field("port"), self.settings.port);
+        value(o.field("port"), agent.http_port);
         value(o.field("registered_time"), agent.registered_time);
         agent.total.write_state_json(o.field("resources"));
         agent.used.write_state_json(o.field("used_resources"));
@@ -136,7 +127,12 @@ impl Master {
             .write_state_json(o.field("unreserved_resources"));
         value(o.field("attributes"), &attributes);
         value(o.field("active"), true);
+        value(o.field("deactivated"), false);
         value(o.field("version"), MESOS_VERSION);
+        value(
+            o.field("capabilities"),
+            super::operator::AGENT_CAPABILITIES.map(|c| c.as_str_name()),
+        );
         o.end();
     }
 
@@ -249,7 +245,7 @@ impl Master {
 }
 
 /// A task as upstream's `model(Task)` writes it.
-fn write_task(out: &mut Vec<u8>, framework_id: &str, task_id: &str, task: &Task) {
+pub(super) fn write_task(out: &mut Vec<u8>, framework_id: &str, task_id: &str, task: &Task) {
     let mut o = Obj::new(out);
     value(o.field("id"), task_id);
     value(o.field("name"), &task.name);
@@ -365,7 +361,7 @@ fn write_container_status(out: &mut Vec<u8>, status: &pb::ContainerStatus) {
 }
 
 /// Attribute values as upstream's state writes them: scalars as numbers, the rest as text.
-fn attribute_value(a: &pb::Attribute) -> Value {
+pub(super) fn attribute_value(a: &pb::Attribute) -> Value {
     match ValueType::try_from(a.r#type) {
         Ok(ValueType::Scalar) => Value::from(a.scalar.map_or(0.0, |s| s.value)),
         Ok(ValueType::Text) => {

@@ -10,39 +10,20 @@
 //! `framework_id=<id>` keeps only that framework (in whichever array it is).
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use tokio::sync::{mpsc, oneshot};
+use axum::response::Response;
 
-use super::super::state::{Framework, Master, Msg};
+use super::super::state::{Framework, Master};
 use super::super::state_json::{Arr, Obj};
-use super::{json_response, query_value};
+use super::{Ops, ask, json_response, query_value, stopped};
 
 /// The handler: the document comes from the master actor.
-pub(super) async fn get(
-    State(tx): State<mpsc::UnboundedSender<Msg>>,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub(super) async fn get(State(ops): State<Ops>, RawQuery(query): RawQuery) -> Response {
     let framework_id = query_value(query.as_deref(), "framework_id");
     let jsonp = query_value(query.as_deref(), "jsonp");
-    let (reply, answer) = oneshot::channel();
-    if tx
-        .send(Msg::Frameworks {
-            framework_id,
-            reply,
-        })
-        .is_err()
-    {
-        return stopped();
+    match ask(&ops.tx, move |m| m.frameworks_json(framework_id.as_deref())).await {
+        Some(body) => json_response(body, jsonp),
+        None => stopped(),
     }
-    match answer.await {
-        Ok(body) => json_response(body, jsonp),
-        Err(_) => stopped(),
-    }
-}
-
-fn stopped() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, "Master is shutting down").into_response()
 }
 
 impl Master {
