@@ -29,6 +29,8 @@ pub enum IdError {
          and `-`, starting with a letter or digit"
     )]
     BadSegment { id: String, segment: String },
+    #[error("spec id `{id}…` is longer than {max} characters", id = .id.chars().take(40).collect::<String>(), max = super::policy::MAX_SPEC_ID_LEN)]
+    TooLong { id: String },
     #[error("`{path}` does not end in `.toml`")]
     NotToml { path: String },
     #[error("`{path}` is not a plain relative path inside the desired directory")]
@@ -41,6 +43,9 @@ impl SpecId {
         let id = id.into();
         if id.is_empty() {
             return Err(IdError::Empty);
+        }
+        if id.len() > super::policy::MAX_SPEC_ID_LEN {
+            return Err(IdError::TooLong { id });
         }
         if let Some(segment) = id.split('/').find(|segment| !is_valid_segment(segment)) {
             return Err(IdError::BadSegment {

@@ -166,14 +166,14 @@ pub type PlanClientError = super::StatusClientError;
 pub async fn post_plan(
     status_url: &str,
     request: &PlanRequest,
+    token: Option<&super::auth::Token>,
 ) -> Result<Preview, PlanClientError> {
     let url = super::join_url(status_url, PLAN_PATH);
     let bytes = serde_json::to_vec(request).map_err(|source| super::StatusClientError::Decode {
         url: url.clone(),
         source,
     })?;
-    let post = super::client()?
-        .post(&url)
+    let post = super::with_token(super::client()?.post(&url), token)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(bytes);
     let body = super::text_of(url.clone(), post).await?;
