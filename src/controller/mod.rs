@@ -188,7 +188,10 @@ pub async fn run_with_store(
                 snapshot_rx,
                 control_tx,
                 task_events.clone(),
-                config.status_token.clone(),
+                crate::status::auth::Access {
+                    token: config.status_token.clone(),
+                    policy: Arc::new(config.spec_policy.clone()),
+                },
                 async move {
                     let _ = server_stop_rx.await;
                 },

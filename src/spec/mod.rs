@@ -16,6 +16,7 @@ pub mod model;
 pub mod pattern;
 pub mod policy;
 mod raw;
+pub mod redact;
 pub mod validate;
 mod validate_sections;
 

@@ -20,6 +20,14 @@ use subtle::ConstantTimeEq;
 /// The shortest token accepted: 16 bytes of a random generator's output, hex-encoded, is 32.
 pub const MIN_TOKEN_LEN: usize = 16;
 
+/// What the status server enforces: the token of its mutating endpoints, and the operator's spec
+/// policy, with which `POST /api/v1/plan` reads the posted files as the controller would.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub token: Option<Token>,
+    pub policy: Arc<crate::spec::SpecPolicy>,
+}
+
 /// A bearer token. Never shown: its `Debug` is redacted and no message contains it.
 #[derive(Clone)]
 pub struct Token(Arc<str>);

@@ -78,26 +78,26 @@ pub async fn serve(
         snapshots,
         control,
         events::channel(),
-        None,
+        auth::Access::default(),
         shutdown,
     )
     .await
 }
 
 /// [`serve`], with the task transitions the controller sends on `events` streamed to the
-/// clients of `GET /api/v1/events`, and, with a `token`, the mutating endpoints closed to requests
-/// without it ([`auth`]).
+/// clients of `GET /api/v1/events`, and what `access` says: with a token, the mutating endpoints
+/// are closed to requests without it ([`auth`]).
 pub async fn serve_with_events(
     listener: tokio::net::TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     control: mpsc::Sender<ControlCommand>,
     events: broadcast::Sender<TaskEvent>,
-    token: Option<auth::Token>,
+    access: auth::Access,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut state = ServerState::new(snapshots, control);
     state.events = events;
-    state.token = token;
+    state.access = access;
     // Requests latch readiness when they see it, but a `ready` snapshot replaced before any
     // request came would be missed; this task looks at every snapshot the channel keeps.
     let latch = tokio::spawn(latch_readiness(
@@ -388,8 +388,8 @@ struct ServerState {
     index: Arc<IndexCache>,
     /// Task transitions from the controller, for `GET /api/v1/events`.
     events: broadcast::Sender<TaskEvent>,
-    /// Needed by the mutating endpoints when set.
-    token: Option<auth::Token>,
+    /// The token of the mutating endpoints, and the spec policy of `plan`.
+    access: auth::Access,
 }
 
 impl ServerState {
@@ -403,7 +403,7 @@ impl ServerState {
             ready: Arc::new(AtomicBool::new(false)),
             index: Arc::default(),
             events: events::channel(),
-            token: None,
+            access: auth::Access::default(),
         }
     }
 
@@ -441,7 +441,7 @@ fn router_with(state: ServerState) -> Router {
     // Every route that changes the controller's state or makes it work is behind the token.
     let guarded = |route: axum::routing::MethodRouter<ServerState>| {
         route.route_layer(axum::middleware::from_fn_with_state(
-            state.token.clone(),
+            state.access.token.clone(),
             auth::require_token,
         ))
     };

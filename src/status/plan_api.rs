@@ -74,7 +74,9 @@ pub(super) async fn plan(
                 .into_response();
         }
     };
-    let proposal = match tokio::task::spawn_blocking(move || proposal(request)).await {
+    let policy = std::sync::Arc::clone(&state.access.policy);
+    let proposal = match tokio::task::spawn_blocking(move || proposal_with(request, &policy)).await
+    {
         Ok(proposal) => proposal,
         Err(_) => {
             return (
@@ -116,6 +118,11 @@ pub(super) async fn plan(
 
 /// Parses the files of a request as a re-read of the directory would.
 pub fn proposal(request: PlanRequest) -> Proposal {
+    proposal_with(request, &crate::spec::SpecPolicy::default())
+}
+
+/// [`proposal`] under the controller's spec policy (`--allowed-users`).
+pub fn proposal_with(request: PlanRequest, policy: &crate::spec::SpecPolicy) -> Proposal {
     let root = if request.root.is_empty() {
         "desired".to_owned()
     } else {
@@ -135,7 +142,7 @@ pub fn proposal(request: PlanRequest) -> Proposal {
                 continue;
             }
         };
-        match crate::spec::parse(&id, &shown, &file.text) {
+        match crate::spec::parse_with(&id, &shown, &file.text, policy) {
             Ok(spec) => {
                 specs.insert(id, Desired::new(spec));
             }

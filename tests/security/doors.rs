@@ -75,7 +75,10 @@ async fn guarded_server(token: Option<Token>) -> (String, oneshot::Sender<()>) {
         receiver,
         control_tx,
         status::events::channel(),
-        token,
+        status::auth::Access {
+            token,
+            ..Default::default()
+        },
         async move {
             let _ = stopped.await;
         },
