@@ -11,3 +11,5 @@ mod proc;
 mod doors;
 #[path = "security/limits.rs"]
 mod limits;
+#[path = "security/secrets.rs"]
+mod secrets;

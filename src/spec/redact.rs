@@ -58,7 +58,10 @@ pub fn spec_text_for_display(text: &str) -> String {
     spans.sort_by_key(|span| std::cmp::Reverse(span.start));
     let mut shown = text.to_owned();
     for span in spans {
-        if span.end <= shown.len() && shown.is_char_boundary(span.start) && shown.is_char_boundary(span.end) {
+        if span.end <= shown.len()
+            && shown.is_char_boundary(span.start)
+            && shown.is_char_boundary(span.end)
+        {
             shown.replace_range(span, &format!("\"{REDACTED}\""));
         }
     }
@@ -92,7 +95,13 @@ mod tests {
 
     #[test]
     fn names_that_look_secret() {
-        for name in ["DB_PASSWORD", "github_token", "AWS_SECRET_ACCESS_KEY", "API_KEY", "passwd"] {
+        for name in [
+            "DB_PASSWORD",
+            "github_token",
+            "AWS_SECRET_ACCESS_KEY",
+            "API_KEY",
+            "passwd",
+        ] {
             assert!(is_secret_name(name), "{name}");
         }
         for name in ["PATH", "LOG_LEVEL", "PORT"] {
@@ -110,7 +119,10 @@ mod tests {
         );
         let text = "command = \"x\"\n[env]\nDB_PASSWORD = '''hunter2'''\nA = \"1\"\n";
         let shown = spec_text_for_display(text);
-        assert!(!shown.contains("hunter2") && shown.contains("A = \"1\""), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("A = \"1\""),
+            "{shown}"
+        );
         let text = "command = \"x\"\nenv.SECRET = \"s3cr3t\"\n";
         let shown = spec_text_for_display(text);
         assert!(!shown.contains("s3cr3t"), "{shown}");
