@@ -361,6 +361,13 @@ pub struct DevclusterArgs {
     /// Time between offer cycles.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub allocation_interval: Duration,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); point the controller's
+    /// --ca-bundle at the CA that signed it.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -411,6 +411,15 @@ pub async fn devcluster(args: DevclusterArgs) -> i32 {
     if let Some(dir) = args.work_dir {
         config.work_dir = dir;
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match crate::devcluster::master::tls::server_config(cert, key) {
+            Ok(tls) => config.tls = Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
     let cluster = match DevCluster::start(config).await {
         Ok(c) => c,
         Err(e) => {

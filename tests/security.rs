@@ -13,3 +13,5 @@ mod doors;
 mod limits;
 #[path = "security/secrets.rs"]
 mod secrets;
+#[path = "security/tls.rs"]
+mod tls;

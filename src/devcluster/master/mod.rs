@@ -28,6 +28,7 @@ mod state;
 mod state_json;
 mod streams;
 mod tasks;
+pub mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -67,6 +68,8 @@ pub struct DevClusterConfig {
     pub work_dir: PathBuf,
     /// The hostname the master and its agents report (offers, MasterInfo, redirects).
     pub hostname: String,
+    /// Serve HTTPS with this configuration ([`tls::server_config`]) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for DevClusterConfig {
@@ -82,6 +85,7 @@ impl Default for DevClusterConfig {
             reregister_delay: Duration::from_secs(1),
             work_dir: std::env::temp_dir().join("mesos-reconciler-dev"),
             hostname: "127.0.0.1".to_owned(),
+            tls: None,
         }
     }
 }
@@ -176,6 +180,8 @@ pub enum FaultReply {
 #[derive(Debug)]
 pub struct DevCluster {
     addr: SocketAddr,
+    /// Whether the master serves HTTPS.
+    tls: bool,
     tx: mpsc::UnboundedSender<Msg>,
     actor: Option<JoinHandle<()>>,
     server: Option<JoinHandle<()>>,
@@ -229,16 +235,31 @@ impl DevCluster {
         let actor = tokio::spawn(master.run(inbox, updates));
         let app = http::router(tx.clone(), settings);
         let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "dev cluster http server failed");
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let tls = config.tls.is_some();
+        let server = match config.tls {
+            None => tokio::spawn(async move {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                if let Err(e) = serve.await {
+                    tracing::warn!(error = %e, "dev cluster http server failed");
+                }
+            }),
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls)
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                tokio::spawn(async move {
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                    if let Err(e) = serve.await {
+                        tracing::warn!(error = %e, "dev cluster https server failed");
+                    }
+                })
             }
-        });
+        };
         Ok(DevCluster {
             addr,
+            tls,
             tx,
             actor: Some(actor),
             server: Some(server),
@@ -251,9 +272,10 @@ impl DevCluster {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// A cloneable handle on the fault API.
