@@ -507,8 +507,7 @@ impl Walk<'_> {
         };
         let result = read_limited(path)
             .map_err(|err| SpecError::whole_file(&shown, format!("cannot read: {err}")))
-            .and_then(|bytes| decode(&shown, bytes))
-            .and_then(|text| parse_with(&id, &shown, &text, self.policy));
+            .and_then(|bytes| parse_bytes(&id, &shown, bytes, self.policy));
         match result {
             Ok(spec) if self.incremental.is_some() => Some(spec),
             Ok(spec) => {
@@ -542,6 +541,17 @@ impl Walk<'_> {
         };
         self.snapshot.errors.insert(key, error);
     }
+}
+
+/// A spec file's bytes as the directory reader takes them: UTF-8 (else an error at the first bad
+/// byte), then parsed and validated under `policy`. No IO; the fuzz target of the spec reader.
+pub fn parse_bytes(
+    id: &SpecId,
+    shown: &str,
+    bytes: Vec<u8>,
+    policy: &SpecPolicy,
+) -> Result<Spec, SpecError> {
+    decode(shown, bytes).and_then(|text| parse_with(id, shown, &text, policy))
 }
 
 /// The error key of a file whose name is not a spec id: its relative path with `/` separators.
