@@ -41,6 +41,22 @@ async fn bin(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// `mesos-reconciler run` against a master nothing listens on, with `dir` as its directories and
+/// `extra` arguments: for what it refuses before it starts.
+async fn run_refused(dir: &Path, extra: &[&str]) -> Output {
+    let (desired, state) = (dir.to_str().unwrap(), dir.join("state"));
+    let mut args = vec![
+        "run",
+        "--master",
+        "http://127.0.0.1:9",
+        "--desired",
+        desired,
+    ];
+    args.extend(["--state", state.to_str().unwrap()]);
+    args.extend(extra);
+    bin(&args).await
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -89,19 +105,7 @@ async fn guarded_server(token: Option<Token>) -> (String, oneshot::Sender<()>) {
 #[tokio::test]
 async fn a_status_server_on_another_address_than_loopback_needs_a_token_file() {
     let dir = scratch("bind");
-    let state = dir.join("state");
-    let out = bin(&[
-        "run",
-        "--master",
-        "http://127.0.0.1:9",
-        "--desired",
-        dir.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-        "--listen",
-        "0.0.0.0:0",
-    ])
-    .await;
+    let out = run_refused(&dir, &["--listen", "0.0.0.0:0"]).await;
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
     let said = text(&out);
     assert!(
@@ -111,17 +115,15 @@ async fn a_status_server_on_another_address_than_loopback_needs_a_token_file() {
 
     // A token file that is too short is refused without being echoed.
     let short = token_file(&dir, "hunter2");
-    let out = bin(&[
-        "run",
-        "--master",
-        "http://127.0.0.1:9",
-        "--state",
-        state.to_str().unwrap(),
-        "--listen",
-        "0.0.0.0:0",
-        "--token-file",
-        short.to_str().unwrap(),
-    ])
+    let out = run_refused(
+        &dir,
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--token-file",
+            short.to_str().unwrap(),
+        ],
+    )
     .await;
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
     assert!(text(&out).contains("--token-file"), "{}", text(&out));
@@ -260,21 +262,17 @@ async fn a_spec_whose_user_is_not_allowed_is_invalid_at_its_user_field() {
 #[tokio::test]
 async fn the_framework_user_must_be_allowed_too() {
     let dir = scratch("default-user");
-    let out = bin(&[
-        "run",
-        "--master",
-        "http://127.0.0.1:9",
-        "--desired",
-        dir.to_str().unwrap(),
-        "--state",
-        dir.join("state").to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--user",
-        "root",
-        "--allowed-users",
-        "nobody",
-    ])
+    let out = run_refused(
+        &dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "root",
+            "--allowed-users",
+            "nobody",
+        ],
+    )
     .await;
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
     assert!(

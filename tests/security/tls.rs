@@ -81,6 +81,17 @@ async fn tls_master(cert: &Path, key: &Path) -> DevCluster {
     .unwrap()
 }
 
+fn subscribe_call() -> call::Subscribe {
+    call::Subscribe {
+        framework_info: pb::FrameworkInfo {
+            user: "nobody".into(),
+            name: "tls-test".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// One SUBSCRIBE attempt to `url` trusting `ca`; the failure's message.
 async fn refusal(url: &str, ca: &Path) -> String {
     let client = SchedulerClient::new(ClientConfig {
@@ -93,15 +104,7 @@ async fn refusal(url: &str, ca: &Path) -> String {
         ..ClientConfig::new(vec![url.parse().unwrap()])
     })
     .unwrap();
-    let subscribe = call::Subscribe {
-        framework_info: pb::FrameworkInfo {
-            user: "nobody".into(),
-            name: "tls-test".into(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let result = tokio::time::timeout(DEADLINE, client.subscribe(subscribe))
+    let result = tokio::time::timeout(DEADLINE, client.subscribe(subscribe_call()))
         .await
         .expect("the attempt ends");
     assert!(result.is_err(), "{url} was trusted");
@@ -172,15 +175,7 @@ async fn a_master_certificate_from_another_ca_is_refused_as_such() {
         ..ClientConfig::new(vec![master.url().parse().unwrap()])
     })
     .unwrap();
-    let subscribe = call::Subscribe {
-        framework_info: pb::FrameworkInfo {
-            user: "nobody".into(),
-            name: "tls-test".into(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let subscribed = tokio::time::timeout(DEADLINE, client.subscribe(subscribe))
+    let subscribed = tokio::time::timeout(DEADLINE, client.subscribe(subscribe_call()))
         .await
         .unwrap();
     assert!(subscribed.is_ok(), "{:?}", subscribed.err());
