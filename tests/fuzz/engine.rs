@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::targets::Verdict;
+
 /// Seconds per target when `FUZZ_SECS` is not set, in CI (`CI` set): about 60 s in all.
 pub const CI_SECS: u64 = 8;
 /// Seconds per target when `FUZZ_SECS` is not set, on a developer's machine.
@@ -30,9 +32,6 @@ const MAX_INPUT: usize = 16 * 1024;
 
 /// Inputs kept in memory at most: past it, new outcomes are counted but not kept.
 const MAX_CORPUS: usize = 20_000;
-
-/// What a target did with an input: `Ok(outcome)`, or `Err(why)` when a property broke.
-pub type Verdict = Result<String, String>;
 
 /// Runs `target` on the committed inputs, then on mutations for the time budget.
 pub fn fuzz(name: &str, dictionary: &[&[u8]], mut target: impl FnMut(&[u8]) -> Verdict) {
@@ -99,37 +98,6 @@ pub fn fuzz(name: &str, dictionary: &[&[u8]], mut target: impl FnMut(&[u8]) -> V
             eprintln!("  {name}: {outcome}");
         }
     }
-}
-
-/// An outcome without what the input put in it: numbers, and anything quoted, backticked or
-/// bracketed, so
-/// that "line 3" and "line 4", or two unknown keys, count as one.
-pub fn outcome(text: &str) -> String {
-    let mut shape = String::new();
-    let mut quote = None;
-    for c in text.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                shape.push(c);
-            }
-            (Some(_), _) => {}
-            (None, '"' | '`' | '\'') => {
-                quote = Some(c);
-                shape.push(c);
-            }
-            (None, '[') => {
-                quote = Some(']');
-                shape.push('[');
-            }
-            (None, c) if c.is_ascii_digit() => shape.push('#'),
-            (None, c) => shape.push(c),
-        }
-        if shape.chars().count() >= 80 {
-            break;
-        }
-    }
-    shape
 }
 
 fn fail(name: &str, seed: u64, input: &[u8], why: &str) -> ! {

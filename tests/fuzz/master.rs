@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use mesos_reconciler::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
 
-use super::engine::{fuzz, outcome};
+use super::engine::fuzz;
+use super::targets::outcome;
 
 /// The framework every fuzzed call may name.
 pub const FRAMEWORK_ID: &str = "fuzz-framework";
