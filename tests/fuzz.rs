@@ -109,7 +109,7 @@ fn client_json() {
     fuzz("client_json", JSON_WORDS, targets::client_json);
 }
 
-#[path = "fuzz/master.rs"]
-mod master;
 #[path = "fuzz/corpus.rs"]
 mod corpus;
+#[path = "fuzz/master.rs"]
+mod master;
