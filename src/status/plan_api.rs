@@ -233,4 +233,28 @@ mod tests {
             "repo/desired/unreadable.toml: cannot read: permission denied"
         );
     }
+
+    #[test]
+    fn a_plan_reads_the_files_under_the_controllers_allowed_users() {
+        let request = PlanRequest {
+            root: "desired".to_owned(),
+            files: vec![PlanFile {
+                id: "web".to_owned(),
+                text: "command = \"true\"\nuser = \"root\"\n".to_owned(),
+            }],
+            errors: Vec::new(),
+        };
+        let policy = crate::spec::SpecPolicy {
+            allowed_users: Some(["nobody".to_owned()].into()),
+            ..Default::default()
+        };
+        let proposal = proposal_with(request, &policy);
+        assert!(proposal.specs.is_empty());
+        assert!(
+            proposal.invalid["web"]
+                .contains("desired/web.toml:2:8: user: user `root` is not allowed"),
+            "{:?}",
+            proposal.invalid
+        );
+    }
 }
