@@ -49,6 +49,10 @@ pub mod env {
     pub const SYNC_VALIDATE: &str = "MESOS_RECONCILER_SYNC_VALIDATE";
     pub const SYNC_KEEP: &str = "MESOS_RECONCILER_SYNC_KEEP";
     pub const SYNC_GIT_TIMEOUT: &str = "MESOS_RECONCILER_SYNC_GIT_TIMEOUT";
+    /// The status server's bearer token: read by `run`/`dev` and by the commands that talk to it.
+    pub const TOKEN_FILE: &str = "MESOS_RECONCILER_TOKEN_FILE";
+    pub const ALLOWED_USERS: &str = "MESOS_RECONCILER_ALLOWED_USERS";
+    pub const MAX_SPEC_FILES: &str = "MESOS_RECONCILER_MAX_SPEC_FILES";
 }
 
 /// Makes an Apache Mesos cluster match a directory of TOML task specs.
@@ -131,6 +135,48 @@ pub struct ControllerArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub takeover: bool,
+    /// File holding the status server's bearer token: `approve-deletions`, `reread` and `plan`
+    /// then need `Authorization: Bearer <token>`. Required to --listen on anything but loopback.
+    #[arg(long, env = env::TOKEN_FILE)]
+    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: SpecPolicyArgs,
+}
+
+/// What the spec files may ask for: `run`, `dev` and `validate`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SpecPolicyArgs {
+    /// Users tasks may run as, comma-separated (e.g. `nobody,www-data`): a spec whose `user` is
+    /// not listed is invalid, and so is the framework's --user. Default: any user.
+    #[arg(long, env = env::ALLOWED_USERS, value_delimiter = ',')]
+    pub allowed_users: Option<Vec<String>>,
+    /// Most spec files read from the desired directory; a directory with more is refused as a
+    /// whole (the specs in force stay).
+    #[arg(long, env = env::MAX_SPEC_FILES, default_value_t = crate::spec::dir::Limits::DEFAULT.max_files)]
+    pub max_spec_files: usize,
+}
+
+impl SpecPolicyArgs {
+    /// The checked policy, or what is wrong with the flags.
+    pub fn policy(&self) -> Result<crate::spec::SpecPolicy, String> {
+        let mut policy = crate::spec::SpecPolicy::default();
+        policy.limits.max_files = self.max_spec_files;
+        if let Some(users) = &self.allowed_users {
+            let users: std::collections::BTreeSet<String> = users
+                .iter()
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+            if users.is_empty() {
+                return Err(
+                    "--allowed-users lists no user (e.g. --allowed-users nobody,www-data)"
+                        .to_owned(),
+                );
+            }
+            policy.allowed_users = Some(users);
+        }
+        Ok(policy)
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -172,6 +218,8 @@ pub struct ValidateArgs {
     /// Also list the files that were ignored and why.
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub policy: SpecPolicyArgs,
 }
 
 /// The status server's address when neither `--server` nor `--state` is given: the default
@@ -189,6 +237,9 @@ pub struct ServerArgs {
     /// server listens (useful with `--listen 127.0.0.1:0`). Ignored when --server is given.
     #[arg(long, env = env::STATE)]
     pub state: Option<PathBuf>,
+    /// The controller's --token-file: sent as a bearer token to the endpoints that need it.
+    #[arg(long, env = env::TOKEN_FILE)]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -321,6 +372,13 @@ pub struct DevclusterArgs {
     /// Time between offer cycles.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub allocation_interval: Duration,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); point the controller's
+    /// --ca-bundle at the CA that signed it. Not with --zk (the contending masters serve HTTP).
+    #[arg(long, requires = "tls_key", conflicts_with = "zk")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

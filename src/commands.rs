@@ -124,6 +124,40 @@ async fn run_controller(
             return controller_exit_code(&e);
         }
     };
+    let status_token = match &args.token_file {
+        Some(path) => match crate::status::auth::Token::from_file(path) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                eprintln!("error: --token-file: {e}");
+                return exit::USAGE;
+            }
+        },
+        None => None,
+    };
+    if let Err(message) = crate::status::auth::check_listen(args.listen, status_token.as_ref()) {
+        eprintln!("error: {message}");
+        return exit::USAGE;
+    }
+    let spec_policy = match args.policy.policy() {
+        Ok(policy) => policy,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::USAGE;
+        }
+    };
+    let user = args
+        .user
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "nobody".to_owned());
+    if !spec_policy.allows_user(&user) {
+        eprintln!(
+            "error: the framework's user `{user}` (--user, else $USER) is not in --allowed-users \
+             ({}); every spec without `user` would run as it: pass an allowed --user",
+            spec_policy.allowed_list()
+        );
+        return exit::USAGE;
+    }
     let status = match bind(args.listen).await {
         Ok(l) => l,
         Err(code) => return code,
@@ -133,11 +167,6 @@ async fn run_controller(
             tokio::spawn(dev_welcome(addr, args.desired.clone()));
         }
     }
-    let user = args
-        .user
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "nobody".to_owned());
     let config = ControllerConfig {
         desired: args.desired.clone(),
         state_dir: args.state.clone(),
@@ -157,6 +186,8 @@ async fn run_controller(
         status: Some(status),
         framework_id: args.framework_id.clone(),
         takeover: args.takeover,
+        status_token,
+        spec_policy,
     };
     match controller::run_with_store(config, store, shutdown).await {
         Ok(()) => exit::OK,
@@ -223,7 +254,14 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, i32> {
 
 /// `mesos-reconciler validate`: every problem, with file, line and column; exit 2 if any.
 pub fn validate(args: &ValidateArgs) -> i32 {
-    let snapshot = match crate::spec::dir::load_dir(&args.desired) {
+    let policy = match args.policy.policy() {
+        Ok(policy) => policy,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::USAGE;
+        }
+    };
+    let snapshot = match crate::spec::dir::load_dir_with(&args.desired, &policy) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -264,7 +302,11 @@ pub async fn approve(args: &ApproveArgs) -> i32 {
             return e.exit_code();
         }
     };
-    match crate::status::approve_deletions(&server).await {
+    let token = match crate::shell::read_token(&args.server) {
+        Ok(token) => token,
+        Err(code) => return code,
+    };
+    match crate::status::approve_deletions_with(&server, token.as_ref()).await {
         Ok(text) => {
             println!("{}", text.trim_end());
             exit::OK
@@ -377,6 +419,15 @@ pub async fn devcluster(args: DevclusterArgs) -> i32 {
     };
     if let Some(dir) = args.work_dir {
         config.work_dir = dir;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match crate::devcluster::master::tls::server_config(cert, key) {
+            Ok(tls) => config.tls = Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::USAGE;
+            }
+        }
     }
     let cluster = match DevCluster::start(config).await {
         Ok(c) => c,

@@ -76,6 +76,10 @@ pub struct ControllerConfig {
     pub framework_id: Option<String>,
     /// Fail over the framework even if another scheduler is connected to it (`--takeover`).
     pub takeover: bool,
+    /// The status server's bearer token (`--token-file`): its mutating endpoints need it.
+    pub status_token: Option<crate::status::auth::Token>,
+    /// What spec files may ask for (`--allowed-users`, limits).
+    pub spec_policy: crate::spec::SpecPolicy,
 }
 
 /// A controller failure that ends `run`.
@@ -184,6 +188,10 @@ pub async fn run_with_store(
                 snapshot_rx,
                 control_tx,
                 task_events.clone(),
+                crate::status::auth::Access {
+                    token: config.status_token.clone(),
+                    policy: Arc::new(config.spec_policy.clone()),
+                },
                 async move {
                     let _ = server_stop_rx.await;
                 },
@@ -215,6 +223,23 @@ pub async fn run_with_store(
     )?;
     ctl.explicit_framework_id = config.framework_id;
     ctl.takeover = config.takeover;
+    ctl.spec_policy = Arc::new(config.spec_policy);
+    // A spec in force from before `--allowed-users` was narrowed is read and checked again: it
+    // shows as invalid (its running tasks are left alone, as for any invalid edit).
+    let disallowed: Vec<_> = ctl
+        .desired
+        .specs
+        .values()
+        .filter(|spec| {
+            spec.user
+                .as_deref()
+                .is_some_and(|u| !ctl.spec_policy.allows_user(u))
+        })
+        .map(|spec| spec.id.clone())
+        .collect();
+    for id in &disallowed {
+        ctl.dir_cache.forget(id);
+    }
     ctl.task_events = task_events;
     ctl.start().await;
 

@@ -180,6 +180,8 @@ pub(super) struct Controller {
     pub explicit_framework_id: Option<String>,
     /// `--takeover`: fail over a framework another scheduler is connected to.
     pub takeover: bool,
+    /// The operator's rules for spec files (`--allowed-users`, limits), applied on every re-read.
+    pub spec_policy: Arc<crate::spec::SpecPolicy>,
     /// The framework found on the master, subscribed with until SUBSCRIBED stores its id.
     pub adopting: Option<String>,
     /// The master's frameworks being listed.
@@ -322,6 +324,7 @@ impl Controller {
             pending_acks: Vec::new(),
             explicit_framework_id: None,
             takeover: false,
+            spec_policy: Arc::default(),
             adopting: None,
             finding: None,
             find_error: None,
@@ -410,10 +413,11 @@ impl Controller {
 
     pub(super) async fn reread(&mut self) {
         let dir = self.desired_dir.clone();
+        let policy = Arc::clone(&self.spec_policy);
         let mut cache = std::mem::take(&mut self.dir_cache);
         let scanned = tokio::task::spawn_blocking(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::spec::dir::scan_dir(&dir, &mut cache)
+                crate::spec::dir::scan_dir_with(&dir, &mut cache, &policy)
             }));
             (cache, result)
         })

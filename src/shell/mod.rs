@@ -105,6 +105,20 @@ pub(crate) fn resolve(args: &ServerArgs) -> Result<String, i32> {
     })
 }
 
+/// The status server's bearer token from `--token-file`, or the exit code after printing why it
+/// cannot be read.
+pub fn read_token(args: &ServerArgs) -> Result<Option<crate::status::auth::Token>, i32> {
+    let Some(path) = &args.token_file else {
+        return Ok(None);
+    };
+    crate::status::auth::Token::from_file(path)
+        .map(Some)
+        .map_err(|e| {
+            eprintln!("error: --token-file: {e}");
+            exit::USAGE
+        })
+}
+
 /// Milliseconds since the Unix epoch, for "in 12s" and "3m ago".
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -120,6 +134,7 @@ mod tests {
         ServerArgs {
             server: server.map(str::to_owned),
             state,
+            token_file: None,
         }
     }
 

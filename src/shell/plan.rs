@@ -28,8 +28,12 @@ pub async fn plan(args: PlanArgs) -> i32 {
             return exit::INVALID_SPECS;
         }
     };
+    let token = match super::read_token(&args.server) {
+        Ok(token) => token,
+        Err(code) => return code,
+    };
     let files = request.files.len() + request.errors.len();
-    let preview = match post_plan(&server, &request).await {
+    let preview = match post_plan(&server, &request, token.as_ref()).await {
         Ok(preview) => preview,
         Err(e) => return super::report(&e),
     };

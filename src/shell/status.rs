@@ -463,7 +463,13 @@ async fn wait(server: &str, args: &StatusArgs) -> i32 {
     // The controller reads the directory first, so that an edit made just before the wait
     // began is part of what it waits for; until a pass after that read, nothing counts as
     // converged. A controller that cannot do it (older, or busy) is waited for as it is.
-    let read_ms = crate::status::reread_now(server).await.ok();
+    let token = match super::read_token(&args.server) {
+        Ok(token) => token,
+        Err(code) => return code,
+    };
+    let read_ms = crate::status::reread_now_with(server, token.as_ref())
+        .await
+        .ok();
     loop {
         let now = now_ms();
         match fetch(server, &args.specs, true).await {

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::{SpecError, line_column};
 use super::model::{Spec, SpecId};
-use super::validate::parse;
+pub use super::policy::Limits;
+use super::policy::SpecPolicy;
+use super::validate::parse_with;
 
 /// Larger files are reported, not parsed: a spec is a few dozen lines, and a link to something huge
 /// (or endless, like `/dev/zero`) must not stall the loop.
@@ -66,6 +68,25 @@ pub enum DirError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "desired directory {} holds more than {max} spec files; nothing in it was applied (the \
+         specs in force stay): remove files, or raise --max-spec-files",
+        path.display()
+    )]
+    TooManyFiles { path: PathBuf, max: usize },
+    #[error(
+        "the spec files of desired directory {} add up to more than {} MiB; nothing in it was \
+         applied (the specs in force stay)",
+        path.display(),
+        max_bytes / (1024 * 1024)
+    )]
+    TooLarge { path: PathBuf, max_bytes: u64 },
+    #[error(
+        "{} is nested more than {max} directories deep; nothing in the desired directory was \
+         applied (the specs in force stay)",
+        path.display()
+    )]
+    TooDeep { path: PathBuf, max: usize },
 }
 
 /// Reads every spec under `root` (subdirectories included), applying the ignore rules of
@@ -73,8 +94,16 @@ pub enum DirError {
 /// directory that points back at one of its ancestors is listed as ignored instead of looping.
 /// Messages name files as `root` was given (`desired/web.toml`), not by their canonical path.
 pub fn load_dir(root: &Path) -> Result<DirSnapshot, DirError> {
+    load_dir_with(root, &SpecPolicy::default())
+}
+
+/// [`load_dir`] under the operator's [`SpecPolicy`] (allowed users, limits).
+pub fn load_dir_with(root: &Path, policy: &SpecPolicy) -> Result<DirSnapshot, DirError> {
     let canonical = canonical_root(root)?;
     let mut walk = Walk {
+        policy,
+        files: 0,
+        bytes: 0,
         shown_root: root,
         snapshot: DirSnapshot {
             root: canonical.clone(),
@@ -100,6 +129,10 @@ pub fn is_ignored_name(name: &str) -> bool {
 }
 
 struct Walk<'a> {
+    policy: &'a SpecPolicy,
+    /// `.toml` files seen and their bytes, against the policy's limits.
+    files: usize,
+    bytes: u64,
     shown_root: &'a Path,
     snapshot: DirSnapshot,
     /// Canonical paths of the directories being walked, to stop symlink loops.
@@ -181,6 +214,12 @@ impl DirCache {
         );
     }
 
+    /// Forgets the stamp of the file of `id`, so that the next scan reads and checks it again
+    /// (a spec in force from before the policy changed).
+    pub fn forget(&mut self, id: &SpecId) {
+        self.files.remove(&relative_of(id));
+    }
+
     /// Files known (valid or not).
     pub fn len(&self) -> usize {
         self.files.len()
@@ -222,9 +261,21 @@ struct Incremental<'a> {
 /// rules and messages are those of [`load_dir`]. On error the cache is left as it was, so the next
 /// scan reports everything this one would have.
 pub fn scan_dir(root: &Path, cache: &mut DirCache) -> Result<DirDiff, DirError> {
+    scan_dir_with(root, cache, &SpecPolicy::default())
+}
+
+/// [`scan_dir`] under the operator's [`SpecPolicy`] (allowed users, limits).
+pub fn scan_dir_with(
+    root: &Path,
+    cache: &mut DirCache,
+    policy: &SpecPolicy,
+) -> Result<DirDiff, DirError> {
     let canonical = canonical_root(root)?;
     let complete = cache.files.is_empty() || cache.seeded;
     let mut walk = Walk {
+        policy,
+        files: 0,
+        bytes: 0,
         shown_root: root,
         snapshot: DirSnapshot::default(),
         ancestors: vec![canonical.clone()],
@@ -284,6 +335,13 @@ impl Walk<'_> {
             path: self.shown_root.join(relative),
             source,
         };
+        let max_depth = self.policy.limits.max_depth;
+        if relative.components().count() > max_depth {
+            return Err(DirError::TooDeep {
+                path: self.shown_root.join(relative),
+                max: max_depth,
+            });
+        }
         let mut names = Vec::new();
         for entry in fs::read_dir(dir).map_err(unreadable)? {
             names.push(entry.map_err(unreadable)?.file_name());
@@ -299,15 +357,67 @@ impl Walk<'_> {
                 continue;
             }
             // `metadata` follows symlinks: a ConfigMap's `web.toml -> ..data/web.toml` is a file.
-            match fs::metadata(&path) {
+            let metadata = fs::metadata(&path);
+            if matches!(&metadata, Ok(m) if m.is_dir()) || shown_name.ends_with(".toml") {
+                // A link may point anywhere, and whoever writes the tree chooses where: only
+                // what stays inside the desired directory is a spec source.
+                if let Some(outside) = self.leaves_root(&path) {
+                    let message = format!(
+                        "is a symlink to {outside}, outside the desired directory; spec files and \
+                         directories must stay inside it"
+                    );
+                    let key = match &metadata {
+                        Ok(m) if m.is_dir() => format!("{}/", path_key(&relative)),
+                        _ => String::new(),
+                    };
+                    self.file_problem_keyed(&relative, message, key);
+                    continue;
+                }
+            }
+            match metadata {
                 Ok(metadata) if metadata.is_dir() => self.subdir(&path, &relative)?,
                 _ if !shown_name.ends_with(".toml") => self.snapshot.ignored.push(relative),
                 Ok(metadata) if !metadata.is_file() => {
                     self.file_problem(&relative, "is not a regular file".to_owned());
                 }
-                Ok(metadata) => self.file(&path, &relative, &metadata),
+                Ok(metadata) => {
+                    self.count(&metadata)?;
+                    self.file(&path, &relative, &metadata);
+                }
                 Err(err) => self.file_problem(&relative, format!("cannot read: {err}")),
             }
+        }
+        Ok(())
+    }
+
+    /// Where `path` leads when it is a symlink out of the desired directory (`None` for
+    /// everything else, broken links included: reading those fails on its own).
+    fn leaves_root(&self, path: &Path) -> Option<String> {
+        let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return None;
+        }
+        let target = fs::canonicalize(path).ok()?;
+        let root = self.ancestors.first()?;
+        (!target.starts_with(root)).then(|| target.display().to_string())
+    }
+
+    /// Counts one `.toml` file against the limits.
+    fn count(&mut self, metadata: &fs::Metadata) -> Result<(), DirError> {
+        let limits = self.policy.limits;
+        self.files += 1;
+        self.bytes = self.bytes.saturating_add(metadata.len());
+        if self.files > limits.max_files {
+            return Err(DirError::TooManyFiles {
+                path: self.shown_root.to_owned(),
+                max: limits.max_files,
+            });
+        }
+        if self.bytes > limits.max_total_bytes {
+            return Err(DirError::TooLarge {
+                path: self.shown_root.to_owned(),
+                max_bytes: limits.max_total_bytes,
+            });
         }
         Ok(())
     }
@@ -397,8 +507,7 @@ impl Walk<'_> {
         };
         let result = read_limited(path)
             .map_err(|err| SpecError::whole_file(&shown, format!("cannot read: {err}")))
-            .and_then(|bytes| decode(&shown, bytes))
-            .and_then(|text| parse(&id, &shown, &text));
+            .and_then(|bytes| parse_bytes(&id, &shown, bytes, self.policy));
         match result {
             Ok(spec) if self.incremental.is_some() => Some(spec),
             Ok(spec) => {
@@ -414,14 +523,35 @@ impl Walk<'_> {
 
     /// A problem with a `.toml` entry before its content could be read.
     fn file_problem(&mut self, relative: &Path, message: String) {
+        self.file_problem_keyed(relative, message, String::new());
+    }
+
+    /// [`Self::file_problem`] under `key` when it is not empty (a directory's `team-a/`, which
+    /// is never a spec id).
+    fn file_problem_keyed(&mut self, relative: &Path, message: String, key: String) {
         let shown = self.shown_root.join(relative).display().to_string();
         let error = SpecError::whole_file(&shown, message);
-        let key = match SpecId::from_relative_path(relative) {
-            Ok(id) => id.into(),
-            Err(_) => path_key(relative),
+        let key = if !key.is_empty() {
+            key
+        } else {
+            match SpecId::from_relative_path(relative) {
+                Ok(id) => id.into(),
+                Err(_) => path_key(relative),
+            }
         };
         self.snapshot.errors.insert(key, error);
     }
+}
+
+/// A spec file's bytes as the directory reader takes them: UTF-8 (else an error at the first bad
+/// byte), then parsed and validated under `policy`. No IO; the fuzz target of the spec reader.
+pub fn parse_bytes(
+    id: &SpecId,
+    shown: &str,
+    bytes: Vec<u8>,
+    policy: &SpecPolicy,
+) -> Result<Spec, SpecError> {
+    decode(shown, bytes).and_then(|text| parse_with(id, shown, &text, policy))
 }
 
 /// The error key of a file whose name is not a spec id: its relative path with `/` separators.

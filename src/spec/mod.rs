@@ -14,11 +14,15 @@ pub mod error;
 pub mod hash;
 pub mod model;
 pub mod pattern;
+pub mod policy;
 mod raw;
+pub mod redact;
 pub mod validate;
 mod validate_sections;
 
-pub use dir::{DirError, DirSnapshot, MAX_SPEC_FILE_BYTES, is_ignored_name, load_dir};
+pub use dir::{
+    DirError, DirSnapshot, MAX_SPEC_FILE_BYTES, is_ignored_name, load_dir, load_dir_with,
+};
 pub use duration::{DurationError, format_duration, millis, parse_duration};
 pub use error::{SpecError, line_column};
 pub use hash::{ParseHashError, SpecHash};
@@ -26,7 +30,8 @@ pub use model::{
     Backoff, Command, Constraint, ConstraintOp, Container, ContainerKind, HealthCheck, HealthKind,
     HttpScheme, IdError, RestartPolicy, Spec, SpecId, UpdatePolicy, UpdateStrategy, Uri,
 };
-pub use validate::parse;
+pub use policy::{Limits, MAX_SPEC_ID_LEN, SpecPolicy};
+pub use validate::{parse, parse_with};
 
 #[cfg(test)]
 mod parse_tests;

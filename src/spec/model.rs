@@ -29,6 +29,8 @@ pub enum IdError {
          and `-`, starting with a letter or digit"
     )]
     BadSegment { id: String, segment: String },
+    #[error("spec id `{id}…` is longer than {max} characters", id = .id.chars().take(40).collect::<String>(), max = super::policy::MAX_SPEC_ID_LEN)]
+    TooLong { id: String },
     #[error("`{path}` does not end in `.toml`")]
     NotToml { path: String },
     #[error("`{path}` is not a plain relative path inside the desired directory")]
@@ -41,6 +43,9 @@ impl SpecId {
         let id = id.into();
         if id.is_empty() {
             return Err(IdError::Empty);
+        }
+        if id.len() > super::policy::MAX_SPEC_ID_LEN {
+            return Err(IdError::TooLong { id });
         }
         if let Some(segment) = id.split('/').find(|segment| !is_valid_segment(segment)) {
             return Err(IdError::BadSegment {
@@ -124,7 +129,8 @@ impl AsRef<str> for SpecId {
 
 /// A fully normalised task spec: every default filled in, every value checked. Two files that mean
 /// the same thing parse to equal `Spec`s, whatever their comments, key order or explicit defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Its `Debug` redacts secret `env` values (`spec::redact`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
     /// Not part of the content hash: the hash describes what runs, the id where it came from.
     pub id: SpecId,
@@ -162,6 +168,34 @@ pub struct Spec {
     pub constraints: Vec<Constraint>,
     pub health: Option<HealthCheck>,
     pub update: UpdatePolicy,
+}
+
+impl fmt::Debug for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spec")
+            .field("id", &self.id)
+            .field("command", &self.command)
+            .field("cpus", &self.cpus)
+            .field("mem", &self.mem)
+            .field("disk", &self.disk)
+            .field("gpus", &self.gpus)
+            .field("ports", &self.ports)
+            .field("instances", &self.instances)
+            .field("restart", &self.restart)
+            .field("user", &self.user)
+            .field("role", &self.role)
+            .field("kill_grace", &self.kill_grace)
+            .field("unreachable_after", &self.unreachable_after)
+            .field("backoff", &self.backoff)
+            .field("env", &super::redact::env_for_display(&self.env))
+            .field("labels", &self.labels)
+            .field("uris", &self.uris)
+            .field("container", &self.container)
+            .field("constraints", &self.constraints)
+            .field("health", &self.health)
+            .field("update", &self.update)
+            .finish()
+    }
 }
 
 /// What the task runs.

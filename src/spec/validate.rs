@@ -18,17 +18,43 @@ use super::model::{
     Backoff, Command, Container, ContainerKind, RestartPolicy, Spec, SpecId, UpdatePolicy,
     UpdateStrategy, Uri,
 };
+use super::policy::SpecPolicy;
 use super::raw::{RawBackoff, RawSpec, RawUpdate, RawUri};
 
 /// Parses and validates one spec file. `file` is only used in messages (e.g. `desired/web.toml`);
 /// `text` is the file's content. No IO.
 pub fn parse(id: &SpecId, file: &str, text: &str) -> Result<Spec, SpecError> {
+    parse_with(id, file, text, &SpecPolicy::default())
+}
+
+/// [`parse`] under the operator's [`SpecPolicy`]: a `user` the policy does not allow is an error
+/// at that value.
+pub fn parse_with(
+    id: &SpecId,
+    file: &str,
+    text: &str,
+    policy: &SpecPolicy,
+) -> Result<Spec, SpecError> {
     let raw: RawSpec = toml::from_str(text).map_err(|err| from_toml(file, text, &err))?;
     let mut check = Checker {
         file,
         text,
         errors: Vec::new(),
     };
+    if let Some(user) = &raw.user {
+        if !policy.allows_user(user.get_ref()) {
+            let message = format!(
+                "user `{}` is not allowed on this controller (allowed: {})",
+                user.get_ref(),
+                policy.allowed_list()
+            );
+            check.errors.push(
+                SpecError::at(file, text, user.span(), "user", message).with_hint(
+                    "use an allowed user, or ask the operator to add it to --allowed-users",
+                ),
+            );
+        }
+    }
     let spec = check.spec(id, raw);
     match check.errors.into_iter().min_by_key(|e| (e.line, e.column)) {
         Some(first) => Err(first),

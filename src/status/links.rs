@@ -110,13 +110,26 @@ pub(super) async fn spec_file(
     let (snapshot, _) = state.read();
     let path = std::path::Path::new(&snapshot.desired_dir).join(format!("{}.toml", id.as_str()));
     let limit = crate::spec::MAX_SPEC_FILE_BYTES;
+    let root = std::path::PathBuf::from(&snapshot.desired_dir);
     let read = tokio::task::spawn_blocking(move || {
         use std::io::Read;
+        // As the controller reads spec files: never through a link out of the directory.
+        let inside = match (std::fs::canonicalize(&root), std::fs::canonicalize(&path)) {
+            (Ok(root), Ok(target)) => target.starts_with(root),
+            _ => false,
+        };
+        if !inside {
+            return Err(format!(
+                "cannot read {}: missing, or a link out of the desired directory\n",
+                path.display()
+            ));
+        }
         let mut text = String::new();
         std::fs::File::open(&path)
             .and_then(|f| f.take(limit).read_to_string(&mut text))
-            .map(|_| text)
-            .map_err(|e| format!("cannot read {}: {e}\n", path.display()))
+            .map_err(|e| format!("cannot read {}: {e}\n", path.display()))?;
+        // Secret `env` values are not shown (`spec::redact`).
+        Ok(crate::spec::redact::spec_text_for_display(&text))
     })
     .await;
     match read {

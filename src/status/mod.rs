@@ -18,6 +18,7 @@
 //! directory (`Snapshot::halted`): it stops launching and killing, and `/readyz` says why with
 //! 503 until it can write again.
 
+pub mod auth;
 pub mod events;
 pub mod html;
 mod html_git;
@@ -72,20 +73,31 @@ pub async fn serve(
     control: mpsc::Sender<ControlCommand>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with_events(listener, snapshots, control, events::channel(), shutdown).await
+    serve_with_events(
+        listener,
+        snapshots,
+        control,
+        events::channel(),
+        auth::Access::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`], with the task transitions the controller sends on `events` streamed to the
-/// clients of `GET /api/v1/events`.
+/// clients of `GET /api/v1/events`, and what `access` says: with a token, the mutating endpoints
+/// are closed to requests without it ([`auth`]).
 pub async fn serve_with_events(
     listener: tokio::net::TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     control: mpsc::Sender<ControlCommand>,
     events: broadcast::Sender<TaskEvent>,
+    access: auth::Access,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut state = ServerState::new(snapshots, control);
     state.events = events;
+    state.access = access;
     // Requests latch readiness when they see it, but a `ready` snapshot replaced before any
     // request came would be missed; this task looks at every snapshot the channel keeps.
     let latch = tokio::spawn(latch_readiness(
@@ -154,9 +166,28 @@ pub enum StatusClientError {
 /// held by the mass-deletion guard, and returns its summary. Talks to that URL only, never
 /// through a proxy from the environment.
 pub async fn approve_deletions(status_url: &str) -> Result<String, StatusClientError> {
+    approve_deletions_with(status_url, None).await
+}
+
+/// [`approve_deletions`] with the server's bearer token (`--token-file`).
+pub async fn approve_deletions_with(
+    status_url: &str,
+    token: Option<&auth::Token>,
+) -> Result<String, StatusClientError> {
     let url = join_url(status_url, APPROVE_DELETIONS_PATH);
-    let request = client()?.post(&url);
+    let request = with_token(client()?.post(&url), token);
     text_of(url, request).await
+}
+
+/// Adds `Authorization: Bearer` when there is a token.
+fn with_token(
+    request: reqwest::RequestBuilder,
+    token: Option<&auth::Token>,
+) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => request.header(reqwest::header::AUTHORIZATION, token.header_value()),
+        None => request,
+    }
 }
 
 /// How many times [`fetch_status`] starts over when the controller publishes a new snapshot while
@@ -357,6 +388,8 @@ struct ServerState {
     index: Arc<IndexCache>,
     /// Task transitions from the controller, for `GET /api/v1/events`.
     events: broadcast::Sender<TaskEvent>,
+    /// The token of the mutating endpoints, and the spec policy of `plan`.
+    access: auth::Access,
 }
 
 impl ServerState {
@@ -370,6 +403,7 @@ impl ServerState {
             ready: Arc::new(AtomicBool::new(false)),
             index: Arc::default(),
             events: events::channel(),
+            access: auth::Access::default(),
         }
     }
 
@@ -404,22 +438,31 @@ impl ServerState {
 }
 
 fn router_with(state: ServerState) -> Router {
+    // Every route that changes the controller's state or makes it work is behind the token.
+    let guarded = |route: axum::routing::MethodRouter<ServerState>| {
+        route.route_layer(axum::middleware::from_fn_with_state(
+            state.access.token.clone(),
+            auth::require_token,
+        ))
+    };
     Router::new()
         .route("/", get(page))
         .route(STATUS_PATH, get(status_json))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route(APPROVE_DELETIONS_PATH, post(approve))
+        .route(APPROVE_DELETIONS_PATH, guarded(post(approve)))
         .route(EVENTS_PATH, get(events::events))
-        .route(REREAD_PATH, post(reread))
+        .route(REREAD_PATH, guarded(post(reread)))
         .route("/tasks/{task_id}/{file}", get(links::task_file))
         .route("/specs/{*id}", get(links::spec_file))
         .route(
             plan_api::PLAN_PATH,
-            post(plan_api::plan).layer(axum::extract::DefaultBodyLimit::max(
-                plan_api::MAX_PLAN_BODY,
-            )),
+            guarded(
+                post(plan_api::plan).layer(axum::extract::DefaultBodyLimit::max(
+                    plan_api::MAX_PLAN_BODY,
+                )),
+            ),
         )
         .with_state(state)
 }
@@ -626,8 +669,16 @@ async fn reread(State(state): State<ServerState>) -> Response {
 /// Asks the controller behind `status_url` to read its desired directory now; returns when it
 /// was read (ms since the Unix epoch). A pass that ends at or after that time has seen it.
 pub async fn reread_now(status_url: &str) -> Result<u64, StatusClientError> {
+    reread_now_with(status_url, None).await
+}
+
+/// [`reread_now`] with the server's bearer token (`--token-file`).
+pub async fn reread_now_with(
+    status_url: &str,
+    token: Option<&auth::Token>,
+) -> Result<u64, StatusClientError> {
     let url = join_url(status_url, REREAD_PATH);
-    let body = text_of(url.clone(), client()?.post(&url)).await?;
+    let body = text_of(url.clone(), with_token(client()?.post(&url), token)).await?;
     #[derive(Deserialize)]
     struct Read {
         read_ms: u64,

@@ -74,7 +74,9 @@ pub(super) async fn plan(
                 .into_response();
         }
     };
-    let proposal = match tokio::task::spawn_blocking(move || proposal(request)).await {
+    let policy = std::sync::Arc::clone(&state.access.policy);
+    let proposal = match tokio::task::spawn_blocking(move || proposal_with(request, &policy)).await
+    {
         Ok(proposal) => proposal,
         Err(_) => {
             return (
@@ -116,6 +118,11 @@ pub(super) async fn plan(
 
 /// Parses the files of a request as a re-read of the directory would.
 pub fn proposal(request: PlanRequest) -> Proposal {
+    proposal_with(request, &crate::spec::SpecPolicy::default())
+}
+
+/// [`proposal`] under the controller's spec policy (`--allowed-users`).
+pub fn proposal_with(request: PlanRequest, policy: &crate::spec::SpecPolicy) -> Proposal {
     let root = if request.root.is_empty() {
         "desired".to_owned()
     } else {
@@ -135,7 +142,7 @@ pub fn proposal(request: PlanRequest) -> Proposal {
                 continue;
             }
         };
-        match crate::spec::parse(&id, &shown, &file.text) {
+        match crate::spec::parse_with(&id, &shown, &file.text, policy) {
             Ok(spec) => {
                 specs.insert(id, Desired::new(spec));
             }
@@ -166,14 +173,14 @@ pub type PlanClientError = super::StatusClientError;
 pub async fn post_plan(
     status_url: &str,
     request: &PlanRequest,
+    token: Option<&super::auth::Token>,
 ) -> Result<Preview, PlanClientError> {
     let url = super::join_url(status_url, PLAN_PATH);
     let bytes = serde_json::to_vec(request).map_err(|source| super::StatusClientError::Decode {
         url: url.clone(),
         source,
     })?;
-    let post = super::client()?
-        .post(&url)
+    let post = super::with_token(super::client()?.post(&url), token)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(bytes);
     let body = super::text_of(url.clone(), post).await?;
@@ -224,6 +231,30 @@ mod tests {
         assert_eq!(
             proposal.invalid["unreadable"],
             "repo/desired/unreadable.toml: cannot read: permission denied"
+        );
+    }
+
+    #[test]
+    fn a_plan_reads_the_files_under_the_controllers_allowed_users() {
+        let request = PlanRequest {
+            root: "desired".to_owned(),
+            files: vec![PlanFile {
+                id: "web".to_owned(),
+                text: "command = \"true\"\nuser = \"root\"\n".to_owned(),
+            }],
+            errors: Vec::new(),
+        };
+        let policy = crate::spec::SpecPolicy {
+            allowed_users: Some(["nobody".to_owned()].into()),
+            ..Default::default()
+        };
+        let proposal = proposal_with(request, &policy);
+        assert!(proposal.specs.is_empty());
+        assert!(
+            proposal.invalid["web"]
+                .contains("desired/web.toml:2:8: user: user `root` is not allowed"),
+            "{:?}",
+            proposal.invalid
         );
     }
 }

@@ -364,6 +364,8 @@ impl World {
             status: Some(listener),
             framework_id: None,
             takeover: false,
+            status_token: None,
+            spec_policy: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(mesos_reconciler::controller::run(config, async move {

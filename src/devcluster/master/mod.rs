@@ -32,6 +32,7 @@ mod state;
 mod state_json;
 mod streams;
 mod tasks;
+pub mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ pub struct DevClusterConfig {
     pub work_dir: PathBuf,
     /// The hostname the master and its agents report (offers, MasterInfo, redirects).
     pub hostname: String,
+    /// Serve HTTPS with this configuration ([`tls::server_config`]) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Several masters contending through ZooKeeper instead of one (`listen` is then unused).
     pub zk: Option<ZkMasters>,
 }
@@ -101,6 +104,7 @@ impl Default for DevClusterConfig {
             reregister_delay: Duration::from_secs(1),
             work_dir: std::env::temp_dir().join("mesos-reconciler-dev"),
             hostname: "127.0.0.1".to_owned(),
+            tls: None,
             zk: None,
         }
     }
@@ -212,6 +216,8 @@ pub enum FaultReply {
 #[derive(Debug)]
 pub struct DevCluster {
     addr: SocketAddr,
+    /// Whether the master serves HTTPS.
+    tls: bool,
     tx: mpsc::UnboundedSender<Msg>,
     /// The masters, with ZooKeeper (the server fields below are then unused).
     masters: Option<Arc<ha::Masters>>,
@@ -287,6 +293,7 @@ impl DevCluster {
             let masters = ha::Masters::start(spec, &zk.listen, tx.clone(), settings).await?;
             return Ok(DevCluster {
                 addr: masters.addrs()[0],
+                tls: false,
                 tx,
                 masters: Some(masters),
                 actor: Some(actor),
@@ -296,9 +303,19 @@ impl DevCluster {
         };
         tracing::info!(%addr, master_id = %master.master_id, "dev cluster master started");
         let actor = tokio::spawn(master.run(inbox, updates));
-        let (server, stop_server) = serve(listener, http::router(tx.clone(), settings));
+        let app = http::router(tx.clone(), settings);
+        let tls = config.tls.is_some();
+        let (server, stop_server) = match config.tls {
+            None => serve(listener, app),
+            Some(tls) => serve(
+                tls::TlsListener::new(listener, tls)
+                    .map_err(|source| StartError::Bind { addr, source })?,
+                app,
+            ),
+        };
         Ok(DevCluster {
             addr,
+            tls,
             tx,
             masters: None,
             actor: Some(actor),
@@ -337,9 +354,10 @@ impl DevCluster {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// A cloneable handle on the fault API.
@@ -428,10 +446,11 @@ impl Drop for DevCluster {
 
 /// Serves `app` on `listener` until the returned sender is used (or dropped): then the listener
 /// closes at once and open connections end after their current response.
-fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-) -> (JoinHandle<()>, oneshot::Sender<()>) {
+fn serve<L>(listener: L, app: axum::Router) -> (JoinHandle<()>, oneshot::Sender<()>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {

@@ -134,11 +134,30 @@ pub(super) fn transport_cause(error: &reqwest::Error) -> String {
         || text.contains("corrupt message")
         || text.contains("invalidcontenttype")
     {
-        format!("TLS error: {deepest}")
+        format!("TLS error: {}{deepest}", tls_verdict(&text, error))
     } else if error.is_timeout() || text.contains("timed out") {
         format!("timeout: {deepest}")
     } else {
         deepest
+    }
+}
+
+/// Which check of the master's certificate failed, in words, when rustls says one did.
+fn tls_verdict(text: &str, error: &reqwest::Error) -> String {
+    if text.contains("unknownissuer") {
+        "the master's certificate is not signed by a trusted CA (--ca-bundle, else the system's \
+         roots): "
+            .to_owned()
+    } else if text.contains("certificate expired") || text.contains("expired") {
+        "the master's certificate has expired: ".to_owned()
+    } else if text.contains("not valid for name") || text.contains("notvalidforname") {
+        let host = error
+            .url()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        format!("the master's certificate is not valid for {host}: ")
+    } else {
+        String::new()
     }
 }
 

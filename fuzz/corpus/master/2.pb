@@ -1,0 +1,6 @@
+
+
+fuzz-framework2
+
+t1
+a1

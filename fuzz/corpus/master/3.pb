@@ -1,0 +1,6 @@
+
+
+fuzz-framework	J
+
+
+t1

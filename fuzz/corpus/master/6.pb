@@ -1,0 +1,4 @@
+
+
+fuzz-framework‚
+*

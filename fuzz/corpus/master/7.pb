@@ -1,0 +1,6 @@
+
+
+fuzz-frameworkš"
+ 
+nobodyfuzz
+fuzz-framework
