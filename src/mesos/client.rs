@@ -27,8 +27,8 @@ use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
 pub use config::{
-    ClientConfig, Credentials, CredentialsError, MasterListError, Resolver, RetryPolicy, Secret,
-    parse_master, parse_masters,
+    ClientConfig, Credentials, CredentialsError, Gate, MasterListError, MasterSource, Resolver,
+    RetryPolicy, Secret, parse_master, parse_master_source, parse_masters,
 };
 pub use report::{FailureLog, LogLine, MasterProblem, REPEAT_EVERY, cause};
 pub use stream::{DEFAULT_HEARTBEAT_INTERVAL, EventStream};
@@ -36,6 +36,7 @@ pub use stream::{DEFAULT_HEARTBEAT_INTERVAL, EventStream};
 use crate::mesos::encoding::{DecodeError, Encoding};
 use crate::mesos::proto::v1::scheduler::{Call, call};
 use crate::mesos::recordio::RecordIoError;
+use crate::zk::detector::{Detected, LeaderWatch};
 
 /// Path of the scheduler endpoint below a master's base URL.
 pub const SCHEDULER_PATH: &str = "api/v1/scheduler";
@@ -50,6 +51,13 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub enum ClientError {
     #[error("no mesos master url configured")]
     NoMasters,
+    /// `--master zk://...`: ZooKeeper names no leading master right now (or cannot be reached).
+    /// Retried like a refused connection.
+    #[error("{why}")]
+    NoLeader { zk: String, why: String },
+    /// The client's gate refused the request: this process must not talk to the master now.
+    #[error("not sent: {0}")]
+    Fenced(String),
     #[error("invalid master url {url:?}: {reason}")]
     InvalidMasterUrl { url: String, reason: String },
     #[error("cannot read the ca bundle {}", path.display())]
@@ -225,8 +233,11 @@ pub struct SchedulerClient {
 }
 
 struct Inner {
-    /// The scheduler endpoint of each configured master, in order.
+    /// The scheduler endpoint of each configured master, in order (empty with `leader`).
     endpoints: Vec<Url>,
+    /// The leading master as detected in ZooKeeper, instead of `endpoints`.
+    leader: Option<LeaderWatch>,
+    gate: Option<Gate>,
     encoding: Encoding,
     principal: Option<String>,
     /// Precomputed and marked sensitive, so no debug output of reqwest or hyper shows it.
@@ -280,7 +291,7 @@ impl SchedulerClient {
     /// Validates the configuration, reads the CA bundle and sets up the two HTTP clients. Does not
     /// connect to anything.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        if config.masters.is_empty() {
+        if config.masters.is_empty() && config.leader.is_none() {
             return Err(ClientError::NoMasters);
         }
         let endpoints = config
@@ -300,6 +311,8 @@ impl SchedulerClient {
         Ok(SchedulerClient {
             inner: Arc::new(Inner {
                 endpoints,
+                leader: config.leader.clone(),
+                gate: config.gate.clone(),
                 encoding: config.encoding,
                 principal: config
                     .credentials
@@ -470,6 +483,43 @@ impl SchedulerClient {
         self.inner.encoding
     }
 
+    /// With `--master zk://...`, the detection the client follows; a session watches it to drop
+    /// a stream whose master no longer leads.
+    pub fn leader_watch(&self) -> Option<LeaderWatch> {
+        self.inner.leader.clone()
+    }
+
+    /// The scheduler endpoints a request without a subscription walks: the configured masters,
+    /// or the one ZooKeeper says leads. Fails (to be retried) while ZooKeeper names none.
+    fn targets(&self) -> Result<Vec<Url>, ClientError> {
+        let Some(watch) = &self.inner.leader else {
+            return Ok(self.inner.endpoints.clone());
+        };
+        let detected = watch.rx.borrow().clone();
+        match detected {
+            Detected::Leader { url, .. } => Ok(vec![scheduler_endpoint(&url)?]),
+            other => Err(ClientError::NoLeader {
+                zk: watch.zk.to_string(),
+                why: other.problem(&watch.zk).unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The endpoint where a rotating request starts, and its index among [`targets`](Self::targets).
+    fn rotation_start(&self) -> Result<(usize, Url), ClientError> {
+        let targets = self.targets()?;
+        let index = self.state().next_master % targets.len();
+        Ok((index, targets[index].clone()))
+    }
+
+    /// `Err(Fenced)` when the gate refuses requests now.
+    fn check_gate(&self) -> Result<(), ClientError> {
+        match self.inner.gate.as_ref().and_then(|gate| (gate.0)()) {
+            Some(why) => Err(ClientError::Fenced(why)),
+            None => Ok(()),
+        }
+    }
+
     /// After a failed attempt of a request (POST or GET): the next one starts at the following
     /// master when the request rotates (`index`), after the policy's backoff; or the request
     /// gives up when its attempts or its deadline are spent.
@@ -481,7 +531,8 @@ impl SchedulerClient {
         error: ClientError,
     ) -> Result<(Duration, ClientError), ClientError> {
         if let Some(index) = index {
-            self.state().next_master = (index + 1) % self.inner.endpoints.len();
+            // Taken modulo the targets' number where it is read: with ZooKeeper it changes.
+            self.state().next_master = index.wrapping_add(1);
         }
         let pause = self.inner.retry.backoff(failures, &mut rand::rng());
         let out_of_time = self
@@ -518,11 +569,19 @@ impl SchedulerClient {
         let started = Instant::now();
         let mut failures = 0u32;
         loop {
+            self.check_gate()?;
             let (index, first) = match &start {
-                Start::Rotate => {
-                    let index = self.state().next_master % self.inner.endpoints.len();
-                    (Some(index), self.inner.endpoints[index].clone())
-                }
+                Start::Rotate => match self.rotation_start() {
+                    Ok((index, url)) => (Some(index), url),
+                    Err(error) => {
+                        // No leader in ZooKeeper: waited for like a refused connection.
+                        self.note_failure(&error);
+                        failures += 1;
+                        let (pause, _) = self.after_failure(None, failures, started, error)?;
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                },
                 Start::Fixed(url) => (None, url.clone()),
             };
             let error = match self.follow_redirects(&first, request).await {
@@ -672,7 +731,13 @@ impl SchedulerClient {
     }
 
     fn note_failure(&self, error: &ClientError) {
-        let url = failed_url(error).map_or_else(|| "?".to_owned(), |u| origin(u).to_string());
+        let url = match error {
+            ClientError::NoLeader { zk, .. } => zk.clone(),
+            ClientError::GaveUp { last, .. } if matches!(**last, ClientError::NoLeader { .. }) => {
+                return self.note_failure(last);
+            }
+            _ => failed_url(error).map_or_else(|| "?".to_owned(), |u| origin(u).to_string()),
+        };
         let message = explain(error);
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -981,7 +1046,7 @@ fn scheduler_endpoint(base: &Url) -> Result<Url, ClientError> {
         "http" | "https" => {}
         "zk" => {
             return Err(invalid(
-                "ZooKeeper detection (zk://) is not supported yet; pass the masters' host:port list instead, e.g. --master 10.0.0.5:5050,10.0.0.6:5050",
+                "a zk:// URL is not a master's address: give it as the whole --master value",
             ));
         }
         _ => return Err(invalid("the scheme must be http or https")),
@@ -1120,7 +1185,7 @@ mod tests {
         let err = scheduler_endpoint(&url("zk://zk1:2181/mesos")).unwrap_err();
         assert!(
             err.to_string()
-                .contains("ZooKeeper detection (zk://) is not supported yet"),
+                .contains("give it as the whole --master value"),
             "{err}"
         );
         let err = scheduler_endpoint(&url("ftp://m1/")).unwrap_err();

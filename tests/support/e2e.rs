@@ -364,6 +364,7 @@ impl World {
             status: Some(listener),
             framework_id: None,
             takeover: false,
+            leadership: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(mesos_reconciler::controller::run(config, async move {

@@ -20,13 +20,21 @@ impl SchedulerClient {
         let started = Instant::now();
         let mut failures = 0u32;
         loop {
+            self.check_gate()?;
             let leader = self.state().current.as_ref().map(|c| c.endpoint.clone());
             let (index, endpoint) = match leader {
                 Some(endpoint) => (None, endpoint),
-                None => {
-                    let index = self.state().next_master % self.inner.endpoints.len();
-                    (Some(index), self.inner.endpoints[index].clone())
-                }
+                None => match self.rotation_start() {
+                    Ok((index, endpoint)) => (Some(index), endpoint),
+                    Err(error) => {
+                        // No leader in ZooKeeper: waited for like a refused connection.
+                        self.note_failure(&error);
+                        failures += 1;
+                        let (pause, _) = self.after_failure(None, failures, started, error)?;
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                },
             };
             let url = base_of(&endpoint)
                 .join(path)

@@ -4,6 +4,12 @@
 //! The URL form is Mesos' own: `zk://[user:password@]host1:port1,host2:port2[/path]`. The path
 //! defaults to `/`; credentials are ZooKeeper digest auth (`user:password`). The password never
 //! appears in `Display` or `Debug` output.
+//!
+//! Submodules: `detector` (the leading Mesos master, as Mesos' detector finds it) and `election`
+//! (a generic contender: ephemeral sequential nodes, lowest leads, leadership as a lease).
+
+pub mod detector;
+pub mod election;
 
 use std::fmt;
 use std::time::Duration;
@@ -158,6 +164,16 @@ pub fn redact_url(text: &str) -> String {
         }
         None => text.to_owned(),
     }
+}
+
+/// The pause after `failures` failed attempts to reach ZooKeeper: `first` doubling up to `max`,
+/// jittered into its upper half so that contenders restarted together spread out.
+pub fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {
+    let step = first
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(max);
+    let half = step / 2;
+    half + (step - half).mul_f64(rand::random::<f64>())
 }
 
 fn parse_server(server: &str) -> Result<String, String> {
