@@ -124,8 +124,18 @@ pub fn sequence(child: &str, label: &str) -> Option<u64> {
 }
 
 async fn run(config: ElectionConfig, tx: watch::Sender<Role>, lease: Arc<Mutex<Option<Instant>>>) {
+    // Sets the lease; a renewal after the lease ran out is published (as a new `Leader`), so
+    // that a leader that stopped acting learns at once that it may act again.
     let set_lease = |until: Option<Instant>| {
-        *lease.lock().unwrap_or_else(PoisonError::into_inner) = until;
+        let before = std::mem::replace(
+            &mut *lease.lock().unwrap_or_else(PoisonError::into_inner),
+            until,
+        );
+        let lapsed = before.is_some_and(|b| b <= Instant::now());
+        if until.is_some() && lapsed && *tx.borrow() == Role::Leader {
+            tracing::info!(zk = %config.zk, "ZooKeeper confirmed this contender's session again");
+            tx.send_replace(Role::Leader);
+        }
     };
     let (client, own) = match join(&config, &tx).await {
         Some(joined) => joined,
