@@ -232,11 +232,12 @@ async fn zookeeper_down_at_controller_start_is_retried_until_it_is_up() {
     let _ = std::fs::remove_dir_all(zk_dir);
 }
 
-/// ZooKeeper is restarted (killed, started again on the same data) while a controller runs
-/// with `--master zk://` and `--ha`: the sessions outlive the restart (20 s, the longest a 1 s
-/// tick allows, for a JVM that restarts slowly on a loaded machine); the controller either keeps
-/// its stream or, if ZooKeeper was silent for half the session timeout, stops acting and
-/// subscribes again once ZooKeeper answers. Either way nothing is launched or killed.
+/// ZooKeeper is killed while a controller runs with `--master zk://` and `--ha`, and started
+/// again (same port, same data) only once the controller has stopped acting: ZooKeeper has been
+/// silent for half the session timeout, so the controller can no longer know that it still
+/// leads, and `/readyz` says so. The sessions outlive the restart (ZooKeeper gives every session
+/// a full timeout when it starts), so the controller learns it still leads, subscribes again and
+/// ends where it was: nothing launched, nothing killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restarted_while_everything_runs_relaunches_and_kills_nothing() {
     let (mut zk, zk_dir) = zookeeper_ticking("restart", Duration::from_secs(1));
@@ -249,7 +250,7 @@ async fn zookeeper_restarted_while_everything_runs_relaunches_and_kills_nothing(
     fx.write_specs(&wanted);
     let ha = zk.url("/mesos-reconciler");
     let mut ctl = fx.spawn_with(Spawn {
-        args: &["--zk-session-timeout", "20s", "--ha", &ha],
+        args: &["--zk-session-timeout", "6s", "--ha", &ha],
         ..Spawn::default()
     });
     ctl.status_url().await;
@@ -258,8 +259,21 @@ async fn zookeeper_restarted_while_everything_runs_relaunches_and_kills_nothing(
     let launched = cluster.received_task_infos().await.len();
 
     zk.stop();
+    let url = ctl.status_url().await;
+    wait_for("/readyz to say the controller does not act", DEADLINE, || {
+        let url = url.clone();
+        async move {
+            let (code, body) = readyz(&url).await?;
+            if code == 503 && body.contains("not acting") {
+                Ok(())
+            } else {
+                Err(format!("{code}: {body}"))
+            }
+        }
+    })
+    .await;
     zk.restart();
-    // Whatever the controller did meanwhile, it acts again and ends where it was.
+    // It acts again and ends where it was.
     let settled = wait_ready_and_passes(&ctl, 3).await;
     let fws = frameworks(&cluster).await;
     check_converged(&fws, &settled, &wanted).unwrap();
