@@ -12,9 +12,9 @@ use crate::cli::{
 use crate::controller::{self, ControllerConfig};
 use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
 use crate::mesos::client::{ClientConfig, Credentials, MasterSource, parse_master_source};
-use crate::zk::ZkUrl;
 use crate::mesos::convert::FrameworkSettings;
 use crate::mesos::encoding::Encoding;
+use crate::zk::ZkUrl;
 
 /// `mesos-reconciler run`.
 pub async fn run(args: RunArgs) -> i32 {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use mesos_reconciler::devcluster::DevCluster;
 use proc::{
-    DEADLINE, Fixture, Spawn, check_converged, frameworks, start_cluster,
-    wait_converged, wait_for, wait_ready_and_passes,
+    DEADLINE, Fixture, Spawn, check_converged, frameworks, start_cluster, wait_converged, wait_for,
+    wait_ready_and_passes,
 };
 use zk_support::ZooKeeper;
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -150,7 +150,10 @@ async fn zookeeper_detection_follows_the_lowest_parseable_master_and_its_change(
     // A's node goes; the garbage one stays (still lowest, still skipped).
     masters.delete(&node_a, None).await.unwrap();
     let (fws, snapshot) = wait_converged(&b, &ctl, &wanted, DEADLINE).await;
-    assert_eq!(fws[0].id, framework_id, "the same framework, on the new leader");
+    assert_eq!(
+        fws[0].id, framework_id,
+        "the same framework, on the new leader"
+    );
     assert!(
         snapshot
             .master
@@ -191,17 +194,21 @@ async fn zookeeper_down_at_controller_start_is_retried_until_it_is_up() {
         ..Spawn::default()
     });
     let url = ctl.status_url().await;
-    wait_for("/readyz to say ZooKeeper cannot be reached", DEADLINE, || {
-        let url = url.clone();
-        async move {
-            let (code, body) = readyz(&url).await?;
-            if code == 503 && body.contains("cannot be reached") && body.contains("ZooKeeper") {
-                Ok(())
-            } else {
-                Err(format!("{code}: {body}"))
+    wait_for(
+        "/readyz to say ZooKeeper cannot be reached",
+        DEADLINE,
+        || {
+            let url = url.clone();
+            async move {
+                let (code, body) = readyz(&url).await?;
+                if code == 503 && body.contains("cannot be reached") && body.contains("ZooKeeper") {
+                    Ok(())
+                } else {
+                    Err(format!("{code}: {body}"))
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     assert!(ctl.exited().is_none(), "the controller keeps running");
 
@@ -260,17 +267,21 @@ async fn zookeeper_restarted_while_everything_runs_relaunches_and_kills_nothing(
 
     zk.stop();
     let url = ctl.status_url().await;
-    wait_for("/readyz to say the controller does not act", DEADLINE, || {
-        let url = url.clone();
-        async move {
-            let (code, body) = readyz(&url).await?;
-            if code == 503 && body.contains("not acting") {
-                Ok(())
-            } else {
-                Err(format!("{code}: {body}"))
+    wait_for(
+        "/readyz to say the controller does not act",
+        DEADLINE,
+        || {
+            let url = url.clone();
+            async move {
+                let (code, body) = readyz(&url).await?;
+                if code == 503 && body.contains("not acting") {
+                    Ok(())
+                } else {
+                    Err(format!("{code}: {body}"))
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     zk.restart();
     // It acts again and ends where it was.

@@ -52,7 +52,10 @@ pub fn describe(role: &Role) -> String {
             ),
             Err(_) => format!(
                 "standby; leader is {:?}",
-                String::from_utf8_lossy(data).chars().take(200).collect::<String>()
+                String::from_utf8_lossy(data)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             ),
         },
         Role::Leader => "not acting: leading, but ZooKeeper has not confirmed this controller's \

@@ -121,7 +121,10 @@ pub fn master_url(data: &[u8]) -> Option<Url> {
                 .and_then(|a| a.hostname.clone().filter(|s| !s.is_empty()))
         })
         .or_else(|| info.hostname.clone().filter(|s| !s.is_empty()))
-        .or_else(|| info.ip.map(|ip| std::net::Ipv4Addr::from(ip.to_le_bytes()).to_string()))?;
+        .or_else(|| {
+            info.ip
+                .map(|ip| std::net::Ipv4Addr::from(ip.to_le_bytes()).to_string())
+        })?;
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
@@ -183,27 +186,23 @@ async fn follow(
     tx: &watch::Sender<Detected>,
 ) -> String {
     loop {
-        let listed = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            client.get_and_watch_children(&zk.path),
-        )
-        .await;
+        let listed =
+            tokio::time::timeout(REQUEST_TIMEOUT, client.get_and_watch_children(&zk.path)).await;
         let (children, watcher) = match listed {
             Ok(Ok((children, _, watcher))) => (children, Some(watcher)),
             // The path does not exist yet: no master has ever contended. Its creation is
             // watched for.
-            Ok(Err(zookeeper_client::Error::NoNode)) => match client
-                .check_and_watch_stat(&zk.path)
-                .await
-            {
-                Ok((Some(_), _)) => continue,
-                Ok((None, watcher)) => {
-                    publish(zk, tx, Detected::NoLeader);
-                    let _ = watcher.changed().await;
-                    continue;
+            Ok(Err(zookeeper_client::Error::NoNode)) => {
+                match client.check_and_watch_stat(&zk.path).await {
+                    Ok((Some(_), _)) => continue,
+                    Ok((None, watcher)) => {
+                        publish(zk, tx, Detected::NoLeader);
+                        let _ = watcher.changed().await;
+                        continue;
+                    }
+                    Err(e) => return e.to_string(),
                 }
-                Err(e) => return e.to_string(),
-            },
+            }
             Ok(Err(e)) => return e.to_string(),
             Err(_) => return format!("no answer within {REQUEST_TIMEOUT:?}"),
         };

@@ -243,7 +243,11 @@ async fn contend(
         } else {
             set_lease(None);
             let data = match &leader {
-                Some(name) => client.get_data(&config.zk.child(name)).await.ok().map(|(d, _)| d),
+                Some(name) => client
+                    .get_data(&config.zk.child(name))
+                    .await
+                    .ok()
+                    .map(|(d, _)| d),
                 None => None,
             };
             let role = Role::Standby { leader: data };
@@ -306,8 +310,13 @@ mod tests {
 
     #[test]
     fn the_lowest_sequence_of_the_label_leads() {
-        let children = ["member_0000000007", "other_0000000001", "member_0000000003", "member_x"]
-            .map(String::from);
+        let children = [
+            "member_0000000007",
+            "other_0000000001",
+            "member_0000000003",
+            "member_x",
+        ]
+        .map(String::from);
         assert_eq!(
             lowest(&children, "member").map(String::as_str),
             Some("member_0000000003")

@@ -159,7 +159,9 @@ pub fn parse_master_source(text: &str) -> Result<MasterSource, MasterListError> 
 /// without a port gets 5050. A `zk://` URL is refused: [`parse_master_source`] takes it.
 pub fn parse_masters(text: &str) -> Result<Vec<Url>, MasterListError> {
     if text.trim_start().starts_with("zk://") {
-        return Err(MasterListError::ZooKeeper(crate::zk::redact_url(text.trim())));
+        return Err(MasterListError::ZooKeeper(crate::zk::redact_url(
+            text.trim(),
+        )));
     }
     let masters = text
         .split(',')
