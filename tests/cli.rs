@@ -60,20 +60,38 @@ fn usage_errors_exit_64_not_2() {
     assert!(text(&out).contains("--master"), "{}", text(&out));
     let out = bin(&["no-such-command"]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    // A zk:// URL is the whole --master value, never part of a list.
     let out = bin(&[
         "run",
         "--master",
-        "zk://a:2181/mesos",
+        "127.0.0.1:5050,zk://127.0.0.1:2181/mesos",
         "--listen",
         "127.0.0.1:0",
     ]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
-    assert!(
-        text(&out).contains("ZooKeeper detection (zk://) is not supported yet"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("cannot be part of a list"), "{}", text(&out));
     assert!(text(&out).contains("host:port list"), "{}", text(&out));
+    let out = bin(&[
+        "run",
+        "--master",
+        "zk://alice:s3cret@127.0.0.1:0/mesos",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("--master"), "{}", text(&out));
+    assert!(!text(&out).contains("s3cret"), "{}", text(&out));
+    let out = bin(&[
+        "run",
+        "--master",
+        "127.0.0.1:5050",
+        "--ha",
+        "zk://127.0.0.1:2181",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("--ha needs a path"), "{}", text(&out));
     let out = bin(&[
         "run",
         "--master",
