@@ -297,9 +297,20 @@ pub struct SyncArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct DevclusterArgs {
-    /// Address of the master.
-    #[arg(long, default_value = "127.0.0.1:5050")]
-    pub listen: SocketAddr,
+    /// Address of the master; with --masters N, N addresses separated by commas.
+    #[arg(long, default_value = "127.0.0.1:5050", value_delimiter = ',')]
+    pub listen: Vec<SocketAddr>,
+    /// Run several masters contending through ZooKeeper, e.g. zk://127.0.0.1:2181/mesos (each
+    /// creates a json.info_ node under the path, as Mesos masters do).
+    #[arg(long)]
+    pub zk: Option<String>,
+    /// How many masters (more than one needs --zk).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub masters: u32,
+    /// The ZooKeeper session timeout of each master: a killed master's node vanishes, and
+    /// another master leads, after about this long (Mesos: 10s).
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub zk_session_timeout: Duration,
     /// Number of agents.
     #[arg(long, default_value_t = 1)]
     pub agents: u32,

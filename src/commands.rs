@@ -10,7 +10,7 @@ use crate::cli::{
     ValidateArgs, WireEncoding, exit,
 };
 use crate::controller::{self, ControllerConfig};
-use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig};
+use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig, ZkMasters};
 use crate::mesos::client::{ClientConfig, Credentials, MasterSource, parse_master_source};
 use crate::mesos::convert::FrameworkSettings;
 use crate::mesos::encoding::Encoding;
@@ -423,8 +423,16 @@ pub async fn devcluster(args: DevclusterArgs) -> i32 {
             return exit::USAGE;
         }
     };
+    let zk = match devcluster_masters(&args) {
+        Ok(zk) => zk,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::USAGE;
+        }
+    };
     let mut config = DevClusterConfig {
-        listen: args.listen,
+        listen: args.listen[0],
+        zk,
         agents: vec![agent; args.agents as usize],
         heartbeat_interval: args.heartbeat_interval,
         allocation_interval: args.allocation_interval,
@@ -440,11 +448,38 @@ pub async fn devcluster(args: DevclusterArgs) -> i32 {
             return exit::FAILURE;
         }
     };
-    tracing::info!(master = %cluster.url(), agents = args.agents, "dev cluster running; Ctrl-C stops it and its tasks");
-    println!("{}", cluster.url());
+    tracing::info!(masters = %cluster.master_list(), agents = args.agents, "dev cluster running; Ctrl-C stops it and its tasks");
+    println!("{}", cluster.master_list());
     shutdown_signal().await;
     cluster.shutdown().await;
     exit::OK
+}
+
+/// The ZooKeeper masters of `devcluster --zk --masters N --listen a,b,c`, or None for the single
+/// master of `--listen a`.
+fn devcluster_masters(args: &DevclusterArgs) -> Result<Option<ZkMasters>, String> {
+    let masters = args.masters as usize;
+    let Some(zk) = &args.zk else {
+        if masters > 1 || args.listen.len() > 1 {
+            return Err(format!(
+                "--masters {masters} and --listen with {} addresses: several masters elect their leader through ZooKeeper; add --zk zk://HOST:2181/mesos",
+                args.listen.len()
+            ));
+        }
+        return Ok(None);
+    };
+    let url = ZkUrl::parse(zk).map_err(|e| format!("--zk: {e}"))?;
+    if args.listen.len() != masters {
+        return Err(format!(
+            "--masters {masters} needs {masters} addresses in --listen (comma-separated, e.g. 127.0.0.1:5050,127.0.0.1:5051,127.0.0.1:5052); {} given",
+            args.listen.len()
+        ));
+    }
+    Ok(Some(ZkMasters {
+        url,
+        listen: args.listen.clone(),
+        session_timeout: args.zk_session_timeout,
+    }))
 }
 
 /// `mesos-reconciler bench`: the scenarios run this binary as a dev cluster and a controller, each

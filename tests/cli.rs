@@ -104,6 +104,31 @@ fn usage_errors_exit_64_not_2() {
 }
 
 #[test]
+fn devcluster_several_masters_need_zookeeper_and_one_address_each() {
+    let out = bin(&["devcluster", "--masters", "3"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("add --zk"), "{}", text(&out));
+    let out = bin(&[
+        "devcluster",
+        "--zk",
+        "zk://127.0.0.1:1/mesos",
+        "--masters",
+        "3",
+        "--listen",
+        "127.0.0.1:0,127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs 3 addresses in --listen"),
+        "{}",
+        text(&out)
+    );
+    let out = bin(&["devcluster", "--zk", "http://zk:2181/mesos"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("--zk:"), "{}", text(&out));
+}
+
+#[test]
 fn validate_reports_file_line_column_and_exits_2() {
     let dir = temp_dir("validate");
     std::fs::write(dir.join("ok.toml"), "command = \"true\"\n").unwrap();

@@ -5,6 +5,17 @@
 #[path = "support/zookeeper.rs"]
 mod zk_support;
 
+#[path = "support/proc.rs"]
+mod proc;
+
+/// The dev cluster as several masters (item 2).
+#[path = "zookeeper/dev_masters.rs"]
+mod dev_masters;
+#[path = "zookeeper/master_failover.rs"]
+mod master_failover;
+#[path = "zookeeper/masters.rs"]
+mod masters;
+
 use std::time::Duration;
 
 use zk_support::ZooKeeper;

@@ -9,5 +9,5 @@ pub mod master;
 
 pub use master::{
     AgentSpec, AgentSpecKind, DEFAULT_AGENT_RESOURCES, DevCluster, DevClusterConfig, FaultError,
-    FaultReply, Faults, ParseError, StartError, parse_attributes, parse_resources,
+    FaultReply, Faults, ParseError, StartError, ZkMasters, parse_attributes, parse_resources,
 };

@@ -125,13 +125,49 @@ impl ZkUrl {
         &self,
         session_timeout: Duration,
     ) -> Result<zookeeper_client::Client, zookeeper_client::Error> {
+        self.connector(session_timeout)
+            .connect(&self.connect_string())
+            .await
+    }
+
+    /// Like [`ZkUrl::connect`], but dropping the last client neither closes the session nor
+    /// deletes its ephemeral nodes: they vanish only when the session expires, as after a crash.
+    /// The dev cluster's masters use it so that `kill_master` abandons a session as a crashed
+    /// master would (a clean stop deletes the node itself).
+    pub async fn connect_detached(
+        &self,
+        session_timeout: Duration,
+    ) -> Result<zookeeper_client::Client, zookeeper_client::Error> {
+        self.connector(session_timeout)
+            .with_detached()
+            .connect(&self.connect_string())
+            .await
+    }
+
+    /// The ACL of the nodes created under this URL, as Mesos' group sets it: open without
+    /// credentials; with them, everyone may read and only the creator may change or delete
+    /// (upstream's `EVERYONE_READ_CREATOR_ALL`).
+    pub fn node_acls(&self) -> zookeeper_client::Acls<'static> {
+        use zookeeper_client::{Acl, Acls, Permission};
+        static EVERYONE_READ_CREATOR_ALL: [Acl; 2] = [
+            Acl::new_const(Permission::READ, "world", "anyone"),
+            Acl::new_const(Permission::ALL, "auth", ""),
+        ];
+        if self.has_credentials() {
+            Acls::new(&EVERYONE_READ_CREATOR_ALL)
+        } else {
+            Acls::anyone_all()
+        }
+    }
+
+    fn connector(&self, session_timeout: Duration) -> zookeeper_client::Connector {
         let mut connector = zookeeper_client::Client::connector()
             .with_session_timeout(session_timeout)
             .with_fail_eagerly();
         if let Some((user, password)) = &self.credentials {
             connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
         }
-        connector.connect(&self.connect_string()).await
+        connector
     }
 }
 
@@ -174,6 +210,26 @@ pub fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {
         .min(max);
     let half = step / 2;
     half + (step - half).mul_f64(rand::random::<f64>())
+}
+
+/// The leading contender among the children of an election node, as Mesos' detector picks it:
+/// the smallest sequence number among the children named `<label>_<sequence>`; other children
+/// (such as `log_replicas`) take no part.
+pub fn leader_child(children: &[String]) -> Option<&str> {
+    children
+        .iter()
+        .filter_map(|name| sequence_of(name).map(|seq| (seq, name.as_str())))
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// The sequence number of a `<label>_<sequence>` child, if its name has that form.
+pub fn sequence_of(name: &str) -> Option<u64> {
+    let (_, seq) = name.rsplit_once('_')?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    seq.parse().ok()
 }
 
 fn parse_server(server: &str) -> Result<String, String> {
@@ -256,6 +312,24 @@ mod tests {
             ZkUrl::parse("zk://nopassword@zk1/mesos").unwrap_err(),
             ZkUrlError::Credentials { .. }
         ));
+    }
+
+    #[test]
+    fn the_leader_is_the_smallest_parseable_sequence() {
+        let children: Vec<String> = [
+            "log_replicas",
+            "json.info_0000000012",
+            "json.info_0000000009",
+            "info_x",
+            "json.info_0000000010",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(leader_child(&children), Some("json.info_0000000009"));
+        assert_eq!(leader_child(&["log_replicas".to_owned()]), None);
+        assert_eq!(leader_child(&[]), None);
+        assert_eq!(sequence_of("json.info_0000000017"), Some(17));
+        assert_eq!(sequence_of("json.info_"), None);
     }
 
     #[test]

@@ -42,17 +42,22 @@ pub const SIGKILL: i32 = 9;
 /// A dev cluster of `agents` virtual agents with `resources` each, with short intervals so that
 /// offers and re-sent status updates come quickly.
 pub async fn start_cluster(agents: usize, resources: &str) -> DevCluster {
+    DevCluster::start(cluster_config(agents, resources))
+        .await
+        .expect("the dev cluster starts")
+}
+
+/// The configuration [`start_cluster`] starts, for tests that change more of it.
+pub fn cluster_config(agents: usize, resources: &str) -> DevClusterConfig {
     let agent = AgentSpec::parse(AgentSpecKind::Virtual, resources, "").expect("agent spec parses");
-    DevCluster::start(DevClusterConfig {
+    DevClusterConfig {
         agents: vec![agent; agents],
         allocation_interval: Duration::from_millis(50),
         heartbeat_interval: Duration::from_secs(1),
         status_retry_initial: Duration::from_millis(300),
         status_retry_max: Duration::from_secs(2),
         ..DevClusterConfig::default()
-    })
-    .await
-    .expect("the dev cluster starts")
+    }
 }
 
 /// A spec that runs forever on a virtual agent, small enough that many fit on one agent.

@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 
 use super::resources::Resources;
 use super::state::{
-    Agent, AgentState, Conn, Executor, Fault, Framework, Master, Task, TaskKey, Timer, is_terminal,
-    master_info, master_status, now_secs, state_name, time_info,
+    Agent, AgentState, Conn, Executor, Fault, Framework, LeaderChange, Master, Settings, Task,
+    TaskKey, Timer, is_terminal, master_info, master_status, now_secs, state_name, time_info,
 };
 use super::tasks::NewTask;
 use super::{AgentSpec, AgentSpecKind, FaultError, FaultReply, streams};
@@ -593,6 +593,66 @@ impl Master {
     /// and gone agents stay so (upstream keeps them in the registry).
     fn restart(&mut self) {
         tracing::info!("master restarting (failover to a fresh master)");
+        let recovering = self.forget_everything();
+        self.schedule_reregistrations(recovering);
+    }
+
+    /// What the ZooKeeper election tells the actor (see `election.rs`). The actor holds the
+    /// state of whichever master leads: a newly elected one starts from nothing and learns
+    /// the agents, their tasks and the frameworks from the agents re-registering, once their
+    /// detector sees it lead.
+    pub(super) fn leadership(&mut self, change: LeaderChange) {
+        match change {
+            LeaderChange::Elected {
+                port,
+                master_id,
+                reply,
+            } => {
+                tracing::info!(
+                    port,
+                    master_id,
+                    "master elected: recovering from the agents"
+                );
+                self.settings = Arc::new(Settings {
+                    port,
+                    ..(*self.settings).clone()
+                });
+                let recovering = self.forget_everything();
+                // The id this master wrote in its ZooKeeper node.
+                self.info = master_info(&master_id, &self.settings);
+                self.master_id = master_id;
+                self.leading = true;
+                if self.agents_follow == Some(port) {
+                    self.schedule_reregistrations(recovering);
+                }
+                let _ = reply.send(());
+            }
+            LeaderChange::Deposed { port } => {
+                if self.leading && self.settings.port == port {
+                    tracing::warn!(port, "the leading master is gone: its state with it");
+                    self.forget_everything();
+                    self.leading = false;
+                }
+            }
+            LeaderChange::AgentsDetected { port } => {
+                self.agents_follow = port;
+                if self.leading && port == Some(self.settings.port) {
+                    let waiting = self
+                        .agents
+                        .values()
+                        .filter(|a| a.state == AgentState::Recovered)
+                        .map(|a| a.id.clone())
+                        .collect();
+                    self.schedule_reregistrations(waiting);
+                }
+            }
+        }
+    }
+
+    /// A fresh master: every stream closed (dropping them ends the responses), frameworks,
+    /// tasks, offers and timers forgotten, a new master id. Returns the agents that now wait to
+    /// re-register (registered ones, and those still waiting from before).
+    fn forget_everything(&mut self) -> Vec<String> {
         self.frameworks.clear();
         self.completed_frameworks.clear();
         self.tasks.clear();
@@ -607,18 +667,22 @@ impl Master {
         self.start_time = now_secs();
         // A fresh master process: its metrics start from zero.
         self.metrics = Default::default();
-        let delay: Duration = self.settings.reregister_delay;
         let mut recovering = Vec::new();
         for agent in self.agents.values_mut() {
             agent.used = Resources::default();
             agent.offered = Resources::default();
             agent.tasks.clear();
-            if agent.is_registered() {
+            if matches!(agent.state, AgentState::Registered | AgentState::Recovered) {
                 agent.state = AgentState::Recovered;
                 recovering.push(agent.id.clone());
             }
         }
-        for agent_id in recovering {
+        recovering
+    }
+
+    fn schedule_reregistrations(&mut self, agent_ids: Vec<String>) {
+        let delay: Duration = self.settings.reregister_delay;
+        for agent_id in agent_ids {
             let epoch = self.epoch;
             self.schedule(delay, Timer::Reregister { agent_id, epoch });
         }

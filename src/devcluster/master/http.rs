@@ -393,6 +393,8 @@ fn build_fault(name: &str, body: FaultBody) -> Result<Fault, String> {
         }
         "duplicate_status_updates" => Fault::DuplicateStatusUpdates(body.enabled.unwrap_or(true)),
         "rescind_offers" => Fault::RescindOffers,
+        // Served by the masters' middleware when there are several (`ha.rs`).
+        "kill_master" | "start_master" => return Err(super::FaultError::NoMasters.to_string()),
         "add_agent" => {
             let kind = match body.kind.as_deref() {
                 None | Some("virtual") => AgentSpecKind::Virtual,
@@ -414,7 +416,7 @@ fn build_fault(name: &str, body: FaultBody) -> Result<Fault, String> {
         }
         other => {
             return Err(format!(
-                "unknown fault {other:?}; known: kill_agent, partition_agent, heal_agent, restart_master, drop_framework_stream, delay_status_updates, duplicate_status_updates, rescind_offers, add_agent"
+                "unknown fault {other:?}; known: kill_agent, partition_agent, heal_agent, restart_master, drop_framework_stream, delay_status_updates, duplicate_status_updates, rescind_offers, add_agent, kill_master, start_master"
             ));
         }
     })

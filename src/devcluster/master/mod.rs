@@ -7,7 +7,9 @@
 //! reconciliation, plus `GET /master/state`, `/master/frameworks` (and the other operator
 //! endpoints in `operator/`), `/metrics/snapshot`, `/version`, `/health` and `/master/redirect`. It runs its agents in-process (`super::agent`). The fault API (`Faults`,
 //! and `POST /devcluster/faults/<name>` over HTTP, a path real Mesos does not use) lets tests
-//! kill or partition agents, restart the master and disturb status updates.
+//! kill or partition agents, restart the master and disturb status updates. With ZooKeeper
+//! ([`ZkMasters`]) several masters contend for leadership (`election.rs`, `ha.rs`), and the fault
+//! API can kill and start them.
 //!
 //! Inside, one actor task (`state.rs`) owns every piece of state; the HTTP layer (`http.rs`) only
 //! checks what needs no state and forwards the rest as messages.
@@ -15,8 +17,10 @@
 mod agents;
 mod allocator;
 mod calls;
+mod election;
 mod files;
 mod frameworks;
+mod ha;
 mod http;
 mod launch;
 mod metrics;
@@ -67,6 +71,21 @@ pub struct DevClusterConfig {
     pub work_dir: PathBuf,
     /// The hostname the master and its agents report (offers, MasterInfo, redirects).
     pub hostname: String,
+    /// Several masters contending through ZooKeeper instead of one (`listen` is then unused).
+    pub zk: Option<ZkMasters>,
+}
+
+/// A dev cluster of several masters electing their leader through ZooKeeper, as production Mesos
+/// does (`devcluster --zk zk://... --masters 3 --listen a,b,c`).
+#[derive(Debug, Clone)]
+pub struct ZkMasters {
+    /// Where the masters contend: each creates a `json.info_` child of the URL's path.
+    pub url: crate::zk::ZkUrl,
+    /// One address per master (`127.0.0.1:0` picks a free port).
+    pub listen: Vec<SocketAddr>,
+    /// The session timeout each master asks for (ZooKeeper bounds it by 2 to 20 ticks): a
+    /// killed master's node vanishes, and another master leads, after about this long.
+    pub session_timeout: Duration,
 }
 
 impl Default for DevClusterConfig {
@@ -82,6 +101,7 @@ impl Default for DevClusterConfig {
             reregister_delay: Duration::from_secs(1),
             work_dir: std::env::temp_dir().join("mesos-reconciler-dev"),
             hostname: "127.0.0.1".to_owned(),
+            zk: None,
         }
     }
 }
@@ -146,6 +166,8 @@ pub enum StartError {
     },
     #[error("invalid agent resources: {0}")]
     AgentResources(String),
+    #[error("{0}: several masters need at least one address to listen on")]
+    NoMasterAddress(String),
 }
 
 /// A fault could not be applied.
@@ -163,6 +185,20 @@ pub enum FaultError {
     InvalidAgent(String),
     #[error("the dev cluster master has stopped")]
     Stopped,
+    #[error(
+        "this dev cluster runs one master without ZooKeeper; kill_master and start_master need several masters (--zk ... --masters N)"
+    )]
+    NoMasters,
+    #[error("no master {index}: the masters are numbered 0 to {}", .masters - 1)]
+    UnknownMaster { index: usize, masters: usize },
+    #[error("master {0} is not running (start it with start_master)")]
+    MasterNotRunning(usize),
+    #[error("master {0} is running already")]
+    MasterRunning(usize),
+    #[error("no master leads right now; name one: {{\"master\": <index>}}")]
+    NoLeader,
+    #[error("master cannot listen on {addr} again: {error}")]
+    MasterBind { addr: SocketAddr, error: String },
 }
 
 /// What a fault answers: nothing, or the id of the agent it (re)started.
@@ -177,6 +213,8 @@ pub enum FaultReply {
 pub struct DevCluster {
     addr: SocketAddr,
     tx: mpsc::UnboundedSender<Msg>,
+    /// The masters, with ZooKeeper (the server fields below are then unused).
+    masters: Option<Arc<ha::Masters>>,
     actor: Option<JoinHandle<()>>,
     server: Option<JoinHandle<()>>,
     stop_server: Option<oneshot::Sender<()>>,
@@ -185,16 +223,28 @@ pub struct DevCluster {
 impl DevCluster {
     /// Binds the listener, starts the master and its agents.
     pub async fn start(config: DevClusterConfig) -> Result<DevCluster, StartError> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
+        if let Some(zk) = &config.zk
+            && zk.listen.is_empty()
+        {
+            return Err(StartError::NoMasterAddress(zk.url.to_string()));
+        }
+        let listener =
+            match &config.zk {
+                Some(_) => None,
+                None => Some(tokio::net::TcpListener::bind(config.listen).await.map_err(
+                    |source| StartError::Bind {
+                        addr: config.listen,
+                        source,
+                    },
+                )?),
+            };
+        let addr = match &listener {
+            Some(l) => l.local_addr().map_err(|source| StartError::Bind {
                 addr: config.listen,
                 source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+            })?,
+            None => config.listen,
+        };
         if config
             .agents
             .iter()
@@ -225,28 +275,64 @@ impl DevCluster {
         for spec in config.agents {
             master.add_agent(spec);
         }
+        let Some(listener) = listener else {
+            let zk = config.zk.expect("no listener only with ZooKeeper");
+            // Nobody leads until a master is elected; the agents then re-register with it.
+            master.leading = false;
+            let actor = tokio::spawn(master.run(inbox, updates));
+            let spec = election::ZkSpec {
+                url: zk.url,
+                session_timeout: zk.session_timeout,
+            };
+            let masters = ha::Masters::start(spec, &zk.listen, tx.clone(), settings).await?;
+            return Ok(DevCluster {
+                addr: masters.addrs()[0],
+                tx,
+                masters: Some(masters),
+                actor: Some(actor),
+                server: None,
+                stop_server: None,
+            });
+        };
         tracing::info!(%addr, master_id = %master.master_id, "dev cluster master started");
         let actor = tokio::spawn(master.run(inbox, updates));
-        let app = http::router(tx.clone(), settings);
-        let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "dev cluster http server failed");
-            }
-        });
+        let (server, stop_server) = serve(listener, http::router(tx.clone(), settings));
         Ok(DevCluster {
             addr,
             tx,
+            masters: None,
             actor: Some(actor),
             server: Some(server),
             stop_server: Some(stop_server),
         })
     }
 
-    /// The address the master listens on.
+    /// The address of each master (one without ZooKeeper).
+    pub fn master_addrs(&self) -> Vec<SocketAddr> {
+        match &self.masters {
+            Some(masters) => masters.addrs().to_vec(),
+            None => vec![self.addr],
+        }
+    }
+
+    /// `http://<addr>` of each master, comma-separated: a controller's plain `--master` list.
+    pub fn master_list(&self) -> String {
+        self.master_addrs()
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Which master leads and has recovered (always 0 without ZooKeeper).
+    pub async fn leader(&self) -> Option<usize> {
+        match &self.masters {
+            Some(masters) => masters.leader().await,
+            None => Some(0),
+        }
+    }
+
+    /// The address the master listens on (the first master's, with ZooKeeper).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -260,6 +346,7 @@ impl DevCluster {
     pub fn faults(&self) -> Faults {
         Faults {
             tx: self.tx.clone(),
+            masters: self.masters.clone(),
         }
     }
 
@@ -298,6 +385,9 @@ impl DevCluster {
 
     /// Stops every agent (which kills its tasks), closes the streams and the HTTP server.
     pub async fn shutdown(mut self) {
+        if let Some(masters) = self.masters.take() {
+            masters.shutdown().await;
+        }
         let (reply, done) = oneshot::channel();
         if self.tx.send(Msg::Shutdown { reply }).is_ok() {
             let _ = done.await;
@@ -324,6 +414,9 @@ impl DevCluster {
 impl Drop for DevCluster {
     fn drop(&mut self) {
         // Without `shutdown` (a test that panicked), at least stop serving.
+        if let Some(masters) = self.masters.take() {
+            masters.abort();
+        }
         if let Some(actor) = self.actor.take() {
             actor.abort();
         }
@@ -333,10 +426,29 @@ impl Drop for DevCluster {
     }
 }
 
+/// Serves `app` on `listener` until the returned sender is used (or dropped): then the listener
+/// closes at once and open connections end after their current response.
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> (JoinHandle<()>, oneshot::Sender<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "dev cluster http server failed");
+        }
+    });
+    (server, stop)
+}
+
 /// The fault API: a cheap, cloneable handle whose methods return once the fault is applied.
 #[derive(Debug, Clone)]
 pub struct Faults {
     tx: mpsc::UnboundedSender<Msg>,
+    masters: Option<Arc<ha::Masters>>,
 }
 
 impl Faults {
@@ -403,6 +515,21 @@ impl Faults {
             FaultReply::Agent(id) => Ok(id),
             FaultReply::Done => Err(FaultError::Stopped),
         }
+    }
+
+    /// Kills a master as a crash would (the leader if `master` is None): it stops serving (listener
+    /// closed, streams cut) and abandons its ZooKeeper session without closing it, so another
+    /// master leads once the session expires. Returns the index of the master killed.
+    pub async fn kill_master(&self, master: Option<usize>) -> Result<usize, FaultError> {
+        let masters = self.masters.as_ref().ok_or(FaultError::NoMasters)?;
+        masters.kill(master).await
+    }
+
+    /// Starts a killed master again: a new contender with a new session (so it does not lead
+    /// while another master does).
+    pub async fn start_master(&self, master: usize) -> Result<(), FaultError> {
+        let masters = self.masters.as_ref().ok_or(FaultError::NoMasters)?;
+        masters.start_master(master).await
     }
 
     async fn apply(&self, fault: Fault) -> Result<FaultReply, FaultError> {

@@ -94,6 +94,24 @@ pub(super) enum Msg {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// The ZooKeeper election changed (dev clusters of several masters only, see `election.rs`).
+    Leadership(LeaderChange),
+}
+
+/// What the election tells the actor, which holds the state of whichever master leads.
+#[derive(Debug)]
+pub(super) enum LeaderChange {
+    /// The master listening on `port` was elected: the actor forgets everything, as a fresh
+    /// master does, and answers once it has "recovered" (its empty registry).
+    Elected {
+        port: u16,
+        master_id: String,
+        reply: oneshot::Sender<()>,
+    },
+    /// The master on `port` stopped leading (killed, or its session lost): streams cut, state gone.
+    Deposed { port: u16 },
+    /// The agents' detector sees the master on `port` leading (None: no leader known).
+    AgentsDetected { port: Option<u16> },
 }
 
 /// The fault API, as the actor sees it.
@@ -340,6 +358,11 @@ pub(super) struct Master {
     pub role_names: HashSet<Arc<str>>,
     pub self_tx: mpsc::UnboundedSender<Msg>,
     pub updates_tx: mpsc::UnboundedSender<AgentUpdate>,
+    /// Whether a master leads (always, without ZooKeeper); while none does, the state is empty
+    /// and the agents wait as "recovered".
+    pub leading: bool,
+    /// The port of the master the agents' detector sees leading (ZooKeeper only).
+    pub agents_follow: Option<u16>,
 }
 
 impl Master {
@@ -377,6 +400,8 @@ impl Master {
             role_names: HashSet::new(),
             self_tx,
             updates_tx,
+            leading: true,
+            agents_follow: None,
         }
     }
 
@@ -470,6 +495,7 @@ impl Master {
                     .collect();
                 let _ = reply.send(infos);
             }
+            Msg::Leadership(change) => self.leadership(change),
             Msg::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
