@@ -11,6 +11,9 @@ mod proc;
 /// The dev cluster as several masters (item 2).
 #[path = "zookeeper/dev_masters.rs"]
 mod dev_masters;
+/// The controller given `--master zk://` against them (item 1).
+#[path = "zookeeper/controller_follows.rs"]
+mod controller_follows;
 #[path = "zookeeper/master_failover.rs"]
 mod master_failover;
 #[path = "zookeeper/masters.rs"]
