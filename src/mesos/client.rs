@@ -512,6 +512,30 @@ impl SchedulerClient {
         Ok((index, targets[index].clone()))
     }
 
+    /// Waits `pause` before the next attempt; with `--master zk://`, no longer than until
+    /// ZooKeeper names another leader, which is worth trying at once.
+    async fn pause(&self, pause: Duration) {
+        let Some(watch) = &self.inner.leader else {
+            return tokio::time::sleep(pause).await;
+        };
+        let mut rx = watch.rx.clone();
+        rx.mark_unchanged();
+        let leader_changed = async {
+            loop {
+                if rx.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+                if matches!(*rx.borrow_and_update(), Detected::Leader { .. }) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = leader_changed => tracing::debug!("ZooKeeper names a leader: retrying at once"),
+        }
+    }
+
     /// `Err(Fenced)` when the gate refuses requests now.
     fn check_gate(&self) -> Result<(), ClientError> {
         match self.inner.gate.as_ref().and_then(|gate| (gate.0)()) {
@@ -578,7 +602,7 @@ impl SchedulerClient {
                         self.note_failure(&error);
                         failures += 1;
                         let (pause, _) = self.after_failure(None, failures, started, error)?;
-                        tokio::time::sleep(pause).await;
+                        self.pause(pause).await;
                         continue;
                     }
                 },
@@ -612,7 +636,7 @@ impl SchedulerClient {
             failures += 1;
             let (pause, error) = self.after_failure(index, failures, started, error)?;
             tracing::debug!(call = request.kind, %error, ?pause, attempt = failures, "retrying");
-            tokio::time::sleep(pause).await;
+            self.pause(pause).await;
         }
     }
 

@@ -31,7 +31,7 @@ impl SchedulerClient {
                         self.note_failure(&error);
                         failures += 1;
                         let (pause, _) = self.after_failure(None, failures, started, error)?;
-                        tokio::time::sleep(pause).await;
+                        self.pause(pause).await;
                         continue;
                     }
                 },
@@ -89,7 +89,7 @@ impl SchedulerClient {
             failures += 1;
             let (pause, error) = self.after_failure(index, failures, started, error)?;
             tracing::debug!(%path, %error, ?pause, attempt = failures, "retrying");
-            tokio::time::sleep(pause).await;
+            self.pause(pause).await;
         }
     }
 
