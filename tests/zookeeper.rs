@@ -8,12 +8,12 @@ mod zk_support;
 #[path = "support/proc.rs"]
 mod proc;
 
-/// The dev cluster as several masters (item 2).
-#[path = "zookeeper/dev_masters.rs"]
-mod dev_masters;
 /// The controller given `--master zk://` against them (item 1).
 #[path = "zookeeper/controller_follows.rs"]
 mod controller_follows;
+/// The dev cluster as several masters (item 2).
+#[path = "zookeeper/dev_masters.rs"]
+mod dev_masters;
 #[path = "zookeeper/master_failover.rs"]
 mod master_failover;
 #[path = "zookeeper/masters.rs"]

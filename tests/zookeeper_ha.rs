@@ -91,37 +91,26 @@ fn specs(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
     list.iter().map(|(id, n)| ((*id).to_owned(), *n)).collect()
 }
 
-async fn readyz(proc: &mut ControllerProc) -> Result<(u16, String), String> {
-    let url = proc.status_url().await;
-    let http = mesos_reconciler::http::client_builder()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = http
-        .get(format!("{url}/readyz"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let code = response.status().as_u16();
-    Ok((code, response.text().await.unwrap_or_default()))
-}
-
 /// Waits until `proc` says it stands by for another controller (`/readyz` 503 naming the
 /// leader), and returns the body.
 async fn wait_standby(proc: &mut ControllerProc) -> String {
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let seen = readyz(proc).await;
-        if let Ok((503, body)) = &seen {
-            if body.starts_with("standby; leader is ") {
-                return body.clone();
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "the controller does not stand by: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let body = proc.wait_readyz(503, "standby; leader is ").await;
+    assert!(body.starts_with("standby; leader is "), "{body}");
+    body
+}
+
+/// A leader converged on `wanted` and a standby behind it; returns them and the framework id.
+async fn leader_and_standby(
+    ha: &mut Ha,
+    wanted: &BTreeMap<String, u32>,
+) -> (ControllerProc, ControllerProc, String) {
+    ha.fx.write_specs(wanted);
+    let a = ha.controller("a").await;
+    let (fws, _) = wait_converged(&ha.cluster, &a, wanted, DEADLINE).await;
+    let mut b = ha.controller("b").await;
+    let body = wait_standby(&mut b).await;
+    assert!(body.contains(&format!("pid {}", a.pid())), "{body}");
+    (a, b, fws[0].id.clone())
 }
 
 /// Sends `signal` (STOP, CONT) through the shell's `kill` (the tests may not use `unsafe`).
@@ -142,13 +131,7 @@ fn signal(proc: &ControllerProc, signal: &str) {
 async fn zookeeper_standby_takes_over_a_killed_leader_and_converges_an_edit() {
     let mut ha = Ha::start("zk-ha-kill").await;
     let before = specs(&[("web", 2), ("worker", 1)]);
-    ha.fx.write_specs(&before);
-    let mut a = ha.controller("a").await;
-    let (fws, _) = wait_converged(&ha.cluster, &a, &before, DEADLINE).await;
-    let framework_id = fws[0].id.clone();
-    let mut b = ha.controller("b").await;
-    let body = wait_standby(&mut b).await;
-    assert!(body.contains(&format!("pid {}", a.pid())), "{body}");
+    let (mut a, mut b, framework_id) = leader_and_standby(&mut ha, &before).await;
     let snapshot = b.status().await.unwrap();
     assert!(!snapshot.connected && !snapshot.ready);
     assert!(
@@ -205,12 +188,7 @@ async fn zookeeper_standby_takes_over_a_killed_leader_and_converges_an_edit() {
 async fn zookeeper_paused_leader_is_replaced_and_steps_down_when_resumed() {
     let mut ha = Ha::start("zk-ha-pause").await;
     let wanted = specs(&[("web", 3), ("worker", 1)]);
-    ha.fx.write_specs(&wanted);
-    let mut a = ha.controller("a").await;
-    let (fws, _) = wait_converged(&ha.cluster, &a, &wanted, DEADLINE).await;
-    let framework_id = fws[0].id.clone();
-    let mut b = ha.controller("b").await;
-    wait_standby(&mut b).await;
+    let (mut a, mut b, framework_id) = leader_and_standby(&mut ha, &wanted).await;
 
     signal(&a, "STOP");
     wait_for("the standby to take over", DEADLINE, || {
@@ -274,7 +252,7 @@ async fn zookeeper_takeover_figures() {
         let started = tokio::time::Instant::now();
         leader.kill9().await;
         loop {
-            if let Ok((200, _)) = readyz(&mut standby).await {
+            if let Ok((200, _)) = standby.readyz().await {
                 break;
             }
             assert!(started.elapsed() < DEADLINE, "no takeover in run {run}");

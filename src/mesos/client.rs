@@ -512,6 +512,21 @@ impl SchedulerClient {
         Ok((index, targets[index].clone()))
     }
 
+    /// No leader in ZooKeeper (`error`): noted and waited for like a refused connection, as one
+    /// more failed attempt of the request; `Err` once its attempts are spent.
+    async fn wait_for_leader(
+        &self,
+        error: ClientError,
+        failures: &mut u32,
+        started: Instant,
+    ) -> Result<(), ClientError> {
+        self.note_failure(&error);
+        *failures += 1;
+        let (pause, _) = self.after_failure(None, *failures, started, error)?;
+        self.pause(pause).await;
+        Ok(())
+    }
+
     /// Waits `pause` before the next attempt; with `--master zk://`, no longer than until
     /// ZooKeeper names another leader, which is worth trying at once.
     async fn pause(&self, pause: Duration) {
@@ -598,11 +613,7 @@ impl SchedulerClient {
                 Start::Rotate => match self.rotation_start() {
                     Ok((index, url)) => (Some(index), url),
                     Err(error) => {
-                        // No leader in ZooKeeper: waited for like a refused connection.
-                        self.note_failure(&error);
-                        failures += 1;
-                        let (pause, _) = self.after_failure(None, failures, started, error)?;
-                        self.pause(pause).await;
+                        self.wait_for_leader(error, &mut failures, started).await?;
                         continue;
                     }
                 },

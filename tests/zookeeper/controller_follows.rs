@@ -64,7 +64,11 @@ async fn zookeeper_killed_leader_master_is_found_by_a_controller_given_zk() {
         .map(|t| t.name.clone())
         .collect();
     launched.sort();
-    assert_eq!(launched, ["fresh", "web"], "only the new instances launched");
+    assert_eq!(
+        launched,
+        ["fresh", "web"],
+        "only the new instances launched"
+    );
     drop(controller);
     cluster.shutdown().await;
 }

@@ -27,11 +27,7 @@ impl SchedulerClient {
                 None => match self.rotation_start() {
                     Ok((index, endpoint)) => (Some(index), endpoint),
                     Err(error) => {
-                        // No leader in ZooKeeper: waited for like a refused connection.
-                        self.note_failure(&error);
-                        failures += 1;
-                        let (pause, _) = self.after_failure(None, failures, started, error)?;
-                        self.pause(pause).await;
+                        self.wait_for_leader(error, &mut failures, started).await?;
                         continue;
                     }
                 },
