@@ -82,11 +82,8 @@ struct AddressJson {
 
 /// The sequence number of a child named `json.info_<digits>`, or `None` for any other child.
 pub fn master_sequence(child: &str) -> Option<u64> {
-    let digits = child.strip_prefix(MASTER_INFO_LABEL)?.strip_prefix('_')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    child.strip_prefix(MASTER_INFO_LABEL)?.strip_prefix('_')?;
+    super::sequence_of(child)
 }
 
 /// The `json.info_` children in leadership order (lowest sequence first).

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use zookeeper_client::{Acls, CreateMode, Error as ZkError, EventType, SessionState};
+use zookeeper_client::{CreateMode, Error as ZkError, EventType, SessionState};
 
 use super::ZkUrl;
 
@@ -105,22 +105,15 @@ pub fn spawn(config: ElectionConfig) -> Leadership {
     Leadership { rx, lease }
 }
 
-/// The lowest `<label>_<digits>` child.
-pub fn lowest<'a>(children: &'a [String], label: &str) -> Option<&'a String> {
-    children
+/// The lowest `<label>_<sequence>` child ([`super::leader_child`] among this label's).
+pub fn lowest(children: &[String], label: &str) -> Option<String> {
+    let prefix = format!("{label}_");
+    let ours: Vec<String> = children
         .iter()
-        .filter_map(|c| Some((sequence(c, label)?, c)))
-        .min()
-        .map(|(_, c)| c)
-}
-
-/// The sequence of a child named `<label>_<digits>`.
-pub fn sequence(child: &str, label: &str) -> Option<u64> {
-    let digits = child.strip_prefix(label)?.strip_prefix('_')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+        .filter(|c| c.starts_with(&prefix))
+        .cloned()
+        .collect();
+    super::leader_child(&ours).map(str::to_owned)
 }
 
 async fn run(config: ElectionConfig, tx: watch::Sender<Role>, lease: Arc<Mutex<Option<Instant>>>) {
@@ -179,7 +172,8 @@ async fn try_join(config: &ElectionConfig) -> Result<(zookeeper_client::Client, 
         .connect(config.session_timeout)
         .await
         .map_err(|e| format!("ZooKeeper {} cannot be reached: {e}", config.zk))?;
-    let dir = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    // Upstream's ACL: open without credentials; with them, readable by all, changed by us.
+    let dir = CreateMode::Persistent.with_acls(config.zk.node_acls());
     if config.zk.path != "/" {
         match tokio::time::timeout(REQUEST_TIMEOUT, client.mkdir(&config.zk.path, &dir)).await {
             Ok(Ok(())) => {}
@@ -187,7 +181,7 @@ async fn try_join(config: &ElectionConfig) -> Result<(zookeeper_client::Client, 
             Err(_) => return Err(format!("no answer from ZooKeeper {}", config.zk)),
         }
     }
-    let node = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+    let node = CreateMode::EphemeralSequential.with_acls(config.zk.node_acls());
     let prefix = config.zk.child(&format!("{}_", config.label));
     let created =
         tokio::time::timeout(REQUEST_TIMEOUT, client.create(&prefix, &config.data, &node)).await;
@@ -233,7 +227,7 @@ async fn contend(
         if !children.iter().any(|c| c == own) {
             return format!("this contender's node {own_path} is gone");
         }
-        let leader = lowest(&children, &config.label).cloned();
+        let leader = lowest(&children, &config.label);
         if leader.as_deref() == Some(own) {
             set_lease(Some(sent + timeout / 2));
             if *tx.borrow() != Role::Leader {
@@ -318,12 +312,10 @@ mod tests {
         ]
         .map(String::from);
         assert_eq!(
-            lowest(&children, "member").map(String::as_str),
+            lowest(&children, "member").as_deref(),
             Some("member_0000000003")
         );
         assert_eq!(lowest(&children[1..2], "member"), None);
-        assert_eq!(sequence("member_0000000010", "member"), Some(10));
-        assert_eq!(sequence("member_", "member"), None);
     }
 
     #[tokio::test]
