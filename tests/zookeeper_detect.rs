@@ -120,7 +120,7 @@ async fn zookeeper_detection_follows_the_lowest_parseable_master_and_its_change(
     let zk = &server.zk;
     let a = start_cluster(1, AGENT).await;
     let b = start_cluster(1, AGENT).await;
-    let masters = session(&zk).await;
+    let masters = session(zk).await;
     make_root(&masters).await;
     let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
     masters
@@ -189,7 +189,7 @@ async fn zookeeper_down_at_controller_start_is_retried_until_it_is_up() {
 
     zk.restart();
     ctl.wait_readyz(503, "no leading Mesos master").await;
-    let masters = session(&zk).await;
+    let masters = session(zk).await;
     make_root(&masters).await;
     contend(&masters, "json.info_", &master_info(&cluster)).await;
     wait_converged(&cluster, &ctl, &wanted, Duration::from_secs(60)).await;
@@ -208,7 +208,7 @@ async fn zookeeper_restarted_while_everything_runs_relaunches_and_kills_nothing(
     let mut server = zookeeper_ticking("restart", Duration::from_secs(1));
     let zk = &mut server.zk;
     let cluster = start_cluster(1, AGENT).await;
-    let masters = session_lasting(&zk, Duration::from_secs(20)).await;
+    let masters = session_lasting(zk, Duration::from_secs(20)).await;
     make_root(&masters).await;
     contend(&masters, "json.info_", &master_info(&cluster)).await;
     let mut fx = Fixture::new("zk-restart", &zk.url("/mesos"));
