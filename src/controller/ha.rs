@@ -131,6 +131,7 @@ impl Controller {
         if let Some(finding) = self.finding.take() {
             finding.abort();
         }
+        self.adoption.interrupt();
         self.connected = false;
         self.offers.clear();
         self.reconciliation.stop();
