@@ -72,3 +72,61 @@ async fn zookeeper_killed_leader_master_is_found_by_a_controller_given_zk() {
     drop(controller);
     cluster.shutdown().await;
 }
+
+/// The figure of the note (issue 10, item 5) for a controller given `--master zk://`: the
+/// leading dev master killed, to the controller subscribed to the new leader, ten times (the
+/// killed master started again each time, as a follower). Prints each time, the median and the
+/// max; run it with `cargo test --test zookeeper zookeeper_controller_follows_master_figures --
+/// --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: ten failovers take a while"]
+async fn zookeeper_controller_follows_master_figures() {
+    let zk = Zk::start("ctl-figures", Duration::from_millis(250));
+    let session = Duration::from_secs(2);
+    let cluster = three_masters(&zk, 1, session).await;
+    let addrs = cluster.master_addrs();
+    let mut leader = wait_leader(&cluster, None, DEADLINE).await;
+    let wanted = specs(&[("web", 2)]);
+    let mut fx = Fixture::new("zk-ctl-figures", &zk.server.url(ZK_PATH));
+    fx.write_specs(&wanted);
+    let controller = fx.spawn_with(Spawn {
+        args: &["--zk-session-timeout", "2s"],
+        ..Spawn::default()
+    });
+    wait_converged_on(addrs[leader], &controller, &wanted).await;
+    let mut times = Vec::new();
+    for run in 0..10 {
+        let started = std::time::Instant::now();
+        cluster.faults().kill_master(Some(leader)).await.unwrap();
+        let killed = leader;
+        let gone = addrs[killed].to_string();
+        let snapshot = crate::proc::wait_for("the controller on the new leader", DEADLINE, || {
+            let status = controller.status();
+            let gone = gone.clone();
+            async move {
+                let s = status.await?;
+                match &s.master {
+                    Some(m) if s.connected && !m.contains(&gone) => Ok(s),
+                    other => Err(format!("connected={} master={other:?}", s.connected)),
+                }
+            }
+        })
+        .await;
+        let took = started.elapsed();
+        eprintln!(
+            "run {run}: re-subscribed to {:?} after {took:?}",
+            snapshot.master
+        );
+        times.push(took);
+        leader = wait_leader(&cluster, Some(killed), DEADLINE).await;
+        cluster.faults().start_master(killed).await.unwrap();
+    }
+    times.sort();
+    let median = (times[4] + times[5]) / 2;
+    eprintln!(
+        "leader master killed -> controller (--master zk://) subscribed to the new one, session \
+         timeout {session:?}, tick 250ms, 10 runs: median {median:?}, max {:?}",
+        times[9]
+    );
+    cluster.shutdown().await;
+}
