@@ -216,10 +216,17 @@ fn contend(
     session_timeout: std::time::Duration,
     status: SocketAddr,
 ) -> crate::zk::election::Leadership {
+    let host = crate::state_dir::local_hostname().unwrap_or_else(|| "?".to_owned());
+    // A status server on every interface is reached through the host's name.
+    let status = if status.ip().is_unspecified() {
+        format!("{host}:{}", status.port())
+    } else {
+        status.to_string()
+    };
     let info = crate::controller::ContenderInfo {
-        host: crate::state_dir::local_hostname().unwrap_or_else(|| "?".to_owned()),
+        host,
         pid: std::process::id(),
-        status: status.to_string(),
+        status,
     };
     tracing::info!(zk = %zk, "contending with the other controllers; acting only while leading");
     crate::zk::election::spawn(crate::zk::election::ElectionConfig {

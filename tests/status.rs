@@ -227,6 +227,11 @@ async fn readiness_says_why_while_recovering_and_drops_while_the_state_is_unwrit
     assert!(page.contains("leader is ctl-1"), "{page}");
     let json = server.get("/api/v1/status").await.text().await.unwrap();
     assert!(json.contains("leader is ctl-1"), "{json}");
+    let text = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l == "mesos_reconciler_standby 1"),
+        "{text}"
+    );
     server.stop().await;
 }
 
