@@ -1194,6 +1194,48 @@ fn challenge_note(challenge: &Option<String>) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn with_zookeeper_the_detected_leader_is_the_only_target() {
+        let zk = crate::zk::ZkUrl::parse("zk://127.0.0.1:2181/mesos").unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(Detected::NoLeader);
+        let client =
+            SchedulerClient::new(ClientConfig::detected(LeaderWatch { zk: zk.clone(), rx }))
+                .unwrap();
+        match client.targets().unwrap_err() {
+            ClientError::NoLeader { zk: named, why } => {
+                assert_eq!(named, zk.to_string());
+                assert!(why.contains("no leading Mesos master"), "{why}");
+            }
+            other => panic!("{other}"),
+        }
+        tx.send_replace(Detected::Leader {
+            url: url("http://10.0.0.7:5051/"),
+            node: "json.info_0000000003".to_owned(),
+        });
+        let targets = client.targets().unwrap();
+        assert_eq!(
+            targets.iter().map(Url::as_str).collect::<Vec<_>>(),
+            ["http://10.0.0.7:5051/api/v1/scheduler"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_lets_nothing_leave() {
+        let mut config = ClientConfig::new(vec![url("http://127.0.0.1:1")]);
+        config.gate = Some(Gate(Arc::new(|| Some("standing by".to_owned()))));
+        let client = SchedulerClient::new(config).unwrap();
+        let refused = client.get("master/frameworks").await.unwrap_err();
+        assert!(matches!(refused, ClientError::Fenced(ref why) if why == "standing by"));
+        let subscribe = call::Subscribe {
+            framework_info: Default::default(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            client.subscribe(subscribe).await.unwrap_err(),
+            ClientError::Fenced(_)
+        ));
+    }
+
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
     }

@@ -163,7 +163,7 @@ async fn run(zk: ZkUrl, session_timeout: Duration, tx: watch::Sender<Detected>) 
                 failures = 0;
                 follow(&zk, &client, &tx).await
             }
-            Err(e) => format!("cannot open a session: {e}"),
+            Err(e) => format!("cannot open a session: {}", super::connect_error(&e)),
         };
         failures = failures.saturating_add(1);
         let pause = super::backoff(RETRY_FIRST, RETRY_MAX, failures);

@@ -171,7 +171,13 @@ async fn try_join(config: &ElectionConfig) -> Result<(zookeeper_client::Client, 
         .zk
         .connect(config.session_timeout)
         .await
-        .map_err(|e| format!("ZooKeeper {} cannot be reached: {e}", config.zk))?;
+        .map_err(|e| {
+            format!(
+                "ZooKeeper {} cannot be reached: {}",
+                config.zk,
+                super::connect_error(&e)
+            )
+        })?;
     // Upstream's ACL: open without credentials; with them, readable by all, changed by us.
     let dir = CreateMode::Persistent.with_acls(config.zk.node_acls());
     if config.zk.path != "/" {

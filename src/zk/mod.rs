@@ -202,6 +202,16 @@ pub fn redact_url(text: &str) -> String {
     }
 }
 
+/// Why a session could not be opened, in words: the client's `NoHosts` says nothing of why.
+pub fn connect_error(e: &zookeeper_client::Error) -> String {
+    match e {
+        zookeeper_client::Error::NoHosts => {
+            "no server of the URL answers (refused, unreachable, or not ZooKeeper)".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The pause after `failures` failed attempts to reach ZooKeeper: `first` doubling up to `max`,
 /// jittered into its upper half so that contenders restarted together spread out.
 pub fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {
