@@ -29,6 +29,8 @@ pub mod env {
     pub const FRAMEWORK_NAME: &str = "MESOS_RECONCILER_FRAMEWORK_NAME";
     pub const FRAMEWORK_ID: &str = "MESOS_RECONCILER_FRAMEWORK_ID";
     pub const TAKEOVER: &str = "MESOS_RECONCILER_TAKEOVER";
+    pub const HA: &str = "MESOS_RECONCILER_HA";
+    pub const ZK_SESSION_TIMEOUT: &str = "MESOS_RECONCILER_ZK_SESSION_TIMEOUT";
     pub const ROLE: &str = "MESOS_RECONCILER_ROLE";
     pub const USER: &str = "MESOS_RECONCILER_USER";
     pub const PRINCIPAL: &str = "MESOS_RECONCILER_PRINCIPAL";
@@ -182,9 +184,18 @@ impl SpecPolicyArgs {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Masters, comma-separated: host:port (as http://host:port), http://host:port or
-    /// https://host:port[/prefix]; e.g. 10.0.0.5:5050,10.0.0.6:5050. (zk:// is not supported yet.)
+    /// https://host:port[/prefix]; e.g. 10.0.0.5:5050,10.0.0.6:5050. Or the ZooKeeper path the
+    /// masters contend in, to follow the leader: zk://[user:pass@]zk1:2181,zk2:2181/mesos.
     #[arg(long, env = env::MASTER, value_delimiter = ',', required = true)]
     pub master: Vec<String>,
+    /// Run as one of several controllers, of which only the one leading this ZooKeeper election
+    /// acts; the others stand by (e.g. zk://zk1:2181,zk2:2181/mesos-reconciler).
+    #[arg(long, env = env::HA)]
+    pub ha: Option<String>,
+    /// ZooKeeper session timeout, for --master zk:// and --ha: a leader that ZooKeeper has not
+    /// heard from for half of it stops acting; a standby takes over after all of it.
+    #[arg(long, env = env::ZK_SESSION_TIMEOUT, default_value = "10s", value_parser = parse_duration_arg)]
+    pub zk_session_timeout: Duration,
     #[command(flatten)]
     pub controller: ControllerArgs,
     /// Principal for HTTP Basic authentication with the master.

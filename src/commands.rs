@@ -11,7 +11,7 @@ use crate::cli::{
 };
 use crate::controller::{self, ControllerConfig};
 use crate::devcluster::{AgentSpec, AgentSpecKind, DevCluster, DevClusterConfig, ZkMasters};
-use crate::mesos::client::{ClientConfig, Credentials, parse_masters};
+use crate::mesos::client::{ClientConfig, Credentials, MasterSource, parse_master_source};
 use crate::mesos::convert::FrameworkSettings;
 use crate::mesos::encoding::Encoding;
 use crate::zk::ZkUrl;
@@ -19,14 +19,34 @@ use crate::zk::ZkUrl;
 /// `mesos-reconciler run`.
 pub async fn run(args: RunArgs) -> i32 {
     // Joined again, as clap split at the commas: a zk:// URL has commas of its own.
-    let masters = match parse_masters(&args.master.join(",")) {
+    let masters = match parse_master_source(&args.master.join(",")) {
         Ok(masters) => masters,
         Err(e) => {
             eprintln!("error: --master {e}");
             return exit::USAGE;
         }
     };
-    let mut client = ClientConfig::new(masters);
+    let ha = match args.ha.as_deref().map(ZkUrl::parse).transpose() {
+        Ok(ha) => ha,
+        Err(e) => {
+            eprintln!("error: --ha {e}");
+            return exit::USAGE;
+        }
+    };
+    if ha.as_ref().is_some_and(|url| url.path == "/") {
+        eprintln!(
+            "error: --ha needs a path of its own, e.g. zk://zk1:2181/mesos-reconciler (the \
+             controllers' nodes are created below it)"
+        );
+        return exit::USAGE;
+    }
+    let mut client = match masters {
+        MasterSource::List(masters) => ClientConfig::new(masters),
+        MasterSource::ZooKeeper(zk) => {
+            tracing::info!(zk = %zk, "following the leading Mesos master in ZooKeeper");
+            ClientConfig::detected(crate::zk::detector::spawn(zk, args.zk_session_timeout))
+        }
+    };
     client.encoding = match args.encoding {
         WireEncoding::Protobuf => Encoding::Protobuf,
         WireEncoding::Json => Encoding::Json,
@@ -45,11 +65,13 @@ pub async fn run(args: RunArgs) -> i32 {
             "a principal without --secret-file: it is sent in FrameworkInfo, without HTTP authentication"
         );
     }
+    let ha = ha.map(|zk| (zk, args.zk_session_timeout));
     run_controller(
         &args.controller,
         client,
         args.principal.clone(),
         Welcome::None,
+        ha,
         shutdown_signal(),
     )
     .await
@@ -92,6 +114,7 @@ pub async fn dev(args: DevArgs) -> i32 {
         ClientConfig::new(vec![master]),
         None,
         Welcome::Dev,
+        None,
         shutdown_signal(),
     )
     .await;
@@ -110,9 +133,10 @@ enum Welcome {
 
 async fn run_controller(
     args: &ControllerArgs,
-    client: ClientConfig,
+    mut client: ClientConfig,
     principal: Option<String>,
     welcome: Welcome,
+    ha: Option<(ZkUrl, std::time::Duration)>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> i32 {
     // The store first: a second controller on the same state directory is told so before
@@ -167,6 +191,23 @@ async fn run_controller(
             tokio::spawn(dev_welcome(addr, args.desired.clone()));
         }
     }
+    let leadership = match (ha, status.local_addr()) {
+        (Some((zk, session_timeout)), Ok(addr)) => {
+            let leadership = contend(zk, session_timeout, addr);
+            let gate = leadership.clone();
+            client.gate = Some(crate::mesos::client::Gate(std::sync::Arc::new(move || {
+                gate.acting_until().is_none().then(|| {
+                    "this controller does not lead (run --ha) or its lease ran out".to_owned()
+                })
+            })));
+            Some(leadership)
+        }
+        (Some(_), Err(e)) => {
+            eprintln!("error: the status server's address: {e}");
+            return exit::FAILURE;
+        }
+        (None, _) => None,
+    };
     let config = ControllerConfig {
         desired: args.desired.clone(),
         state_dir: args.state.clone(),
@@ -188,6 +229,7 @@ async fn run_controller(
         takeover: args.takeover,
         status_token,
         spec_policy,
+        leadership,
     };
     match controller::run_with_store(config, store, shutdown).await {
         Ok(()) => exit::OK,
@@ -196,6 +238,34 @@ async fn run_controller(
             controller_exit_code(&e)
         }
     }
+}
+
+/// Joins the controllers' election (`run --ha`), with this process's host, pid and status
+/// address as its node's data.
+fn contend(
+    zk: ZkUrl,
+    session_timeout: std::time::Duration,
+    status: SocketAddr,
+) -> crate::zk::election::Leadership {
+    let host = crate::state_dir::local_hostname().unwrap_or_else(|| "?".to_owned());
+    // A status server on every interface is reached through the host's name.
+    let status = if status.ip().is_unspecified() {
+        format!("{host}:{}", status.port())
+    } else {
+        status.to_string()
+    };
+    let info = crate::controller::ContenderInfo {
+        host,
+        pid: std::process::id(),
+        status,
+    };
+    tracing::info!(zk = %zk, "contending with the other controllers; acting only while leading");
+    crate::zk::election::spawn(crate::zk::election::ElectionConfig {
+        zk,
+        label: crate::controller::CONTENDER_LABEL.to_owned(),
+        data: serde_json::to_vec(&info).unwrap_or_default(),
+        session_timeout,
+    })
 }
 
 /// Waits for the controller's first successful pass (`/readyz`), then logs the page's URL and

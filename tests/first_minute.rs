@@ -38,27 +38,11 @@ async fn wrong_port_as_host_port_is_logged_at_once_and_shown_on_readyz_and_the_a
     let master = refused_host_port().await;
     let mut fixture = Fixture::new("first-minute-port", &master);
     let mut ctl = fixture.spawn(None);
-    let url = ctl.status_url().await;
+    ctl.status_url().await;
     let line = log_line(&fixture, &["WARN", "cannot talk to the Mesos master"]).await;
     assert!(line.contains(&format!("http://{master}/")), "{line}");
     assert!(line.contains("connection refused"), "{line}");
-    let readyz = wait_for("/readyz to name the cause", DEADLINE, || async {
-        let http = mesos_reconciler::http::client_builder()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let response = http
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = response.text().await.map_err(|e| e.to_string())?;
-        if body.contains("connection refused") {
-            Ok(body)
-        } else {
-            Err(body)
-        }
-    })
-    .await;
+    let readyz = ctl.wait_readyz(503, "connection refused").await;
     assert!(readyz.contains(&format!("http://{master}/")), "{readyz}");
     let snapshot = ctl.status().await.unwrap();
     let error = snapshot.master_error.expect("the api shows the failure");

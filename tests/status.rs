@@ -211,6 +211,27 @@ async fn readiness_says_why_while_recovering_and_drops_while_the_state_is_unwrit
         ..Snapshot::default()
     });
     assert_eq!(server.get("/readyz").await.status(), 200, "writable again");
+
+    // A standby controller (`run --ha`), even one that was ready as the leader before, says who
+    // leads, on /readyz, the page and the JSON.
+    let line = "standby; leader is ctl-1 (pid 7, status http://10.0.0.5:9797)";
+    server.publish(Snapshot {
+        ready: true,
+        standby: Some(line.to_owned()),
+        ..Snapshot::default()
+    });
+    let standby = server.get("/readyz").await;
+    assert_eq!(standby.status(), 503, "the latch does not hide it");
+    assert_eq!(standby.text().await.unwrap(), format!("{line}\n"));
+    let page = server.get("/").await.text().await.unwrap();
+    assert!(page.contains("leader is ctl-1"), "{page}");
+    let json = server.get("/api/v1/status").await.text().await.unwrap();
+    assert!(json.contains("leader is ctl-1"), "{json}");
+    let text = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l == "mesos_reconciler_standby 1"),
+        "{text}"
+    );
     server.stop().await;
 }
 
@@ -987,6 +1008,7 @@ fn sample_snapshot() -> Snapshot {
     Snapshot {
         ready: false,
         halted: None,
+        standby: None,
         recovery: None,
         connected: true,
         framework_id: Some("4f2c-0001".to_owned()),

@@ -8,6 +8,9 @@ mod zk_support;
 #[path = "support/proc.rs"]
 mod proc;
 
+/// The controller given `--master zk://` against them (item 1).
+#[path = "zookeeper/controller_follows.rs"]
+mod controller_follows;
 /// The dev cluster as several masters (item 2).
 #[path = "zookeeper/dev_masters.rs"]
 mod dev_masters;

@@ -88,6 +88,14 @@ impl Adoption {
         Some(text)
     }
 
+    /// The controller stopped acting (`ha.rs`): a listing in flight is dropped (its answer would
+    /// be ignored); what is needed stays needed, asked again after the next subscription.
+    pub fn interrupt(&mut self) {
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
+        }
+    }
+
     /// The framework is gone (removed by Mesos): nothing of it is left to adopt.
     pub fn forget(&mut self) {
         if let Some(task) = self.in_flight.take() {

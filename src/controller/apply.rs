@@ -31,6 +31,10 @@ impl Controller {
     /// Incremental: only the specs something happened to are decided again (see `planned.rs`);
     /// the cross-spec step then looks at what is outstanding.
     pub async fn pass(&mut self, why: &'static str) {
+        if !self.acting {
+            self.publish();
+            return;
+        }
         let started = StdInstant::now();
         self.observe_store();
         let now_ms = self.clock.now_ms();

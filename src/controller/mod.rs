@@ -23,6 +23,7 @@ mod apply;
 mod desired;
 mod discover;
 mod events;
+mod ha;
 mod health;
 mod ledger;
 mod origin;
@@ -48,6 +49,7 @@ use crate::mesos::convert::FrameworkSettings;
 use crate::status::{ControlCommand, Snapshot};
 use crate::store::Store;
 
+pub use ha::{CONTENDER_LABEL, ContenderInfo};
 pub use state::Clock;
 
 /// The file in the state directory holding the status server's address (`127.0.0.1:9797`).
@@ -80,6 +82,8 @@ pub struct ControllerConfig {
     pub status_token: Option<crate::status::auth::Token>,
     /// What spec files may ask for (`--allowed-users`, limits).
     pub spec_policy: crate::spec::SpecPolicy,
+    /// `run --ha`: act only while leading this election (see `ha.rs`).
+    pub leadership: Option<crate::zk::election::Leadership>,
 }
 
 /// A controller failure that ends `run`.
@@ -100,6 +104,9 @@ pub enum ControllerError {
     /// over.
     #[error("{0}")]
     FailedOver(String),
+    /// `run --ha`: the ZooKeeper session ended, so another controller may lead.
+    #[error("{0}")]
+    LostLeadership(String),
 }
 
 impl ControllerError {
@@ -124,6 +131,8 @@ pub enum Event {
     Control(ControlCommand),
     /// A deadline passed (backoff, rollout, reconciliation retry, resubscription, periodic work).
     Timer,
+    /// `run --ha`: this controller's role in the election changed.
+    Leadership,
 }
 
 impl Event {
@@ -141,6 +150,7 @@ impl Event {
             Event::Session(session::SessionEvent::MasterTasks { .. }) => "framework tasks listed",
             Event::Control(_) => "operator command",
             Event::Timer => "timer",
+            Event::Leadership => "leadership",
         }
     }
 }
@@ -241,6 +251,8 @@ pub async fn run_with_store(
         ctl.dir_cache.forget(id);
     }
     ctl.task_events = task_events;
+    let mut leadership = config.leadership.clone();
+    ctl.leadership = config.leadership;
     ctl.start().await;
 
     tokio::pin!(shutdown);
@@ -261,9 +273,17 @@ pub async fn run_with_store(
             () = &mut shutdown => break,
             Some(ev) = session_rx.recv() => Event::Session(ev),
             Some(cmd) = control_rx.recv() => Event::Control(cmd),
+            () = leadership_changed(&mut leadership) => Event::Leadership,
             Some(()) = next_hint(&mut watcher) => Event::DesiredChanged,
             () = tokio::time::sleep_until(wake.min(retry_watch)) => Event::Timer,
         };
+        // Before anything is handled: a controller that has just lost its lease (it may have been
+        // paused past it) must not act on what woke it.
+        ctl.follow_leadership();
+        if let Some(e) = ctl.fatal.take() {
+            failed = Some(e);
+            break;
+        }
         if watcher.is_none() {
             if let Ok(w) = crate::watch::watch(&desired_dir) {
                 tracing::info!(dir = %desired_dir.display(), "watching the desired directory");
@@ -296,6 +316,13 @@ pub async fn run_with_store(
     match failed {
         Some(e) => Err(e),
         None => flushed,
+    }
+}
+
+async fn leadership_changed(leadership: &mut Option<crate::zk::election::Leadership>) {
+    match leadership {
+        Some(l) => l.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,6 +1,9 @@
 //! The Mesos session: one task that holds the subscription stream and pumps its events, converted
 //! to the crate's model, into the controller loop.
 //!
+//! With `--master zk://...` the session also watches the detection: a new leading master ends
+//! the stream as a lost connection would, so the loop subscribes again, to the new leader.
+//!
 //! The session decides nothing. The loop tells it to subscribe (with the framework id it has
 //! persisted, or none), and it reports what happened: subscribed, events, and how the stream ended.
 //! The answers of the master's read-only endpoints, asked in the background by `discover.rs` and
@@ -16,6 +19,7 @@ use crate::mesos::convert;
 use crate::mesos::proto::v1 as pb;
 use crate::mesos::proto::v1::scheduler::{call, event};
 use crate::model::{MasterFramework, MasterTask, Offer, TaskUpdate};
+use crate::zk::detector::Detected;
 
 /// What the session reports to the loop.
 #[derive(Debug)]
@@ -77,7 +81,19 @@ async fn pump(
     let subscribed = reporting_problems(client, tx, client.subscribe(subscribe)).await;
     let mut sub = subscribed.map_err(|e| describe(&e))?;
     let master = sub.master.to_string();
-    while let Some(item) = sub.events.next().await {
+    let mut detection = client.leader_watch().map(|w| w.rx);
+    loop {
+        let item = tokio::select! {
+            item = sub.events.next() => item,
+            new = leader_moved(&mut detection, &sub.master) => {
+                // Dropping the stream closes its connection; the loop forgets the offers and
+                // subscribes to the new leader, then reconciles.
+                return Err(format!(
+                    "ZooKeeper names a new leading master, {new}: leaving {master}"
+                ));
+            }
+        };
+        let Some(item) = item else { break };
         let ev = item.map_err(|e| describe(&e))?;
         let out = match event::Type::try_from(ev.r#type.unwrap_or_default()) {
             Ok(event::Type::Subscribed) => ev.subscribed.map(|s| SessionEvent::Subscribed {
@@ -122,6 +138,29 @@ async fn pump(
         }
     }
     Err(format!("the event stream from {master} ended"))
+}
+
+/// With `--master zk://...`: waits until ZooKeeper names a leading master other than `master`
+/// (the one the stream is from), and returns it. ZooKeeper going silent or naming no leader does
+/// not end a stream that works: only a different leader does.
+async fn leader_moved(
+    detection: &mut Option<tokio::sync::watch::Receiver<Detected>>,
+    master: &reqwest::Url,
+) -> reqwest::Url {
+    let Some(rx) = detection else {
+        return std::future::pending().await;
+    };
+    rx.mark_unchanged();
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if let Detected::Leader { url, .. } = &*rx.borrow_and_update() {
+            if url != master {
+                return url.clone();
+            }
+        }
+    }
 }
 
 /// Runs `work`, a request that retries inside the client for a while, passing each failure the

@@ -198,6 +198,16 @@ pub(super) struct Controller {
     pub origins: super::origin::Origins,
     /// Task transitions for `GET /api/v1/events` (see `events.rs`).
     pub task_events: tokio::sync::broadcast::Sender<crate::status::TaskEvent>,
+
+    // Standby controllers (`ha.rs`).
+    /// `run --ha`: the election this controller contends in.
+    pub leadership: Option<crate::zk::election::Leadership>,
+    /// Subscribing, passes and calls are allowed: always without `--ha`, while leading with it.
+    pub acting: bool,
+    /// [`Controller::begin`] ran (the first time this controller acted).
+    pub began: bool,
+    /// Why this controller does not act (shown, and `/readyz` 503).
+    pub standby: Option<String>,
 }
 
 impl Controller {
@@ -334,13 +344,31 @@ impl Controller {
             next_store_probe: None,
             origins,
             task_events: crate::status::events::channel(),
+            leadership: None,
+            acting: true,
+            began: false,
+            standby: None,
         })
     }
 
     /// The first re-read of the directory (files changed while the controller was down are applied
-    /// from it) and the first subscription.
+    /// from it) and, unless it stands by for another controller, the first subscription.
     pub async fn start(&mut self) {
         self.reread().await;
+        if self.leadership.is_some() {
+            self.acting = false;
+            self.follow_leadership();
+            self.publish();
+            return;
+        }
+        self.begin();
+        self.publish();
+    }
+
+    /// What a controller does the first time it acts: checks the framework id it was given
+    /// against the stored one, and subscribes (or first finds its framework on the master).
+    pub(super) fn begin(&mut self) {
+        self.began = true;
         match (&self.framework_id, &self.explicit_framework_id) {
             (Some(stored), Some(explicit)) if stored != explicit => {
                 self.fatal = Some(ControllerError::Refused(format!(
@@ -357,7 +385,6 @@ impl Controller {
             (None, _) => {}
         }
         self.connect();
-        self.publish();
     }
 
     /// The earliest instant something is due by time alone.
@@ -387,6 +414,10 @@ impl Controller {
             // Stale launches and periodic reconciliation are checked every few seconds.
             wake = wake.min(Instant::now() + Duration::from_secs(5));
         }
+        // A leader stops acting the moment its lease runs out, even with nothing else to do.
+        if let Some(until) = self.leadership.as_ref().and_then(|l| l.acting_until()) {
+            wake = wake.min(until);
+        }
         wake
     }
 
@@ -408,6 +439,8 @@ impl Controller {
             }
             Event::Control(cmd) => self.on_control(cmd),
             Event::Timer => self.on_timer().await,
+            // `follow_leadership` ran before this event was handled.
+            Event::Leadership => {}
         }
     }
 
@@ -641,6 +674,11 @@ impl Controller {
     }
 
     pub(super) async fn on_session(&mut self, ev: SessionEvent) {
+        if !self.acting {
+            // From a stream or a request of before the controller stopped acting.
+            tracing::debug!(?ev, "not acting: ignoring a session event");
+            return;
+        }
         match ev {
             SessionEvent::Subscribed {
                 framework_id,

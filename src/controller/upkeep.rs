@@ -31,6 +31,13 @@ impl Controller {
     pub(super) async fn on_timer(&mut self) {
         self.refresh_sync(None).await;
         let now = Instant::now();
+        if !self.acting {
+            // A standby keeps its view of the directory; everything else talks to Mesos.
+            if now >= self.next_rescan {
+                self.reread().await;
+            }
+            return;
+        }
         if self.resubscribe_at.is_some_and(|at| now >= at) && self.subscription.is_none() {
             self.connect();
         }

@@ -121,6 +121,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
     Snapshot {
         ready: c.ready,
         halted: c.halted.clone(),
+        standby: c.standby.clone(),
         recovery: c.recovery_status(),
         connected: c.connected,
         framework_id: c.framework_id.clone(),

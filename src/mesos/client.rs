@@ -27,8 +27,8 @@ use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
 pub use config::{
-    ClientConfig, Credentials, CredentialsError, MasterListError, Resolver, RetryPolicy, Secret,
-    parse_master, parse_masters,
+    ClientConfig, Credentials, CredentialsError, Gate, MasterListError, MasterSource, Resolver,
+    RetryPolicy, Secret, parse_master, parse_master_source, parse_masters,
 };
 pub use report::{FailureLog, LogLine, MasterProblem, REPEAT_EVERY, cause};
 pub use stream::{DEFAULT_HEARTBEAT_INTERVAL, EventStream};
@@ -36,6 +36,7 @@ pub use stream::{DEFAULT_HEARTBEAT_INTERVAL, EventStream};
 use crate::mesos::encoding::{DecodeError, Encoding};
 use crate::mesos::proto::v1::scheduler::{Call, call};
 use crate::mesos::recordio::RecordIoError;
+use crate::zk::detector::{Detected, LeaderWatch};
 
 /// Path of the scheduler endpoint below a master's base URL.
 pub const SCHEDULER_PATH: &str = "api/v1/scheduler";
@@ -50,6 +51,13 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub enum ClientError {
     #[error("no mesos master url configured")]
     NoMasters,
+    /// `--master zk://...`: ZooKeeper names no leading master right now (or cannot be reached).
+    /// Retried like a refused connection.
+    #[error("{why}")]
+    NoLeader { zk: String, why: String },
+    /// The client's gate refused the request: this process must not talk to the master now.
+    #[error("not sent: {0}")]
+    Fenced(String),
     #[error("invalid master url {url:?}: {reason}")]
     InvalidMasterUrl { url: String, reason: String },
     #[error("cannot read the ca bundle {}", path.display())]
@@ -225,8 +233,11 @@ pub struct SchedulerClient {
 }
 
 struct Inner {
-    /// The scheduler endpoint of each configured master, in order.
+    /// The scheduler endpoint of each configured master, in order (empty with `leader`).
     endpoints: Vec<Url>,
+    /// The leading master as detected in ZooKeeper, instead of `endpoints`.
+    leader: Option<LeaderWatch>,
+    gate: Option<Gate>,
     encoding: Encoding,
     principal: Option<String>,
     /// Precomputed and marked sensitive, so no debug output of reqwest or hyper shows it.
@@ -280,7 +291,7 @@ impl SchedulerClient {
     /// Validates the configuration, reads the CA bundle and sets up the two HTTP clients. Does not
     /// connect to anything.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        if config.masters.is_empty() {
+        if config.masters.is_empty() && config.leader.is_none() {
             return Err(ClientError::NoMasters);
         }
         let endpoints = config
@@ -300,6 +311,8 @@ impl SchedulerClient {
         Ok(SchedulerClient {
             inner: Arc::new(Inner {
                 endpoints,
+                leader: config.leader.clone(),
+                gate: config.gate.clone(),
                 encoding: config.encoding,
                 principal: config
                     .credentials
@@ -470,6 +483,82 @@ impl SchedulerClient {
         self.inner.encoding
     }
 
+    /// With `--master zk://...`, the detection the client follows; a session watches it to drop
+    /// a stream whose master no longer leads.
+    pub fn leader_watch(&self) -> Option<LeaderWatch> {
+        self.inner.leader.clone()
+    }
+
+    /// The scheduler endpoints a request without a subscription walks: the configured masters,
+    /// or the one ZooKeeper says leads. Fails (to be retried) while ZooKeeper names none.
+    fn targets(&self) -> Result<Vec<Url>, ClientError> {
+        let Some(watch) = &self.inner.leader else {
+            return Ok(self.inner.endpoints.clone());
+        };
+        let detected = watch.rx.borrow().clone();
+        match detected {
+            Detected::Leader { url, .. } => Ok(vec![scheduler_endpoint(&url)?]),
+            other => Err(ClientError::NoLeader {
+                zk: watch.zk.to_string(),
+                why: other.problem(&watch.zk).unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The endpoint where a rotating request starts, and its index among [`targets`](Self::targets).
+    fn rotation_start(&self) -> Result<(usize, Url), ClientError> {
+        let targets = self.targets()?;
+        let index = self.state().next_master % targets.len();
+        Ok((index, targets[index].clone()))
+    }
+
+    /// No leader in ZooKeeper (`error`): noted and waited for like a refused connection, as one
+    /// more failed attempt of the request; `Err` once its attempts are spent.
+    async fn wait_for_leader(
+        &self,
+        error: ClientError,
+        failures: &mut u32,
+        started: Instant,
+    ) -> Result<(), ClientError> {
+        self.note_failure(&error);
+        *failures += 1;
+        let (pause, _) = self.after_failure(None, *failures, started, error)?;
+        self.pause(pause).await;
+        Ok(())
+    }
+
+    /// Waits `pause` before the next attempt; with `--master zk://`, no longer than until
+    /// ZooKeeper names another leader, which is worth trying at once.
+    async fn pause(&self, pause: Duration) {
+        let Some(watch) = &self.inner.leader else {
+            return tokio::time::sleep(pause).await;
+        };
+        let mut rx = watch.rx.clone();
+        rx.mark_unchanged();
+        let leader_changed = async {
+            loop {
+                if rx.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+                if matches!(*rx.borrow_and_update(), Detected::Leader { .. }) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = leader_changed => tracing::debug!("ZooKeeper names a leader: retrying at once"),
+        }
+    }
+
+    /// `Err(Fenced)` when the gate refuses requests now.
+    fn check_gate(&self) -> Result<(), ClientError> {
+        match self.inner.gate.as_ref().and_then(|gate| (gate.0)()) {
+            Some(why) => Err(ClientError::Fenced(why)),
+            None => Ok(()),
+        }
+    }
+
     /// After a failed attempt of a request (POST or GET): the next one starts at the following
     /// master when the request rotates (`index`), after the policy's backoff; or the request
     /// gives up when its attempts or its deadline are spent.
@@ -481,7 +570,8 @@ impl SchedulerClient {
         error: ClientError,
     ) -> Result<(Duration, ClientError), ClientError> {
         if let Some(index) = index {
-            self.state().next_master = (index + 1) % self.inner.endpoints.len();
+            // Taken modulo the targets' number where it is read: with ZooKeeper it changes.
+            self.state().next_master = index.wrapping_add(1);
         }
         let pause = self.inner.retry.backoff(failures, &mut rand::rng());
         let out_of_time = self
@@ -518,11 +608,15 @@ impl SchedulerClient {
         let started = Instant::now();
         let mut failures = 0u32;
         loop {
+            self.check_gate()?;
             let (index, first) = match &start {
-                Start::Rotate => {
-                    let index = self.state().next_master % self.inner.endpoints.len();
-                    (Some(index), self.inner.endpoints[index].clone())
-                }
+                Start::Rotate => match self.rotation_start() {
+                    Ok((index, url)) => (Some(index), url),
+                    Err(error) => {
+                        self.wait_for_leader(error, &mut failures, started).await?;
+                        continue;
+                    }
+                },
                 Start::Fixed(url) => (None, url.clone()),
             };
             let error = match self.follow_redirects(&first, request).await {
@@ -553,7 +647,7 @@ impl SchedulerClient {
             failures += 1;
             let (pause, error) = self.after_failure(index, failures, started, error)?;
             tracing::debug!(call = request.kind, %error, ?pause, attempt = failures, "retrying");
-            tokio::time::sleep(pause).await;
+            self.pause(pause).await;
         }
     }
 
@@ -672,7 +766,13 @@ impl SchedulerClient {
     }
 
     fn note_failure(&self, error: &ClientError) {
-        let url = failed_url(error).map_or_else(|| "?".to_owned(), |u| origin(u).to_string());
+        let url = match error {
+            ClientError::NoLeader { zk, .. } => zk.clone(),
+            ClientError::GaveUp { last, .. } if matches!(**last, ClientError::NoLeader { .. }) => {
+                return self.note_failure(last);
+            }
+            _ => failed_url(error).map_or_else(|| "?".to_owned(), |u| origin(u).to_string()),
+        };
         let message = explain(error);
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -981,7 +1081,7 @@ fn scheduler_endpoint(base: &Url) -> Result<Url, ClientError> {
         "http" | "https" => {}
         "zk" => {
             return Err(invalid(
-                "ZooKeeper detection (zk://) is not supported yet; pass the masters' host:port list instead, e.g. --master 10.0.0.5:5050,10.0.0.6:5050",
+                "a zk:// URL is not a master's address: give it as the whole --master value",
             ));
         }
         _ => return Err(invalid("the scheme must be http or https")),
@@ -1094,6 +1194,48 @@ fn challenge_note(challenge: &Option<String>) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn with_zookeeper_the_detected_leader_is_the_only_target() {
+        let zk = crate::zk::ZkUrl::parse("zk://127.0.0.1:2181/mesos").unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(Detected::NoLeader);
+        let client =
+            SchedulerClient::new(ClientConfig::detected(LeaderWatch { zk: zk.clone(), rx }))
+                .unwrap();
+        match client.targets().unwrap_err() {
+            ClientError::NoLeader { zk: named, why } => {
+                assert_eq!(named, zk.to_string());
+                assert!(why.contains("no leading Mesos master"), "{why}");
+            }
+            other => panic!("{other}"),
+        }
+        tx.send_replace(Detected::Leader {
+            url: url("http://10.0.0.7:5051/"),
+            node: "json.info_0000000003".to_owned(),
+        });
+        let targets = client.targets().unwrap();
+        assert_eq!(
+            targets.iter().map(Url::as_str).collect::<Vec<_>>(),
+            ["http://10.0.0.7:5051/api/v1/scheduler"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_lets_nothing_leave() {
+        let mut config = ClientConfig::new(vec![url("http://127.0.0.1:1")]);
+        config.gate = Some(Gate(Arc::new(|| Some("standing by".to_owned()))));
+        let client = SchedulerClient::new(config).unwrap();
+        let refused = client.get("master/frameworks").await.unwrap_err();
+        assert!(matches!(refused, ClientError::Fenced(ref why) if why == "standing by"));
+        let subscribe = call::Subscribe {
+            framework_info: Default::default(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            client.subscribe(subscribe).await.unwrap_err(),
+            ClientError::Fenced(_)
+        ));
+    }
+
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
     }
@@ -1120,7 +1262,7 @@ mod tests {
         let err = scheduler_endpoint(&url("zk://zk1:2181/mesos")).unwrap_err();
         assert!(
             err.to_string()
-                .contains("ZooKeeper detection (zk://) is not supported yet"),
+                .contains("give it as the whole --master value"),
             "{err}"
         );
         let err = scheduler_endpoint(&url("ftp://m1/")).unwrap_err();

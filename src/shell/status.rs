@@ -77,6 +77,8 @@ pub struct Report {
     pub ready: bool,
     pub connected: bool,
     pub master: Option<String>,
+    /// A standby controller (`run --ha`): why it does not act, naming the leader.
+    pub standby: Option<String>,
     /// Why the desired directory cannot be read, if it cannot.
     pub desired_error: Option<String>,
     /// When the controller's latest pass ended (ms since the Unix epoch).
@@ -142,6 +144,7 @@ impl Report {
         let specs: Vec<SpecRow> = indexed.rows(&selection).map(|row| spec_row(&row)).collect();
         let s = indexed.snapshot();
         let converged = s.ready
+            && s.standby.is_none()
             && s.connected
             && s.guard.is_none()
             && s.desired_error.is_none()
@@ -153,6 +156,7 @@ impl Report {
             ready: s.ready,
             connected: s.connected,
             master: s.master.clone(),
+            standby: s.standby.clone(),
             desired_error: s.desired_error.clone(),
             last_pass_ms: s.last_pass.as_ref().map(|p| p.at_ms),
             guard: s.guard.clone(),
@@ -172,7 +176,10 @@ impl Report {
         } else {
             "not ready (first reconciliation pending)"
         };
-        out.push_str(&format!("controller {server}: {connection}, {ready}\n"));
+        match &self.standby {
+            Some(standby) => out.push_str(&format!("controller {server}: {standby}\n")),
+            None => out.push_str(&format!("controller {server}: {connection}, {ready}\n")),
+        }
         if let Some(error) = &self.desired_error {
             out.push_str(&format!("DESIRED DIRECTORY UNREADABLE: {error}\n"));
         }
@@ -553,7 +560,9 @@ fn stamp(started: Instant) -> String {
 /// What keeps the controller as a whole from being converged, or nothing.
 fn overall_line(report: &Report) -> String {
     let mut why = Vec::new();
-    if !report.connected {
+    if let Some(standby) = &report.standby {
+        why.push(standby.clone());
+    } else if !report.connected {
         why.push("not connected to a Mesos master".to_owned());
     } else if !report.ready {
         why.push("reconciling with Mesos".to_owned());

@@ -215,6 +215,15 @@ fn row(page: &mut String, name: &str, value_html: &str) {
 }
 
 fn banners(page: &mut String, s: &Snapshot, now_ms: u64) {
+    if let Some(why) = &s.standby {
+        let _ = writeln!(
+            page,
+            "<div class=\"banner warn\"><strong>Not acting:</strong> {}. This controller \
+             subscribes to no master and launches or kills nothing; it takes over if the \
+             leader's ZooKeeper session ends.</div>",
+            escape(why)
+        );
+    }
     if let Some(why) = &s.halted {
         let _ = writeln!(
             page,

@@ -110,6 +110,12 @@ pub fn render(indexed: &Indexed, ready: bool) -> String {
         "1 while the state directory cannot be written (nothing is launched or killed).",
         u64::from(snapshot.halted.is_some()),
     );
+    out.gauge(
+        "standby",
+        "1 while this controller does not act (run --ha: it stands by for the leader, or has \
+         lost contact with ZooKeeper).",
+        u64::from(snapshot.standby.is_some()),
+    );
     if let Some(sync) = snapshot.git.as_ref().and_then(|git| git.sync.as_ref()) {
         out.gauge(
             "sync_failures",

@@ -282,6 +282,7 @@ struct PageSeq {
 struct StatusPage<'a> {
     ready: bool,
     halted: &'a Option<String>,
+    standby: &'a Option<String>,
     recovery: &'a Option<String>,
     connected: bool,
     framework_id: &'a Option<String>,
@@ -550,6 +551,7 @@ fn status_page<'a>(
     StatusPage {
         ready: s.ready,
         halted: &s.halted,
+        standby: &s.standby,
         recovery: &s.recovery,
         connected: s.connected,
         framework_id: &s.framework_id,
@@ -588,6 +590,11 @@ async fn readyz(State(state): State<ServerState>) -> Response {
     let (snapshot, ready) = state.read();
     // The one exception to the latch: a controller that cannot write its state directory
     // launches and kills nothing, which whoever watches readiness must learn.
+    // A standby (`run --ha`) acts on nothing, which a load balancer or an operator must learn
+    // even from a controller that led (and was ready) before.
+    if let Some(why) = &snapshot.standby {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
+    }
     if let Some(why) = &snapshot.halted {
         let body = format!("not ready: {why}\n");
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();

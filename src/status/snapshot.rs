@@ -14,6 +14,10 @@ pub struct Snapshot {
     /// Why the controller launches and kills nothing right now although it may be subscribed:
     /// its state directory cannot be written. `/readyz` answers 503 with it, ready or not.
     pub halted: Option<String>,
+    /// Why this controller does not act although it runs: it stands by for the leading
+    /// controller (`run --ha`), e.g. "standby; leader is HOST", or it leads but ZooKeeper has
+    /// not confirmed it lately. `/readyz` answers 503 with it, ready or not.
+    pub standby: Option<String>,
     /// What the controller waits for before it acts, beyond the subscription: finding its
     /// framework on the master, learning the framework's tasks from it.
     pub recovery: Option<String>,

@@ -366,6 +366,7 @@ impl World {
             takeover: false,
             status_token: None,
             spec_policy: Default::default(),
+            leadership: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(mesos_reconciler::controller::run(config, async move {

@@ -348,6 +348,36 @@ impl ControllerProc {
         fetch_status(&url).await.map_err(|e| format!("{url}: {e}"))
     }
 
+    /// `GET /readyz`: its status code and body.
+    pub async fn readyz(&mut self) -> Result<(u16, String), String> {
+        let url = self.status_url().await;
+        let http = mesos_reconciler::http::client_builder()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let response = http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = response.status().as_u16();
+        Ok((code, response.text().await.map_err(|e| e.to_string())?))
+    }
+
+    /// Waits until `/readyz` answers `code` with a body containing `needle`; returns the body.
+    pub async fn wait_readyz(&mut self, code: u16, needle: &str) -> String {
+        let what = format!("/readyz to answer {code} with {needle:?}");
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let last = match self.readyz().await {
+                Ok((c, body)) if c == code && body.contains(needle) => return body,
+                Ok((c, body)) => format!("{c}: {body}"),
+                Err(e) => e,
+            };
+            assert!(Instant::now() < end, "{what}: last {last}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Wakes the controller's loop without changing the desired set: an ignored file changes, the
     /// watcher sends a hint, the loop runs a pass and publishes it (an idle controller whose
     /// snapshot is not cheap to build publishes its pass counter only once a minute).

@@ -10,14 +10,23 @@ use reqwest::Url;
 
 use crate::mesos::encoding::Encoding;
 use crate::mesos::recordio::DEFAULT_MAX_RECORD_LEN;
+use crate::zk::ZkUrl;
+use crate::zk::detector::LeaderWatch;
 
 /// How to reach and talk to the masters. Built once from the CLI/config layer, then handed to
 /// [`SchedulerClient::new`](super::SchedulerClient::new), which validates it.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Base URLs (`http://host:port` or `https://host:port`) tried in order, rotating on 503 and
-    /// connection errors. Any of them may be a non-leader: its 307 is followed.
+    /// connection errors. Any of them may be a non-leader: its 307 is followed. Empty when the
+    /// leader is detected in ZooKeeper (`leader`).
     pub masters: Vec<Url>,
+    /// `--master zk://...`: the leading master as detected in ZooKeeper; SUBSCRIBE (and the GETs
+    /// made without a subscription) go to it instead of `masters`.
+    pub leader: Option<LeaderWatch>,
+    /// Asked before every request leaves: `Some(why)` refuses it (a standby controller, or a
+    /// leader whose ZooKeeper lease lapsed, must not talk to the master).
+    pub gate: Option<Gate>,
     /// Encoding of calls and of the event stream.
     pub encoding: Encoding,
     /// HTTP Basic credentials sent on every request, stream and calls alike.
@@ -54,7 +63,25 @@ impl fmt::Debug for Resolver {
     }
 }
 
+/// See [`ClientConfig::gate`].
+#[derive(Clone)]
+pub struct Gate(pub std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Gate(..)")
+    }
+}
+
 impl ClientConfig {
+    /// The defaults, with the leader detected in ZooKeeper.
+    pub fn detected(leader: LeaderWatch) -> Self {
+        ClientConfig {
+            leader: Some(leader),
+            ..ClientConfig::default()
+        }
+    }
+
     /// The defaults with the given masters.
     pub fn new(masters: Vec<Url>) -> Self {
         ClientConfig {
@@ -71,6 +98,8 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             masters: Vec::new(),
+            leader: None,
+            gate: None,
             encoding: Encoding::default(),
             credentials: None,
             ca_bundle: None,
@@ -91,10 +120,13 @@ pub enum MasterListError {
     #[error("no master given")]
     Empty,
     #[error(
-        "{0:?}: ZooKeeper detection (zk://) is not supported yet; pass the masters' host:port \
-         list instead, e.g. --master 10.0.0.5:5050,10.0.0.6:5050"
+        "{0:?}: a zk:// URL names the masters on its own and cannot be part of a list; pass \
+         either zk://host1:2181,host2:2181/mesos or a host:port list, \
+         e.g. --master 10.0.0.5:5050,10.0.0.6:5050"
     )]
     ZooKeeper(String),
+    #[error(transparent)]
+    ZkUrl(#[from] crate::zk::ZkUrlError),
     #[error(
         "{0:?}: unsupported scheme {1:?}; use host:port, http://host:port or https://host:port"
     )]
@@ -106,12 +138,30 @@ pub enum MasterListError {
 /// The port a Mesos master listens on unless told otherwise.
 pub const DEFAULT_MASTER_PORT: u16 = 5050;
 
+/// Where the masters are: a list, or a ZooKeeper path their leader is detected in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterSource {
+    List(Vec<Url>),
+    ZooKeeper(ZkUrl),
+}
+
+/// A `--master` value: `zk://[user:password@]host1:2181,host2:2181/path` (Mesos' own form,
+/// whose commas separate ZooKeeper servers), or a list as [`parse_masters`] reads it.
+pub fn parse_master_source(text: &str) -> Result<MasterSource, MasterListError> {
+    if text.trim_start().starts_with("zk://") {
+        return Ok(MasterSource::ZooKeeper(ZkUrl::parse(text)?));
+    }
+    parse_masters(text).map(MasterSource::List)
+}
+
 /// Masters as Mesos users write them (pymesos' `MESOS_MASTER`, Marathon's `--master`), comma
 /// separated: `host:port` (taken as `http://host:port`), `http(s)://host:port[/prefix]`. A host
-/// without a port gets 5050.
+/// without a port gets 5050. A `zk://` URL is refused: [`parse_master_source`] takes it.
 pub fn parse_masters(text: &str) -> Result<Vec<Url>, MasterListError> {
     if text.trim_start().starts_with("zk://") {
-        return Err(MasterListError::ZooKeeper(text.trim().to_owned()));
+        return Err(MasterListError::ZooKeeper(crate::zk::redact_url(
+            text.trim(),
+        )));
     }
     let masters = text
         .split(',')
@@ -132,7 +182,7 @@ pub fn parse_master(text: &str) -> Result<Url, MasterListError> {
     let url = if let Some((scheme, _)) = text.split_once("://") {
         match scheme.to_ascii_lowercase().as_str() {
             "http" | "https" => {}
-            "zk" => return Err(MasterListError::ZooKeeper(text.to_owned())),
+            "zk" => return Err(MasterListError::ZooKeeper(crate::zk::redact_url(text))),
             other => return Err(MasterListError::Scheme(text.to_owned(), other.to_owned())),
         }
         Url::parse(text).map_err(|e| invalid(e.to_string()))?
@@ -385,9 +435,21 @@ mod tests {
             urls("https://m1:8443/mesos,http://m2:5050"),
             ["https://m1:8443/mesos", "http://m2:5050/"]
         );
-        let zk = parse_masters("zk://z1:2181,z2:2181/mesos").unwrap_err();
+        let zk = parse_masters("m1:5050,zk://z1:2181/mesos").unwrap_err();
         assert!(matches!(zk, MasterListError::ZooKeeper(_)), "{zk}");
         assert!(zk.to_string().contains("host:port list"), "{zk}");
+        assert_eq!(
+            parse_master_source("zk://z1:2181,z2:2181/mesos").unwrap(),
+            MasterSource::ZooKeeper(ZkUrl::parse("zk://z1:2181,z2:2181/mesos").unwrap())
+        );
+        assert!(matches!(
+            parse_master_source("zk://z1:0/mesos"),
+            Err(MasterListError::ZkUrl(_))
+        ));
+        assert!(matches!(
+            parse_master_source("m1:5050"),
+            Ok(MasterSource::List(l)) if l.len() == 1
+        ));
         assert!(matches!(
             parse_masters("ftp://m1"),
             Err(MasterListError::Scheme(..))

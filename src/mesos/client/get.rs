@@ -20,13 +20,17 @@ impl SchedulerClient {
         let started = Instant::now();
         let mut failures = 0u32;
         loop {
+            self.check_gate()?;
             let leader = self.state().current.as_ref().map(|c| c.endpoint.clone());
             let (index, endpoint) = match leader {
                 Some(endpoint) => (None, endpoint),
-                None => {
-                    let index = self.state().next_master % self.inner.endpoints.len();
-                    (Some(index), self.inner.endpoints[index].clone())
-                }
+                None => match self.rotation_start() {
+                    Ok((index, endpoint)) => (Some(index), endpoint),
+                    Err(error) => {
+                        self.wait_for_leader(error, &mut failures, started).await?;
+                        continue;
+                    }
+                },
             };
             let url = base_of(&endpoint)
                 .join(path)
@@ -81,7 +85,7 @@ impl SchedulerClient {
             failures += 1;
             let (pause, error) = self.after_failure(index, failures, started, error)?;
             tracing::debug!(%path, %error, ?pause, attempt = failures, "retrying");
-            tokio::time::sleep(pause).await;
+            self.pause(pause).await;
         }
     }
 

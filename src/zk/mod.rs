@@ -4,6 +4,12 @@
 //! The URL form is Mesos' own: `zk://[user:password@]host1:port1,host2:port2[/path]`. The path
 //! defaults to `/`; credentials are ZooKeeper digest auth (`user:password`). The password never
 //! appears in `Display` or `Debug` output.
+//!
+//! Submodules: `detector` (the leading Mesos master, as Mesos' detector finds it) and `election`
+//! (a generic contender: ephemeral sequential nodes, lowest leads, leadership as a lease).
+
+pub mod detector;
+pub mod election;
 
 use std::fmt;
 use std::time::Duration;
@@ -194,6 +200,26 @@ pub fn redact_url(text: &str) -> String {
         }
         None => text.to_owned(),
     }
+}
+
+/// Why a session could not be opened, in words: the client's `NoHosts` says nothing of why.
+pub fn connect_error(e: &zookeeper_client::Error) -> String {
+    match e {
+        zookeeper_client::Error::NoHosts => {
+            "no server of the URL answers (refused, unreachable, or not ZooKeeper)".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The pause after `failures` failed attempts to reach ZooKeeper: `first` doubling up to `max`,
+/// jittered into its upper half so that contenders restarted together spread out.
+pub fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {
+    let step = first
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(max);
+    let half = step / 2;
+    half + (step - half).mul_f64(rand::random::<f64>())
 }
 
 /// The leading contender among the children of an election node, as Mesos' detector picks it:
