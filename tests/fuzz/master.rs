@@ -80,7 +80,9 @@ fn master() {
                 .await
                 .map_err(|_| "the answer's body never ended".to_owned())?
                 .unwrap_or_default();
-            if status.is_server_error() {
+            // 501 is upstream's answer to a call of type UNKNOWN (`Master::Http::scheduler`),
+            // which a body can ask for explicitly; any other 5xx is the master failing.
+            if status.is_server_error() && status != reqwest::StatusCode::NOT_IMPLEMENTED {
                 return Err(format!("{status}: {text}"));
             }
             let first = text.lines().next().unwrap_or_default();
