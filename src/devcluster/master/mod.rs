@@ -334,9 +334,10 @@ impl DevCluster {
 
     /// `http://<addr>` of each master, comma-separated: a controller's plain `--master` list.
     pub fn master_list(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
         self.master_addrs()
             .iter()
-            .map(|a| format!("http://{a}"))
+            .map(|a| format!("{scheme}://{a}"))
             .collect::<Vec<_>>()
             .join(",")
     }
