@@ -145,7 +145,7 @@ pub struct ControllerArgs {
     pub policy: SpecPolicyArgs,
 }
 
-/// What the spec files may ask for: `run`, `dev` and `validate`.
+/// What the spec files may ask for: `run`, `dev`, `validate` and `sync`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SpecPolicyArgs {
     /// Users tasks may run as, comma-separated (e.g. `nobody,www-data`): a spec whose `user` is
@@ -344,6 +344,10 @@ pub struct SyncArgs {
     /// How long one git command may run before it is killed (and the attempt counts as failed).
     #[arg(long, env = env::SYNC_GIT_TIMEOUT, default_value = "2m", value_parser = parse_duration_arg)]
     pub git_timeout: Duration,
+    /// The controller's rules for spec files (`--allowed-users`, `--max-spec-files`): with
+    /// --validate, a commit that breaks them is refused as the controller would refuse its files.
+    #[command(flatten)]
+    pub policy: SpecPolicyArgs,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -396,7 +396,15 @@ pub async fn sync(args: SyncArgs) -> i32 {
         eprintln!("error: --interval must be longer than 0s (e.g. 30s)");
         return exit::USAGE;
     }
+    let policy = match args.policy.policy() {
+        Ok(policy) => policy,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::USAGE;
+        }
+    };
     let config = SyncConfig {
+        policy,
         repo: args.repo,
         branch: args.branch,
         subdir: args.subdir.unwrap_or_default(),

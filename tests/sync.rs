@@ -88,6 +88,41 @@ fn once_publishes_the_subdir_of_the_branch_head_with_its_commit() {
     );
 }
 
+/// `sync --validate` applies the controller's `--allowed-users`: a commit asking for another
+/// user is refused before it reaches the controller, naming the file, line and field.
+#[test]
+fn validate_refuses_a_spec_whose_user_is_not_allowed() {
+    let dir = Scratch::new("validate-users");
+    let repo = Repo::new(&dir.path);
+    repo.write("specs/web.toml", WEB);
+    let good = repo.commit("web");
+    let root = dir.path.join("sync");
+    let allowed = ["--validate", "--allowed-users", "nobody,www-data"];
+    let out = sync_once(&repo, "specs", &root, &allowed);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    repo.write("specs/admin.toml", "command = \"true\"\nuser = \"root\"\n");
+    let bad = repo.commit("admin: as root");
+    let out = sync_once(&repo, "specs", &root, &allowed);
+    assert_eq!(out.status.code(), Some(2), "refused: {}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("specs/admin.toml:2:") && stderr.contains("root"),
+        "file:line: the user: {stderr}"
+    );
+    assert_eq!(
+        current_sha(&root).as_deref(),
+        Some(good.as_str()),
+        "current stays"
+    );
+    assert!(!Layout::new(&root).revision(&bad).exists());
+
+    // Without the list the same commit is valid.
+    let out = sync_once(&repo, "specs", &root, &["--validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(current_sha(&root).as_deref(), Some(bad.as_str()));
+}
+
 #[test]
 fn validate_refuses_a_commit_with_invalid_specs_and_keeps_current() {
     let dir = Scratch::new("validate");

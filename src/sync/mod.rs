@@ -63,6 +63,8 @@ pub struct SyncConfig {
     pub git: PathBuf,
     /// How long one git command may take.
     pub timeout: Duration,
+    /// The controller's rules for spec files, applied when a tree is checked.
+    pub policy: crate::spec::SpecPolicy,
 }
 
 /// Why the sync cannot start.
@@ -385,7 +387,8 @@ impl Syncer {
     /// version of those specs and shows the errors). Files are named as in the repository
     /// (`<subdir>/web.toml`), not by the temporary path they were read from.
     fn check(&self, commit: &Commit, dir: &Path, published_as: &Path) -> Option<Refusal> {
-        let problems: Vec<String> = match crate::spec::dir::load_dir(dir) {
+        let problems: Vec<String> = match crate::spec::dir::load_dir_with(dir, &self.config.policy)
+        {
             Ok(snapshot) => snapshot
                 .errors
                 .into_values()
