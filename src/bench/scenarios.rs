@@ -143,7 +143,9 @@ pub async fn latency(env: &mut Env) -> Result<Figures, BenchError> {
 
 /// With N running, `kill -9` of the controller and a restart: until `/readyz` answers 200, then
 /// what the new process launched and killed (its own counters, so only since the restart) once
-/// it has run a few passes, and the master's live tasks before and after.
+/// it has run a few passes, and the master's live tasks before and after. Twice per run: right
+/// after the master shows N running (`wall_s`, the burst's tail unacknowledged), then again from
+/// the steady state (`steady_wall_s`).
 pub async fn restart(env: &mut Env) -> Result<Figures, BenchError> {
     let mut figures = Figures::default();
     env.steady(&mut figures).await?;
@@ -156,6 +158,37 @@ pub async fn restart(env: &mut Env) -> Result<Figures, BenchError> {
     figures.secs("wall_s", started.elapsed());
     env.finish(mark, &mut figures);
     after_restart(env, &mut figures, before, "restart").await?;
+    // The kill above came right after the master showed N running, with the burst's last status
+    // updates still unacknowledged (the new process takes them over). A second kill, from the
+    // steady state, measures the restart of a controller that was simply running.
+    let mut steady = Figures::default();
+    settle(env, &mut steady).await?;
+    env.kill_controller().await?;
+    let mark = env.mark();
+    let started = Instant::now();
+    env.start_controller("controller-restarted-steady").await?;
+    env.wait_ready().await?;
+    figures.secs("steady_wall_s", started.elapsed());
+    env.finish(mark, &mut steady);
+    for (name, as_steady) in [
+        ("controller_cpu_s", "steady_controller_cpu_s"),
+        ("controller_rss_mib", "steady_controller_rss_mib"),
+    ] {
+        if let Some(value) = steady.get(name) {
+            figures.set(as_steady, value);
+        }
+    }
+    let mut after = Figures::default();
+    after_restart(env, &mut after, before, "restart (steady)").await?;
+    for (name, as_steady) in [
+        ("launches_after_restart", "steady_launches_after_restart"),
+        ("kills_after_restart", "steady_kills_after_restart"),
+        ("duplicate_tasks", "steady_duplicate_tasks"),
+    ] {
+        if let Some(value) = after.get(name) {
+            figures.set(as_steady, value);
+        }
+    }
     Ok(figures)
 }
 
