@@ -22,6 +22,13 @@ impl Figures {
         self.set(name, d.as_secs_f64());
     }
 
+    /// Sets every figure of `other` here, in its order.
+    pub fn extend(&mut self, other: &Figures) {
+        for &(name, value) in &other.values {
+            self.set(name, value);
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<f64> {
         self.values
             .iter()

@@ -150,45 +150,51 @@ pub async fn restart(env: &mut Env) -> Result<Figures, BenchError> {
     let mut figures = Figures::default();
     env.steady(&mut figures).await?;
     let (before, _) = live_and_duplicates(&env.master.state_tasks().await?);
-    env.kill_controller().await?;
-    let mark = env.mark();
-    let started = Instant::now();
-    env.start_controller("controller-restarted").await?;
-    env.wait_ready().await?;
-    figures.secs("wall_s", started.elapsed());
-    env.finish(mark, &mut figures);
-    after_restart(env, &mut figures, before, "restart").await?;
+    let burst = kill_and_restart(env, "controller-restarted", "restart", before).await?;
+    figures.extend(&burst);
     // The kill above came right after the master showed N running, with the burst's last status
     // updates still unacknowledged (the new process takes them over). A second kill, from the
     // steady state, measures the restart of a controller that was simply running.
-    let mut steady = Figures::default();
-    settle(env, &mut steady).await?;
-    env.kill_controller().await?;
-    let mark = env.mark();
-    let started = Instant::now();
-    env.start_controller("controller-restarted-steady").await?;
-    env.wait_ready().await?;
-    figures.secs("steady_wall_s", started.elapsed());
-    env.finish(mark, &mut steady);
+    settle(env, &mut Figures::default()).await?;
+    let steady = kill_and_restart(
+        env,
+        "controller-restarted-steady",
+        "restart (steady)",
+        before,
+    )
+    .await?;
     for (name, as_steady) in [
+        ("wall_s", "steady_wall_s"),
         ("controller_cpu_s", "steady_controller_cpu_s"),
         ("controller_rss_mib", "steady_controller_rss_mib"),
+        ("launches_after_restart", "steady_launches_after_restart"),
+        ("kills_after_restart", "steady_kills_after_restart"),
+        ("duplicate_tasks", "steady_duplicate_tasks"),
     ] {
         if let Some(value) = steady.get(name) {
             figures.set(as_steady, value);
         }
     }
-    let mut after = Figures::default();
-    after_restart(env, &mut after, before, "restart (steady)").await?;
-    for (name, as_steady) in [
-        ("launches_after_restart", "steady_launches_after_restart"),
-        ("kills_after_restart", "steady_kills_after_restart"),
-        ("duplicate_tasks", "steady_duplicate_tasks"),
-    ] {
-        if let Some(value) = after.get(name) {
-            figures.set(as_steady, value);
-        }
-    }
+    Ok(figures)
+}
+
+/// `kill -9` of the controller and a start with the same state directory: `wall_s` until
+/// `/readyz` answers 200, the new process's CPU and memory, then [`after_restart`].
+async fn kill_and_restart(
+    env: &mut Env,
+    log: &str,
+    scenario: &str,
+    before: u64,
+) -> Result<Figures, BenchError> {
+    let mut figures = Figures::default();
+    env.kill_controller().await?;
+    let mark = env.mark();
+    let started = Instant::now();
+    env.start_controller(log).await?;
+    env.wait_ready().await?;
+    figures.secs("wall_s", started.elapsed());
+    env.finish(mark, &mut figures);
+    after_restart(env, &mut figures, before, scenario).await?;
     Ok(figures)
 }
 
