@@ -158,7 +158,7 @@ impl Store {
             Err(_) => {
                 // sled keeps the first i/o error and fails everything after it until reopened.
                 // The old handles go first: sled locks the database file while one is open.
-                match reopen(self) {
+                match reopen(self).await {
                     Ok(()) => self.write_probe().await,
                     Err(e) => Err(e),
                 }
@@ -256,12 +256,26 @@ fn open_db(dir: &Path) -> Result<Handles, StoreError> {
     }
 }
 
+/// How long [`reopen`] waits for sled's own threads to let go of the database's lock.
+const REOPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Closes the database and opens it again (see [`Store::probe`]).
-fn reopen(store: &mut Store) -> Result<(), StoreError> {
+async fn reopen(store: &mut Store) -> Result<(), StoreError> {
     // sled's handles are reference counted: the database closes, and its file lock is released,
-    // when the last one goes; only then can it be opened again.
+    // when the last one goes; only then can it be opened again. sled's background flusher holds
+    // one for a moment after ours are dropped, so the lock is waited for, briefly; a lock still
+    // held after that (another process took the directory) is reported as usual.
     drop(store.handles.take());
-    store.handles = Some(open_db(&store.dir)?);
+    let until = tokio::time::Instant::now() + REOPEN_LOCK_WAIT;
+    let handles = loop {
+        match open_db(&store.dir) {
+            Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < until => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => break other?,
+        }
+    };
+    store.handles = Some(handles);
     tracing::info!(path = %store.path.display(), "the state store was opened again");
     Ok(())
 }
