@@ -831,24 +831,39 @@ impl SchedulerClient {
                 }
                 Err(error) => return Err(error),
             };
-            let status = response.status();
-            tracing::debug!(call = request.kind, %url, status = status.as_u16(), "master answered");
-            if status != StatusCode::TEMPORARY_REDIRECT && status != StatusCode::PERMANENT_REDIRECT
-            {
-                return Ok((response, url));
+            tracing::debug!(call = request.kind, %url, status = response.status().as_u16(), "master answered");
+            match self.next_hop(first, &url, &response, &mut hops, &tried)? {
+                Some(next) => url = next,
+                None => return Ok((response, url)),
             }
-            let next = redirect_target(&url, &response)?;
-            hops += 1;
-            if hops > self.inner.max_redirects {
-                return Err(ClientError::TooManyRedirects {
-                    max: self.inner.max_redirects,
-                    first: Box::new(first.clone()),
-                    last: Box::new(next),
-                    tried,
-                });
-            }
-            url = next;
         }
+    }
+
+    /// After `response` from `url`: `None` when it is the answer, or the `Location` of its
+    /// 307/308 to ask next, or an error once more than `max_redirects` hops were taken.
+    fn next_hop(
+        &self,
+        first: &Url,
+        url: &Url,
+        response: &reqwest::Response,
+        hops: &mut usize,
+        tried: &[Url],
+    ) -> Result<Option<Url>, ClientError> {
+        let status = response.status();
+        if status != StatusCode::TEMPORARY_REDIRECT && status != StatusCode::PERMANENT_REDIRECT {
+            return Ok(None);
+        }
+        let next = redirect_target(url, response)?;
+        *hops += 1;
+        if *hops > self.inner.max_redirects {
+            return Err(ClientError::TooManyRedirects {
+                max: self.inner.max_redirects,
+                first: Box::new(first.clone()),
+                last: Box::new(next),
+                tried: tried.to_vec(),
+            });
+        }
+        Ok(Some(next))
     }
 
     /// One POST, no retries, no redirects.

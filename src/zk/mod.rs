@@ -213,13 +213,15 @@ pub fn connect_error(e: &zookeeper_client::Error) -> String {
 }
 
 /// The pause after `failures` failed attempts to reach ZooKeeper: `first` doubling up to `max`,
-/// jittered into its upper half so that contenders restarted together spread out.
+/// jittered into its upper half so that contenders restarted together spread out: the rule of
+/// the client's [`crate::mesos::client::RetryPolicy::backoff`].
 pub fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {
-    let step = first
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(max);
-    let half = step / 2;
-    half + (step - half).mul_f64(rand::random::<f64>())
+    let policy = crate::mesos::client::RetryPolicy {
+        initial_backoff: first,
+        max_backoff: max,
+        ..Default::default()
+    };
+    policy.backoff(failures, &mut rand::rng())
 }
 
 /// The leading contender among the children of an election node, as Mesos' detector picks it:

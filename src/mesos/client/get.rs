@@ -8,7 +8,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-use super::{ClientError, SCHEDULER_PATH, SchedulerClient, redirect_target, status_error};
+use super::{ClientError, SCHEDULER_PATH, SchedulerClient, status_error};
 
 impl SchedulerClient {
     /// GETs `path` (relative, e.g. `master/frameworks?framework_id=X`) from the master holding the
@@ -95,7 +95,9 @@ impl SchedulerClient {
     ) -> Result<(reqwest::Response, Url), ClientError> {
         let mut url = first.clone();
         let mut hops = 0;
+        let mut tried = Vec::new();
         loop {
+            tried.push(url.clone());
             let mut builder = self
                 .inner
                 .call_http
@@ -117,22 +119,10 @@ impl SchedulerClient {
                     ClientError::Request { url: at, source }
                 }
             })?;
-            let status = response.status();
-            if status != StatusCode::TEMPORARY_REDIRECT && status != StatusCode::PERMANENT_REDIRECT
-            {
-                return Ok((response, url));
+            match self.next_hop(first, &url, &response, &mut hops, &tried)? {
+                Some(next) => url = next,
+                None => return Ok((response, url)),
             }
-            let next = redirect_target(&url, &response)?;
-            hops += 1;
-            if hops > self.inner.max_redirects {
-                return Err(ClientError::TooManyRedirects {
-                    max: self.inner.max_redirects,
-                    first: Box::new(first.clone()),
-                    last: Box::new(next),
-                    tried: vec![first.clone(), url],
-                });
-            }
-            url = next;
         }
     }
 }
