@@ -334,7 +334,7 @@ impl DevCluster {
 
     /// `http://<addr>` of each master, comma-separated: a controller's plain `--master` list.
     pub fn master_list(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
+        let scheme = self.scheme();
         self.master_addrs()
             .iter()
             .map(|a| format!("{scheme}://{a}"))
@@ -357,8 +357,11 @@ impl DevCluster {
 
     /// `http://127.0.0.1:<port>` (`https://` with TLS).
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        format!("{}://{}", self.scheme(), self.addr)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 
     /// A cloneable handle on the fault API.
