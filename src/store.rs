@@ -381,19 +381,17 @@ impl Store {
             self.writable()
                 .and_then(|h| Ok(h.db.open_tree(tree.name())?)),
         )?;
-        let mut batch = sled::Batch::default();
+        let mut ops: Vec<(&str, Option<Vec<u8>>)> = Vec::new();
         for (key, value) in puts {
             let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
                 tree: tree.name(),
                 key: key.to_owned(),
                 source,
             })?;
-            batch.insert(key.as_bytes(), bytes);
+            ops.push((key, Some(bytes)));
         }
-        for key in removes {
-            batch.remove(key.as_bytes());
-        }
-        self.written(t.apply_batch(batch).map_err(StoreError::from))
+        ops.extend(removes.into_iter().map(|key| (key, None)));
+        self.written(apply(&t, ops).map_err(StoreError::from))
     }
 
     /// Writes one record. Not flushed.
@@ -418,6 +416,29 @@ impl Store {
         };
         self.written(flushed)
     }
+}
+
+/// Applies writes to one tree, all or none surviving a crash. A single write goes alone: sled
+/// makes each write atomic by itself, while a `Batch` pins the log, which seals and writes sled's
+/// current IO buffer twice (each with a disk sync) whatever the batch holds. One status update is
+/// one write, so a burst of 20,000 updates costs 20,000 small writes, not 40,000 disk syncs; the
+/// burst is then made durable by one flush.
+fn apply(tree: &sled::Tree, mut ops: Vec<(&str, Option<Vec<u8>>)>) -> sled::Result<()> {
+    if ops.len() <= 1 {
+        return match ops.pop() {
+            Some((key, Some(value))) => tree.insert(key, value).map(drop),
+            Some((key, None)) => tree.remove(key).map(drop),
+            None => Ok(()),
+        };
+    }
+    let mut batch = sled::Batch::default();
+    for (key, value) in ops {
+        match value {
+            Some(v) => batch.insert(key.as_bytes(), v),
+            None => batch.remove(key.as_bytes()),
+        }
+    }
+    tree.apply_batch(batch)
 }
 
 /// sled's error when another process holds the database's lock (`Config::try_lock`).
