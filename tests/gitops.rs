@@ -25,7 +25,7 @@ fn task_commits(s: &Snapshot, spec: &str) -> Vec<(String, Option<CommitView>)> {
     s.tasks
         .iter()
         .filter(|t| t.spec == spec)
-        .map(|t| (t.task_id.clone(), t.commit.clone()))
+        .map(|t| (t.task_id.clone(), t.commit.as_deref().cloned()))
         .collect()
 }
 

@@ -718,14 +718,14 @@ fn big_snapshot(n: usize) -> Snapshot {
         };
         match i % 100 {
             0 => {
-                spec.error = Some(SpecErrorView {
+                spec.error = Some(Box::new(SpecErrorView {
                     file: spec.file.clone(),
                     line: 2,
                     column: 7,
                     field: "cpus".to_owned(),
                     message: "must be positive".to_owned(),
                     hint: None,
-                });
+                }));
                 spec.running = 0;
             }
             1 => {
@@ -1025,14 +1025,14 @@ fn sample_snapshot() -> Snapshot {
                 commit: None,
                 instances: 0,
                 running: 0,
-                error: Some(SpecErrorView {
+                error: Some(Box::new(SpecErrorView {
                     file: "desired/team-a/bad.toml".to_owned(),
                     line: 7,
                     column: 10,
                     field: "backoff.factor".to_owned(),
                     message: r#"must be at least 1.0 <script>alert("x")</script>"#.to_owned(),
                     hint: Some("did you mean `instances`?".to_owned()),
-                }),
+                })),
                 ..SpecStatus::default()
             },
             SpecStatus {
@@ -1065,11 +1065,11 @@ fn sample_snapshot() -> Snapshot {
             SpecStatus {
                 id: "we\"ird\\id\nx".to_owned(),
                 file: "desired/weird.toml".to_owned(),
-                error: Some(SpecErrorView {
+                error: Some(Box::new(SpecErrorView {
                     file: "desired/weird.toml".to_owned(),
                     message: "invalid spec id".to_owned(),
                     ..SpecErrorView::default()
-                }),
+                })),
                 ..SpecStatus::default()
             },
         ],

@@ -6,6 +6,7 @@
 //! so a re-read costs a `stat` per file plus the work of the files that changed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::spec::dir::DirDiff;
 use crate::spec::error::SpecError;
@@ -15,7 +16,7 @@ use crate::spec::model::{Spec, SpecId};
 #[derive(Debug, Clone, Default)]
 pub struct DesiredSet {
     /// The specs in force, by id.
-    pub specs: BTreeMap<SpecId, Spec>,
+    pub specs: BTreeMap<SpecId, Arc<Spec>>,
     /// Files that do not parse or validate, by the spec id they would have (or their path when
     /// the name itself is not a valid id). Their previous version, if any, is still in `specs`.
     pub errors: BTreeMap<String, SpecError>,
@@ -30,9 +31,9 @@ pub struct DesiredSet {
 #[derive(Debug, Default)]
 pub struct Changes {
     /// Specs new or changed, with the version in force before (if any).
-    pub changed: Vec<(SpecId, Option<Spec>)>,
+    pub changed: Vec<(SpecId, Option<Arc<Spec>>)>,
     /// Specs no longer in force (their file is gone), with their last version.
-    pub removed: Vec<(SpecId, Spec)>,
+    pub removed: Vec<(SpecId, Arc<Spec>)>,
     /// Spec ids that became, or stopped being, invalid new specs.
     pub invalid: BTreeSet<SpecId>,
 }
@@ -65,10 +66,10 @@ impl DesiredSet {
             }
         }
         for (id, spec) in diff.changed {
-            if self.specs.get(&id) == Some(&spec) {
+            if self.specs.get(&id).map(|s| &**s) == Some(&spec) {
                 continue;
             }
-            let old = self.specs.insert(id.clone(), spec);
+            let old = self.specs.insert(id.clone(), Arc::new(spec));
             changes.changed.push((id, old));
         }
         let invalid_new: BTreeMap<SpecId, String> = self

@@ -145,9 +145,9 @@ pub(super) struct Controller {
     pub agents: BTreeMap<String, Offer>,
     /// The spec in force before the latest generation change of each spec (a stopped rollout
     /// relaunches lost instances from it).
-    pub previous: BTreeMap<SpecId, Spec>,
+    pub previous: BTreeMap<SpecId, Arc<Spec>>,
     /// Specs deleted whose tasks may still run (their kill grace is needed).
-    pub retired: BTreeMap<SpecId, Spec>,
+    pub retired: BTreeMap<SpecId, Arc<Spec>>,
     pub offer_log: VecDeque<(u64, Resources)>,
 
     pub framework_id: Option<String>,
@@ -224,10 +224,10 @@ impl Controller {
         clock: Clock,
     ) -> Result<Self, ControllerError> {
         let framework_id = store.framework_id()?;
-        let applied: BTreeMap<SpecId, Spec> = store
+        let applied: BTreeMap<SpecId, Arc<Spec>> = store
             .all::<Spec>(Tree::Specs)?
             .into_iter()
-            .map(|(_, s)| (s.id.clone(), s))
+            .map(|(_, s)| (s.id.clone(), Arc::new(s)))
             .collect();
         let ledger = Ledger::from_records(
             store
@@ -250,17 +250,17 @@ impl Controller {
             .into_iter()
             .map(|(_, kv)| kv)
             .collect();
-        let previous: BTreeMap<SpecId, Spec> = store
+        let previous: BTreeMap<SpecId, Arc<Spec>> = store
             .all::<Spec>(Tree::Previous)?
             .into_iter()
-            .map(|(_, s)| (s.id.clone(), s))
+            .map(|(_, s)| (s.id.clone(), Arc::new(s)))
             .collect();
         let plan_desired: BTreeMap<SpecId, Desired> = applied
             .iter()
             .map(|(id, spec)| {
                 let d = Desired::new(spec.clone());
                 let d = match previous.get(id) {
-                    Some(p) => d.with_previous(Spec::clone(p)),
+                    Some(p) => d.with_previous(Arc::clone(p)),
                     None => d,
                 };
                 (id.clone(), d)

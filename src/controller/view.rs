@@ -12,7 +12,9 @@ use crate::status::{
 
 pub(super) fn snapshot(c: &Controller) -> Snapshot {
     let dir = c.desired_dir.display().to_string();
-    let mut specs = Rows::default();
+    // Sized once: a vector left to grow by doubling holds up to twice its rows, which at 100,000
+    // specs is tens of MiB kept for as long as the snapshot is.
+    let mut specs = Rows::with_capacity(c.desired.specs.len() + c.desired.errors.len());
     for (id, spec) in &c.desired.specs {
         let running = c
             .ledger
@@ -29,7 +31,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
                     .plan_desired
                     .get(id)
                     .map(|d| crate::plan::short_generation(&d.generation).to_owned()),
-                commit: c.origins.spec_view(id),
+                commit: c.origins.spec_view(id).map(Box::new),
                 instances: spec.instances,
                 running,
                 rollout: c.rollouts.get(id).map(|r| r.describe()),
@@ -43,14 +45,14 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             file: err.file.clone(),
             ..Default::default()
         });
-        entry.error = Some(SpecErrorView {
+        entry.error = Some(Box::new(SpecErrorView {
             file: err.file.clone(),
             line: err.line as u32,
             column: err.column as u32,
             field: err.field.clone(),
             message: err.message.clone(),
             hint: err.hint.clone(),
-        });
+        }));
     }
     for (key, pending) in c
         .planned
@@ -86,7 +88,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             }));
         }
     }
-    let tasks: Vec<TaskStatusRow> = c
+    let mut tasks: Vec<TaskStatusRow> = c
         .ledger
         .values()
         .filter(|r| r.is_live())
@@ -95,7 +97,10 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             spec: r.spec_id.clone(),
             instance: r.instance,
             generation: r.generation.chars().take(12).collect(),
-            commit: r.commit.as_deref().map(|sha| c.origins.task_view(sha)),
+            commit: r
+                .commit
+                .as_deref()
+                .map(|sha| Box::new(c.origins.task_view(sha))),
             state: r.state.mesos_name().to_owned(),
             agent_id: r.agent_id.clone(),
             hostname: r.hostname.clone(),
@@ -104,6 +109,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             launched_ms: r.launched_at_ms,
         })
         .collect();
+    tasks.shrink_to_fit();
     let counters = Counters {
         launches: c.counts.launches,
         kills: c.counts.kills,
@@ -156,7 +162,6 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
 /// The rows of the snapshot's specs in id order, found by id in constant time while they are
 /// filled (a `BTreeMap<String, _>` costs a string comparison per level for every pending reason
 /// and attempt, which at 100,000 specs was most of the build).
-#[derive(Default)]
 struct Rows<'c> {
     rows: Vec<SpecStatus>,
     index: HashMap<&'c str, usize>,
@@ -165,6 +170,14 @@ struct Rows<'c> {
 }
 
 impl<'c> Rows<'c> {
+    fn with_capacity(n: usize) -> Self {
+        Rows {
+            rows: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
+            unsorted: false,
+        }
+    }
+
     /// Adds the row of `id`; ids come in order (the specs in force are a sorted map).
     fn push(&mut self, id: &'c str, row: SpecStatus) {
         self.index.insert(id, self.rows.len());

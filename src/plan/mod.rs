@@ -30,6 +30,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -52,19 +53,21 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// A spec in force and its generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
-    pub spec: Spec,
+    /// Shared with the set in force (`DesiredSet::specs`): one copy of each spec in memory.
+    pub spec: Arc<Spec>,
     /// `spec.content_hash()` as text: tasks launched from this spec carry it in the ledger.
     pub generation: String,
     /// The spec that was in force before the last change of generation, if the controller still
     /// has it. Only used while a rollout is stopped: an instance whose old-generation task ends is
     /// then relaunched from this spec rather than from the generation that failed. Without it such
     /// an instance is relaunched from `spec` (there is nothing else to run).
-    pub previous: Option<Spec>,
+    pub previous: Option<Arc<Spec>>,
 }
 
 impl Desired {
     /// The desired state of `spec`, its generation computed from its content.
-    pub fn new(spec: Spec) -> Self {
+    pub fn new(spec: impl Into<Arc<Spec>>) -> Self {
+        let spec = spec.into();
         Desired {
             generation: spec.content_hash().to_string(),
             spec,
@@ -73,8 +76,8 @@ impl Desired {
     }
 
     /// Remembers the spec in force before this one (see [`Desired::previous`]).
-    pub fn with_previous(mut self, previous: Spec) -> Self {
-        self.previous = Some(previous);
+    pub fn with_previous(mut self, previous: impl Into<Arc<Spec>>) -> Self {
+        self.previous = Some(previous.into());
         self
     }
 }
@@ -258,7 +261,7 @@ pub struct PlanInput<'a> {
     pub invalid: &'a BTreeMap<SpecId, String>,
     /// The last applied spec of ids the controller still remembers, including ids whose file is
     /// gone. Only read for the `kill_grace` of deleted specs ([`DEFAULT_KILL_GRACE`] when absent).
-    pub applied: &'a BTreeMap<SpecId, Spec>,
+    pub applied: &'a BTreeMap<SpecId, Arc<Spec>>,
     /// Every task the controller may have launched; terminal ones are kept a while.
     pub ledger: &'a BTreeMap<TaskId, TaskRecord>,
     pub instances: &'a BTreeMap<InstanceKey, InstanceState>,
@@ -503,7 +506,7 @@ pub fn decide_spec<'a>(
             .map(|w| WantOrder {
                 key: w.key.clone(),
                 generation: w.generation.clone(),
-                previous: !std::ptr::eq(w.spec, &desired.spec),
+                previous: !std::ptr::eq(w.spec, &*desired.spec),
             })
             .collect(),
         pending: out.pending.into_iter().collect(),

@@ -273,7 +273,7 @@ fn spec_row(row: &Row<'_>) -> SpecRow {
         failed: ended.failed.len() as u32,
         generation: spec.generation.clone(),
         commit: crate::status::html::commit_of(spec),
-        error: spec.error.clone(),
+        error: spec.error.as_deref().cloned(),
         pending: spec
             .pending
             .iter()

@@ -695,7 +695,7 @@ fn specs(
             escape(&spec.file),
             instances_cell(spec, row),
             escape(&short(spec.generation.as_deref().unwrap_or("-"))),
-            super::html_git::commit_cell(spec.commit.as_ref()),
+            super::html_git::commit_cell(spec.commit.as_deref()),
             problems(spec),
             escape(spec.rollout.as_deref().unwrap_or("")),
             pending(spec, now_ms),
@@ -787,7 +787,7 @@ fn tasks(page: &mut String, rows: &[Row<'_>], now_ms: u64) {
             escape(&task.spec),
             task.instance,
             escape(&short(&task.generation)),
-            super::html_git::commit_cell(task.commit.as_ref()),
+            super::html_git::commit_cell(task.commit.as_deref()),
             escape(&task.state),
             escape(host),
             escape(&ports.join(", ")),
@@ -881,7 +881,7 @@ fn thousands(n: usize) -> String {
 /// short sha and the subject (`abc1234 scale web to 3`).
 pub fn commit_of(spec: &SpecStatus) -> Option<String> {
     spec.commit
-        .as_ref()
+        .as_deref()
         .map(super::snapshot::CommitView::describe)
 }
 

@@ -954,14 +954,14 @@ mod tests {
             };
             let states = match i % 20 {
                 0 => {
-                    spec.error = error();
+                    spec.error = error().map(Box::new);
                     spec.generation = None;
                     spec.instances = 0;
                     spec.running = 0;
                     vec![S::Invalid]
                 }
                 1 => {
-                    spec.error = error();
+                    spec.error = error().map(Box::new);
                     spec.instances = 2;
                     spec.running = 2;
                     vec![S::Invalid]

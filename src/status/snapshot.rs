@@ -69,13 +69,13 @@ pub struct SpecStatus {
     /// The generation in force (the spec hash), if a valid version was ever applied.
     pub generation: Option<String>,
     /// The git commit the version in force was applied from (the commit that last changed it).
-    pub commit: Option<CommitView>,
+    pub commit: Option<Box<CommitView>>,
     /// Instances wanted.
     pub instances: u32,
     /// Instances running now.
     pub running: u32,
     /// Why the file on disk is invalid; the previous valid generation, if any, stays in force.
-    pub error: Option<SpecErrorView>,
+    pub error: Option<Box<SpecErrorView>>,
     /// The state of a rollout in progress or stopped (`rolling out abc123: 1 of 3 replaced`,
     /// `stopped: new generation failed ...`).
     pub rollout: Option<String>,
@@ -256,7 +256,7 @@ pub struct TaskStatusRow {
     pub instance: u32,
     pub generation: String,
     /// The git commit of the spec version the task was launched from.
-    pub commit: Option<CommitView>,
+    pub commit: Option<Box<CommitView>>,
     /// The Mesos task state (`TASK_RUNNING`).
     pub state: String,
     pub agent_id: Option<String>,

@@ -171,7 +171,7 @@ fn a_deleted_spec_is_killed_with_its_last_kill_grace() {
     ]);
     world
         .edit(|w| {
-            w.applied.insert(old.id.clone(), old.clone());
+            w.applied.insert(old.id.clone(), old.clone().into());
         })
         .expect(&[
             "kill old.0.x (spec deleted, grace 30s)",

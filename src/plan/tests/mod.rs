@@ -148,7 +148,7 @@ pub(super) struct World {
     pub now: u64,
     pub desired: BTreeMap<SpecId, Desired>,
     pub invalid: BTreeMap<SpecId, String>,
-    pub applied: BTreeMap<SpecId, Spec>,
+    pub applied: BTreeMap<SpecId, std::sync::Arc<Spec>>,
     pub ledger: BTreeMap<TaskId, TaskRecord>,
     pub instances: BTreeMap<InstanceKey, InstanceState>,
     pub rollouts: BTreeMap<SpecId, RolloutState>,
