@@ -15,7 +15,9 @@ use crate::model::{TaskId, TaskRecord, TaskState};
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
     records: BTreeMap<TaskId, TaskRecord>,
-    by_spec: HashMap<String, BTreeSet<TaskId>>,
+    /// Each spec's task ids, sorted. A vector rather than a set: most specs have a task or two,
+    /// and a set's first node costs about 300 bytes, 30 MiB at 100,000 specs.
+    by_spec: HashMap<String, Vec<TaskId>>,
     attention: BTreeSet<TaskId>,
     /// Spec ids (as the ledger spells them) whose records changed since [`Ledger::take_changed`].
     changed: BTreeSet<String>,
@@ -56,10 +58,11 @@ impl Ledger {
         } else {
             self.attention.remove(&r.task_id);
         }
-        self.by_spec
-            .entry(r.spec_id.clone())
-            .or_default()
-            .insert(r.task_id.clone());
+        let ids = self.by_spec.entry(r.spec_id.clone()).or_default();
+        if let Err(at) = ids.binary_search(&r.task_id) {
+            ids.reserve_exact(1);
+            ids.insert(at, r.task_id.clone());
+        }
         self.changed.insert(r.spec_id.clone());
         if let Some(old) = self.records.insert(r.task_id.clone(), r) {
             let new_spec = &self.records[&old.task_id].spec_id;
@@ -80,7 +83,9 @@ impl Ledger {
 
     fn unindex(&mut self, spec: &str, id: &TaskId) {
         if let Some(set) = self.by_spec.get_mut(spec) {
-            set.remove(id);
+            if let Ok(at) = set.binary_search(id) {
+                set.remove(at);
+            }
             if set.is_empty() {
                 self.by_spec.remove(spec);
             }

@@ -238,6 +238,9 @@ fn add_attempt(list: &mut VecDeque<Attempt>, r: &TaskRecord) {
         hostname: r.hostname.clone(),
     };
     let at = list.partition_point(|a| a.started_ms <= attempt.started_ms);
+    // Grown one at a time: most instances have one attempt, and a deque's first growth makes room
+    // for four (about 400 bytes per instance, 40 MiB at 100,000).
+    list.reserve_exact(1);
     list.insert(at, attempt);
     while list.len() > HISTORY_PER_INSTANCE {
         list.pop_front();
