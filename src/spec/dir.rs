@@ -172,7 +172,7 @@ struct CachedFile {
     /// The spec id of the file, if its name is one.
     id: Option<SpecId>,
     /// Why the file is invalid, if it is.
-    error: Option<SpecError>,
+    error: Option<Box<SpecError>>,
 }
 
 /// What [`scan_dir`] keeps between scans of one directory: the stamp and outcome of every file, by
@@ -450,7 +450,7 @@ impl Walk<'_> {
                     .id
                     .as_ref()
                     .map_or_else(|| path_key(relative), |id| id.as_str().to_owned());
-                self.snapshot.errors.insert(key, error.clone());
+                self.snapshot.errors.insert(key, SpecError::clone(error));
             } else if let (Some(valid), Some(id)) = (&mut inc.diff.valid, &old.id) {
                 valid.insert(id.clone());
             }
@@ -488,8 +488,14 @@ impl Walk<'_> {
                 }
             }
         }
-        inc.new
-            .insert(relative.to_owned(), CachedFile { stamp, id, error });
+        inc.new.insert(
+            relative.to_owned(),
+            CachedFile {
+                stamp,
+                id,
+                error: error.map(Box::new),
+            },
+        );
     }
 
     /// Reads and parses one file into the snapshot (full mode), or returns the spec (incremental
