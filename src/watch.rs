@@ -14,6 +14,8 @@
 //! moves the recursive watch to the new target.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
@@ -27,8 +29,25 @@ pub const QUIET: Duration = Duration::from_millis(50);
 /// A directory that never stops changing (a log written into it, a sync tool looping, 10,000
 /// files being copied in) would otherwise never produce a hint; after this long a hint is sent
 /// even mid-burst, so what has arrived is applied while the rest is still being written. A
-/// re-read only parses the files that changed, so a long burst costs a scan per half second.
+/// re-read only parses the files that changed, so a long burst costs a scan per half second; for
+/// a large directory, whose scan alone takes a while, see [`burst_limit`].
 pub const MAX_BURST: Duration = Duration::from_millis(500);
+
+/// Mid-burst hints are at least this many scans apart.
+const SCAN_COST_RATIO: u32 = 10;
+
+/// Mid-burst hints are never further apart than this.
+const MAX_BURST_CAP: Duration = Duration::from_secs(5);
+
+/// How long a burst may last before a hint is sent mid-burst, given how long the last scan of the
+/// directory took: [`MAX_BURST`], or ten scans if that is longer (at most [`MAX_BURST_CAP`]).
+/// Each scan `stat`s every file and reads the directory, which holds the directory's lock against
+/// the writer's creates and renames. At 100,000 files a scan takes a few hundred milliseconds, and
+/// a scan every half second kept the controller busy for the whole burst and slowed the writer
+/// itself several times (`bench converge`). The end of a burst is still hinted after [`QUIET`].
+pub fn burst_limit(last_scan: Duration) -> Duration {
+    (last_scan * SCAN_COST_RATIO).clamp(MAX_BURST, MAX_BURST_CAP.max(MAX_BURST))
+}
 
 /// While the directory cannot be resolved (a dangling link, a deleted target), events may come
 /// from places no watch covers, so resolution is retried this often.
@@ -65,6 +84,8 @@ pub enum WatchError {
 pub struct Watcher {
     hints: mpsc::Receiver<()>,
     task: JoinHandle<()>,
+    /// The last scan's duration in microseconds, shared with the coalescing task.
+    scan_cost_us: Arc<AtomicU64>,
 }
 
 impl Watcher {
@@ -73,6 +94,12 @@ impl Watcher {
     /// `Some`). Cancel-safe: a hint is never lost when this future is dropped in a `select!`.
     pub async fn changed(&mut self) -> Option<()> {
         self.hints.recv().await
+    }
+
+    /// Tells the watch how long the last scan of the directory took (see [`burst_limit`]).
+    pub fn note_scan_cost(&self, scan: Duration) {
+        let us = u64::try_from(scan.as_micros()).unwrap_or(u64::MAX);
+        self.scan_cost_us.store(us, Ordering::Relaxed);
     }
 
     /// Takes a pending hint without waiting, if there is one.
@@ -115,7 +142,9 @@ pub fn watch(desired: &Path) -> Result<Watcher, WatchError> {
     // One slot: if a hint is already waiting, the loop has not re-read yet, and that one re-read
     // will see this burst's changes too.
     let (hint_tx, hints) = mpsc::channel(1);
+    let scan_cost_us = Arc::new(AtomicU64::new(0));
     let coalescer = Coalescer {
+        scan_cost_us: Arc::clone(&scan_cost_us),
         link,
         raw_tx,
         raw_rx,
@@ -129,7 +158,11 @@ pub fn watch(desired: &Path) -> Result<Watcher, WatchError> {
         next_generation: 1,
     };
     let task = runtime.spawn(coalescer.run());
-    Ok(Watcher { hints, task })
+    Ok(Watcher {
+        hints,
+        task,
+        scan_cost_us,
+    })
 }
 
 /// Where a raw event came from. Target watches are numbered so that events still queued from a
@@ -160,6 +193,7 @@ struct Coalescer {
     _parent: Option<RecommendedWatcher>,
     target: Option<TargetWatch>,
     next_generation: u64,
+    scan_cost_us: Arc<AtomicU64>,
 }
 
 impl Coalescer {
@@ -192,9 +226,11 @@ impl Coalescer {
         }
     }
 
-    /// Waits until `QUIET` passes with no event that counts, or `MAX_BURST` since the burst began.
+    /// Waits until `QUIET` passes with no event that counts, or [`burst_limit`] since the burst
+    /// began.
     async fn wait_for_quiet(&mut self) {
-        let burst_end = Instant::now() + MAX_BURST;
+        let last_scan = Duration::from_micros(self.scan_cost_us.load(Ordering::Relaxed));
+        let burst_end = Instant::now() + burst_limit(last_scan);
         let mut quiet_end = (Instant::now() + QUIET).min(burst_end);
         loop {
             tokio::select! {
@@ -381,6 +417,17 @@ mod tests {
     /// A coalescer whose link never resolves, so only `Raw::Error` events count and no target
     /// watch is ever installed.
     fn coalescer() -> (mpsc::UnboundedSender<Raw>, mpsc::Receiver<()>) {
+        let (raw, hints, _) = coalescer_with_cost();
+        (raw, hints)
+    }
+
+    /// [`coalescer`], with the scan cost the controller would note.
+    fn coalescer_with_cost() -> (
+        mpsc::UnboundedSender<Raw>,
+        mpsc::Receiver<()>,
+        Arc<AtomicU64>,
+    ) {
+        let scan_cost_us = Arc::new(AtomicU64::new(0));
         let (raw_tx, raw_rx) = mpsc::unbounded_channel();
         let (hint_tx, hints) = mpsc::channel(1);
         let coalescer = Coalescer {
@@ -391,9 +438,50 @@ mod tests {
             _parent: None,
             target: None,
             next_generation: 1,
+            scan_cost_us: Arc::clone(&scan_cost_us),
         };
         tokio::spawn(coalescer.run());
-        (raw_tx, hints)
+        (raw_tx, hints, scan_cost_us)
+    }
+
+    #[test]
+    fn mid_burst_hints_are_ten_scans_apart_within_bounds() {
+        assert_eq!(burst_limit(Duration::ZERO), MAX_BURST);
+        assert_eq!(burst_limit(Duration::from_millis(20)), MAX_BURST);
+        assert_eq!(
+            burst_limit(Duration::from_millis(300)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(burst_limit(Duration::from_secs(60)), MAX_BURST_CAP);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_costly_scan_spaces_the_hints_of_a_long_burst() {
+        let (raw, mut hints, cost) = coalescer_with_cost();
+        cost.store(300_000, Ordering::Relaxed);
+        let start = Instant::now();
+        let mut hinted_at = None;
+        while start.elapsed() < Duration::from_secs(4) {
+            raw.send(Raw::Error).unwrap();
+            tokio::time::sleep(QUIET / 2).await;
+            if hinted_at.is_none() && hints.try_recv().is_ok() {
+                hinted_at = Some(start.elapsed());
+            }
+        }
+        let hinted_at = hinted_at.expect("no hint during a 4 s burst");
+        assert!(
+            hinted_at >= Duration::from_secs(3),
+            "hinted after {hinted_at:?}, before ten scans of 300 ms"
+        );
+        // A single change after the burst is still hinted as soon as the directory is quiet.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        while hints.try_recv().is_ok() {}
+        raw.send(Raw::Error).unwrap();
+        tokio::time::sleep(QUIET * 2).await;
+        assert!(
+            hints.try_recv().is_ok(),
+            "a lone change waited for the burst limit"
+        );
     }
 
     #[tokio::test(start_paused = true)]

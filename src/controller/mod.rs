@@ -294,6 +294,9 @@ pub async fn run_with_store(
         }
         let why = event.why();
         ctl.handle(event).await;
+        if let Some(w) = &watcher {
+            w.note_scan_cost(ctl.last_scan);
+        }
         // Coalesce: everything already queued is handled before one pass looks at the result.
         // Bounded, so a steady stream of events still gets passes (and acknowledgements).
         for _ in 0..MAX_EVENTS_PER_PASS {

@@ -166,6 +166,9 @@ pub(super) struct Controller {
     pub deletions_approved: bool,
     pub ready: bool,
     pub next_rescan: Instant,
+    /// How long the last scan of the directory took (the watcher spaces its mid-burst hints by
+    /// it, see `watch::burst_limit`).
+    pub last_scan: Duration,
     pub counts: Counts,
     pub last_pass: Option<(u64, &'static str, u64)>,
     pub guard: Option<crate::plan::GuardHold>,
@@ -326,6 +329,7 @@ impl Controller {
             deletions_approved: false,
             ready: false,
             next_rescan: Instant::now() + RESCAN_EVERY,
+            last_scan: Duration::ZERO,
             counts: Counts::default(),
             last_pass: None,
             guard: None,
@@ -448,6 +452,7 @@ impl Controller {
         let dir = self.desired_dir.clone();
         let policy = Arc::clone(&self.spec_policy);
         let mut cache = std::mem::take(&mut self.dir_cache);
+        let started = std::time::Instant::now();
         let scanned = tokio::task::spawn_blocking(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 crate::spec::dir::scan_dir_with(&dir, &mut cache, &policy)
@@ -455,6 +460,7 @@ impl Controller {
             (cache, result)
         })
         .await;
+        self.last_scan = started.elapsed();
         self.next_rescan = Instant::now() + RESCAN_EVERY;
         let diff = match scanned {
             Ok((cache, Ok(Ok(diff)))) => {
