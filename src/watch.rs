@@ -46,7 +46,7 @@ const MAX_BURST_CAP: Duration = Duration::from_secs(5);
 /// a scan every half second kept the controller busy for the whole burst and slowed the writer
 /// itself several times (`bench converge`). The end of a burst is still hinted after [`QUIET`].
 pub fn burst_limit(last_scan: Duration) -> Duration {
-    (last_scan * SCAN_COST_RATIO).clamp(MAX_BURST, MAX_BURST_CAP.max(MAX_BURST))
+    (last_scan * SCAN_COST_RATIO).clamp(MAX_BURST, MAX_BURST_CAP)
 }
 
 /// While the directory cannot be resolved (a dangling link, a deleted target), events may come
