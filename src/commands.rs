@@ -230,6 +230,7 @@ async fn run_controller(
         status_token,
         spec_policy,
         leadership,
+        rows_on_demand_from: controller::ROWS_ON_DEMAND_FROM,
     };
     match controller::run_with_store(config, store, shutdown).await {
         Ok(()) => exit::OK,

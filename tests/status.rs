@@ -1110,5 +1110,6 @@ fn sample_snapshot() -> Snapshot {
             reason: "offer".to_owned(),
             duration_ms: 3,
         }),
+        partial: None,
     }
 }

@@ -50,7 +50,7 @@ use crate::status::{ControlCommand, Snapshot};
 use crate::store::Store;
 
 pub use ha::{CONTENDER_LABEL, ContenderInfo};
-pub use state::Clock;
+pub use state::{Clock, ROWS_ON_DEMAND_FROM};
 
 /// The file in the state directory holding the status server's address (`127.0.0.1:9797`).
 pub const STATUS_ADDR_FILE: &str = "status-addr";
@@ -84,6 +84,9 @@ pub struct ControllerConfig {
     pub spec_policy: crate::spec::SpecPolicy,
     /// `run --ha`: act only while leading this election (see `ha.rs`).
     pub leadership: Option<crate::zk::election::Leadership>,
+    /// From this many specs and ledger records on, the status snapshot carries the rows of specs
+    /// without a problem only while a reader asks for them ([`ROWS_ON_DEMAND_FROM`]).
+    pub rows_on_demand_from: usize,
 }
 
 /// A controller failure that ends `run`.
@@ -234,6 +237,7 @@ pub async fn run_with_store(
     ctl.explicit_framework_id = config.framework_id;
     ctl.takeover = config.takeover;
     ctl.spec_policy = Arc::new(config.spec_policy);
+    ctl.rows_on_demand_from = config.rows_on_demand_from;
     // A spec in force from before `--allowed-users` was narrowed is read and checked again: it
     // shows as invalid (its running tasks are left alone, as for any invalid edit).
     let disallowed: Vec<_> = ctl

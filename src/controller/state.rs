@@ -37,12 +37,21 @@ const PUBLISH_MAX_DELAY: Duration = Duration::from_secs(2);
 const PUBLISH_CHEAP: Duration = Duration::from_millis(2);
 /// With nothing changed, the snapshot is still rebuilt this often (its pass time and counters).
 const PUBLISH_IDLE_REFRESH: Duration = Duration::from_secs(60);
+/// After a reader last asked for the status rows ([`ControlCommand::WantRows`]), every snapshot
+/// carries them for this long.
+const ROWS_KEEP: Duration = Duration::from_secs(120);
+/// A controller with fewer specs and ledger records than this always publishes every row: they
+/// cost little, and a request never waits for them.
+pub const ROWS_ON_DEMAND_FROM: usize = 2_000;
 
 /// When the status snapshot was published and when the next one may be.
 #[derive(Debug, Default)]
 pub(super) struct Published {
-    /// (ready, connected, guard holding, halted) of the last snapshot published.
-    flags: Option<(bool, bool, bool, bool, Option<u64>)>,
+    /// (ready, connected, guard holding, halted, master problem, every row) of the last snapshot
+    /// published.
+    flags: Option<(bool, bool, bool, bool, Option<u64>, bool)>,
+    /// A reader asked for every row: snapshots carry them until then.
+    pub rows_until: Option<Instant>,
     /// No regular publication before this.
     next_at: Option<Instant>,
     /// When the last one was built.
@@ -175,6 +184,9 @@ pub(super) struct Controller {
     /// When the guard started holding the kills it holds now (ms since the epoch).
     pub guard_since_ms: Option<u64>,
     pub published: Published,
+    /// Below this many specs and ledger records every snapshot carries every row; from it on,
+    /// only while a reader asks for them ([`ROWS_ON_DEMAND_FROM`]).
+    pub rows_on_demand_from: usize,
     /// Updates written to the store but not yet flushed and acknowledged (see `updates.rs`).
     pub pending_acks: Vec<TaskUpdate>,
 
@@ -335,6 +347,7 @@ impl Controller {
             guard: None,
             guard_since_ms: None,
             published: Published::default(),
+            rows_on_demand_from: ROWS_ON_DEMAND_FROM,
             pending_acks: Vec::new(),
             explicit_framework_id: None,
             takeover: false,
@@ -835,6 +848,9 @@ impl Controller {
                 tracing::warn!("operator: {text}");
                 let _ = reply.send(text);
             }
+            ControlCommand::WantRows => {
+                self.published.rows_until = Some(Instant::now() + ROWS_KEEP);
+            }
             ControlCommand::Preview { proposal, reply } => {
                 let _ = reply.send(self.preview(*proposal));
             }
@@ -867,7 +883,10 @@ impl Controller {
             self.guard.is_some(),
             self.halted.is_some(),
             self.client.problem().map(|p| p.at_ms),
+            self.desired.specs.len() + self.ledger.map().len() < self.rows_on_demand_from
+                || self.published.rows_until.is_some_and(|until| now < until),
         );
+        let every_row = flags.5;
         let urgent = self.published.flags != Some(flags);
         // Nothing shown changed: the pass counter and time still are, so a cheap snapshot (a small
         // controller) is rebuilt anyway; a costly one only now and then.
@@ -886,11 +905,15 @@ impl Controller {
             }
         }
         let started = std::time::Instant::now();
-        let snapshot = super::view::snapshot(self);
+        let mut snapshot = super::view::snapshot(self);
+        if !every_row {
+            snapshot = crate::status::Indexed::new(Arc::new(snapshot)).into_partial();
+        }
         self.snapshot_tx.send_replace(Arc::new(snapshot));
         let cost = started.elapsed();
         self.published = Published {
             flags: Some(flags),
+            rows_until: self.published.rows_until,
             next_at: Some(now + (cost * PUBLISH_COST_RATIO).min(PUBLISH_MAX_DELAY)),
             last_at: Some(now),
             due: None,

@@ -156,6 +156,7 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             reason: why.to_owned(),
             duration_ms,
         }),
+        partial: None,
     }
 }
 

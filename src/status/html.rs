@@ -62,10 +62,19 @@ pub fn render(
 
 /// The page for a request with bad parameters (sent with 400).
 pub fn render_error(error: &QueryError) -> String {
+    error_page("Bad request", &error.0)
+}
+
+/// The page sent with 503 when the controller did not publish its rows in time.
+pub fn render_unavailable(why: &str) -> String {
+    error_page("Not available yet", why)
+}
+
+fn error_page(title: &str, text: &str) -> String {
     format!(
-        "{HEAD}<div class=\"banner error\"><strong>Bad request:</strong> {}</div>\n\
+        "{HEAD}<div class=\"banner error\"><strong>{title}:</strong> {}</div>\n\
          <p><a href=\"/\">Back to the status page</a></p>\n</body>\n</html>\n",
-        escape(&error.0)
+        escape(text)
     )
 }
 

@@ -186,6 +186,14 @@ pub struct GuardCounts {
     pub instances: u64,
 }
 
+/// What a partial snapshot carries of the whole: its summary and how many spec ids have each
+/// state as their worst (see [`Indexed::into_partial`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    pub summary: Summary,
+    pub in_state: [usize; SpecState::ALL.len()],
+}
+
 /// No spec behind an entry (a deleted spec named by live tasks).
 const NO_SPEC: u32 = u32::MAX;
 
@@ -504,6 +512,10 @@ impl Indexed {
         }
 
         let recent = recent_attempts(s, &spec_order);
+        if let Some(partial) = &s.partial {
+            summary = partial.summary.clone();
+            in_state = partial.in_state;
+        }
         Indexed {
             snapshot,
             entries,
@@ -517,6 +529,40 @@ impl Indexed {
 
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
+    }
+
+    /// The snapshot cut down to the rows of its problem spec ids (specs and their tasks; with
+    /// their history), marked partial with the summary and state counts of the whole: what
+    /// `/metrics`, `/readyz` and the event stream need, at the memory of the problems alone.
+    /// Taken back without a copy when nothing else holds the snapshot.
+    pub fn into_partial(self) -> Snapshot {
+        let Indexed {
+            snapshot,
+            entries,
+            tasks,
+            summary,
+            in_state,
+            ..
+        } = self;
+        let mut snapshot = Arc::try_unwrap(snapshot).unwrap_or_else(|shared| (*shared).clone());
+        let mut keep_spec = vec![false; snapshot.specs.len()];
+        let mut keep_task = vec![false; snapshot.tasks.len()];
+        for entry in entries.iter().filter(|e| e.state.is_problem()) {
+            if let Some(keep) = keep_spec.get_mut(entry.spec as usize) {
+                *keep = true;
+            }
+            for &t in &tasks[entry.tasks_start as usize..entry.tasks_end as usize] {
+                keep_task[t as usize] = true;
+            }
+        }
+        let mut keep = keep_spec.into_iter();
+        snapshot.specs.retain(|_| keep.next().unwrap_or(false));
+        snapshot.specs.shrink_to_fit();
+        let mut keep = keep_task.into_iter();
+        snapshot.tasks.retain(|_| keep.next().unwrap_or(false));
+        snapshot.tasks.shrink_to_fit();
+        snapshot.partial = Some(Box::new(Partial { summary, in_state }));
+        snapshot
     }
 
     pub fn summary(&self) -> &Summary {

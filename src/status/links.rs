@@ -29,7 +29,11 @@ pub(super) async fn task_file(
             format!("no such file `{file}`: a task has `stdout` and `stderr`\n"),
         );
     }
-    let (snapshot, _) = state.read();
+    let Some((cached, _)) = state.read_rows().await else {
+        return super::rows_unavailable();
+    };
+    let snapshot = Arc::clone(&cached.snapshot);
+    drop(cached);
     let Some(agent_id) = agent_of(&snapshot, &task_id) else {
         return plain(
             StatusCode::NOT_FOUND,

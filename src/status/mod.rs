@@ -391,7 +391,16 @@ struct ServerState {
     events: broadcast::Sender<TaskEvent>,
     /// The token of the mutating endpoints, and the spec policy of `plan`.
     access: auth::Access,
+    /// When the controller was last asked for every row ([`ServerState::read_rows`]).
+    rows_asked: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
+
+/// How long a request that shows rows waits for a controller that publishes partial snapshots
+/// to publish every row.
+const ROWS_WAIT: Duration = Duration::from_secs(30);
+/// While rows are read, the controller is reminded that they are at most this often (it keeps
+/// them for two minutes after the last reminder).
+const ROWS_REMIND_EVERY: Duration = Duration::from_secs(20);
 
 impl ServerState {
     fn new(
@@ -405,7 +414,68 @@ impl ServerState {
             index: Arc::default(),
             events: events::channel(),
             access: auth::Access::default(),
+            rows_asked: Arc::default(),
         }
+    }
+
+    /// Like [`ServerState::read_indexed`], for a request that shows spec or task rows. A large
+    /// controller publishes partial snapshots (the problems and a summary) while nobody reads the
+    /// rows: then this asks it for every row and waits for a snapshot with them. While they are
+    /// published, it reminds the controller now and then that they are still read. None when the
+    /// controller did not publish them within [`ROWS_WAIT`].
+    async fn read_rows(&self) -> Option<(Arc<CachedIndex>, bool)> {
+        let deadline = tokio::time::Instant::now() + ROWS_WAIT;
+        let mut snapshots = self.snapshots.clone();
+        let mut asked = false;
+        loop {
+            let partial = snapshots.borrow_and_update().partial.is_some();
+            if !partial {
+                let (cached, ready) = self.read_indexed().await;
+                if cached.snapshot.partial.is_none() {
+                    if !asked {
+                        self.remind();
+                    }
+                    return Some((cached, ready));
+                }
+                // Replaced by a partial one meanwhile: seen by the next borrow.
+                continue;
+            }
+            if !asked {
+                asked = true;
+                self.note_asked();
+                let sent =
+                    tokio::time::timeout_at(deadline, self.control.send(ControlCommand::WantRows))
+                        .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return None;
+                }
+            }
+            if !matches!(
+                tokio::time::timeout_at(deadline, snapshots.changed()).await,
+                Ok(Ok(()))
+            ) {
+                return None;
+            }
+        }
+    }
+
+    /// Tells the controller that the rows are still read, unless it was told lately.
+    fn remind(&self) {
+        let due = self
+            .rows_asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none_or(|at| tokio::time::Instant::now() >= at + ROWS_REMIND_EVERY);
+        if due && self.control.try_send(ControlCommand::WantRows).is_ok() {
+            self.note_asked();
+        }
+    }
+
+    fn note_asked(&self) {
+        *self
+            .rows_asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tokio::time::Instant::now());
     }
 
     /// The latest snapshot with its index built, and the latched readiness. When the index is
@@ -510,7 +580,14 @@ async fn page(State(state): State<ServerState>, RawQuery(raw): RawQuery) -> Resp
                 .into_response();
         }
     };
-    let (cached, ready) = state.read_indexed().await;
+    let Some((cached, ready)) = state.read_rows().await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html::render_unavailable(ROWS_UNAVAILABLE),
+        )
+            .into_response();
+    };
     let indexed = cached.get();
     let selection = indexed.select(&query);
     let body = html::render(indexed, &query, &selection, ready, now_ms());
@@ -522,7 +599,9 @@ async fn status_json(State(state): State<ServerState>, RawQuery(raw): RawQuery) 
         Ok(query) => query,
         Err(err) => return (StatusCode::BAD_REQUEST, format!("{err}\n")).into_response(),
     };
-    let (cached, _) = state.read_indexed().await;
+    let Some((cached, _)) = state.read_rows().await else {
+        return rows_unavailable();
+    };
     let indexed = cached.get();
     let selection = indexed.select(&query);
     match serde_json::to_vec(&status_page(indexed, &query, selection, cached.seq)) {
@@ -533,6 +612,17 @@ async fn status_json(State(state): State<ServerState>, RawQuery(raw): RawQuery) 
         )
             .into_response(),
     }
+}
+
+/// Why a request that shows rows got none: the controller did not publish them in time.
+const ROWS_UNAVAILABLE: &str = "the controller did not publish its status rows within 30 s: it is busy (a pass over 100,000 specs takes seconds) or stopping; try again";
+
+fn rows_unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{ROWS_UNAVAILABLE}\n"),
+    )
+        .into_response()
 }
 
 fn status_page<'a>(

@@ -42,6 +42,12 @@ pub struct Snapshot {
     pub guard: Option<GuardStatus>,
     pub counters: Counters,
     pub last_pass: Option<PassInfo>,
+    /// Set when the controller left out the rows of every spec without a problem: nobody read
+    /// them lately, and at its size they cost memory for as long as the snapshot lives. Carries
+    /// what the server would otherwise derive from the rows left out. A request that needs the
+    /// rows asks the controller for them ([`ControlCommand::WantRows`]). Never sent to clients.
+    #[serde(skip)]
+    pub partial: Option<Box<crate::status::index::Partial>>,
 }
 
 /// Why the masters cannot be reached: the latest failed attempt.
@@ -423,6 +429,9 @@ pub enum ControlCommand {
     Reread {
         reply: tokio::sync::oneshot::Sender<u64>,
     },
+    /// A reader needs the rows of every spec (the page, the JSON API, a task's files): publish
+    /// them from now on, and for a while after the last such request.
+    WantRows,
     /// What applying a proposed desired set would do (the `plan` command); changes nothing.
     Preview {
         proposal: Box<crate::plan::preview::Proposal>,
