@@ -1417,6 +1417,45 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_snapshot_keeps_the_problems_and_the_whole_summary() {
+        let generated = generate(20_000, 40, false);
+        let full = Indexed::new(Arc::new(generated.snapshot.clone()));
+        let partial = Indexed::new(Arc::new(full.into_partial()));
+        let full = Indexed::new(Arc::new(generated.snapshot));
+        assert!(partial.snapshot().partial.is_some());
+        assert_eq!(partial.summary(), full.summary());
+        for state in SpecState::ALL {
+            assert_eq!(
+                partial.count_in_state(state),
+                full.count_in_state(state),
+                "{state:?}"
+            );
+        }
+        // Every problem spec id, with its tasks; nothing else.
+        let problems: Vec<String> = generated
+            .expected
+            .iter()
+            .filter(|(_, (worst, _))| worst.is_problem())
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert!(!problems.is_empty() && problems.len() < 10_000);
+        let mut only_problems = query(Order::Id, MAX_LIMIT);
+        only_problems.state = StateFilter::parse("problem").unwrap();
+        let (ids, tasks, _) = all_pages(&partial, query(Order::Id, MAX_LIMIT));
+        assert_eq!(ids, problems);
+        assert_eq!((ids, tasks, 0), {
+            let (ids, tasks, _) = all_pages(&full, only_problems);
+            (ids, tasks, 0)
+        });
+        assert!(
+            partial
+                .invalid_specs()
+                .map(|s| &s.id)
+                .eq(full.invalid_specs().map(|s| &s.id))
+        );
+    }
+
+    #[test]
     fn limit_zero_unknown_cursors_and_empty_snapshots() {
         let indexed = Indexed::new(Arc::new(generate(100, 2, false).snapshot));
         let none = indexed.select(&query(Order::Id, 0));

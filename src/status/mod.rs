@@ -881,6 +881,112 @@ mod tests {
         assert!(started.elapsed() < CONTROL_TIMEOUT);
     }
 
+    /// A snapshot of `n` healthy specs (one running task each), and its partial form.
+    fn full_and_partial(n: usize) -> (Snapshot, Snapshot) {
+        let specs = (0..n)
+            .map(|i| SpecStatus {
+                id: format!("svc-{i:03}"),
+                instances: 1,
+                running: 1,
+                ..SpecStatus::default()
+            })
+            .collect();
+        let tasks = (0..n)
+            .map(|i| TaskStatusRow {
+                task_id: format!("svc-{i:03}.0.t"),
+                spec: format!("svc-{i:03}"),
+                state: "TASK_RUNNING".to_owned(),
+                ..TaskStatusRow::default()
+            })
+            .collect();
+        let full = Snapshot {
+            ready: true,
+            specs,
+            tasks,
+            ..Snapshot::default()
+        };
+        let partial = Indexed::new(Arc::new(full.clone())).into_partial();
+        assert!(partial.specs.is_empty() && partial.tasks.is_empty());
+        (full, partial)
+    }
+
+    async fn body_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_for_rows_asks_the_controller_and_waits_for_them() {
+        let (full, partial) = full_and_partial(3);
+        let (publisher, snapshots) = watch::channel(Arc::new(partial));
+        let (control, mut commands) = mpsc::channel(8);
+        let state = ServerState::new(snapshots, control);
+        // The controller: publishes every row when asked, a while later.
+        let controller = tokio::spawn(async move {
+            let command = commands.recv().await;
+            assert!(matches!(command, Some(ControlCommand::WantRows)));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            publisher.send_replace(Arc::new(full));
+            (publisher, commands)
+        });
+        let started = tokio::time::Instant::now();
+        let response = status_json(State(state.clone()), RawQuery(None)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        let body: serde_json::Value = serde_json::from_str(&body_of(response).await).unwrap();
+        assert_eq!(body["specs"].as_array().unwrap().len(), 3);
+        assert_eq!(body["tasks"].as_array().unwrap().len(), 3);
+        assert_eq!(body["summary"]["specs"], 3);
+
+        // Rows there: read at once; the controller is reminded once per 20 s of reading.
+        let (_publisher, mut commands) = controller.await.unwrap();
+        for _ in 0..5 {
+            let response = page(State(state.clone()), RawQuery(None)).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(body_of(response).await.contains("svc-002"));
+        }
+        assert!(commands.try_recv().is_err(), "asked again within 20 s");
+        tokio::time::advance(ROWS_REMIND_EVERY).await;
+        let response = status_json(State(state), RawQuery(None)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(matches!(commands.try_recv(), Ok(ControlCommand::WantRows)));
+        assert!(commands.try_recv().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_not_published_in_time_answer_503_and_metrics_do_not_wait() {
+        let (_, partial) = full_and_partial(3);
+        let (_publisher, snapshots) = watch::channel(Arc::new(partial));
+        let (control, mut commands) = mpsc::channel(8);
+        let state = ServerState::new(snapshots, control);
+        let holder = tokio::spawn(async move {
+            let command = commands.recv().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(command);
+        });
+        let started = tokio::time::Instant::now();
+        let response = status_json(State(state.clone()), RawQuery(None)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body_of(response).await.contains("status rows"));
+        assert!(started.elapsed() >= ROWS_WAIT);
+        assert!(started.elapsed() < ROWS_WAIT + Duration::from_secs(1));
+
+        // The metrics come from the partial snapshot's summary, without asking.
+        let started = tokio::time::Instant::now();
+        let response = metrics_text(State(state)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        let text = body_of(response).await;
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("mesos_reconciler_specs{state=\"healthy\"} 3")),
+            "{text}"
+        );
+        holder.abort();
+    }
+
     #[test]
     fn readiness_latches_in_the_server_state() {
         let (publisher, snapshots) = watch::channel(Arc::new(Snapshot::default()));
