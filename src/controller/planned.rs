@@ -138,7 +138,18 @@ impl Planned {
             self.wakeup_of.insert(id.clone(), at);
             self.wakeups.insert((at, id.clone()));
         }
-        self.decisions.insert(id, decision);
+        // Only kills, wants and rollout updates are read back from a decision (its pending
+        // reasons and wake-up are kept above): a spec with nothing to do, which is most specs in
+        // a steady state, keeps no entry.
+        if decision.kills.is_empty()
+            && decision.wants.is_empty()
+            && decision.rollout_update.is_none()
+        {
+            self.decisions.remove(&id);
+            shrink_when_sparse(&mut self.decisions);
+        } else {
+            self.decisions.insert(id, decision);
+        }
     }
 
     fn forget(&mut self, id: &SpecId) {
@@ -149,6 +160,7 @@ impl Planned {
             self.wakeups.remove(&(old, id.clone()));
         }
         self.decisions.remove(id);
+        shrink_when_sparse(&mut self.decisions);
     }
 
     fn clear_pending(&mut self, id: &SpecId) {
@@ -211,6 +223,14 @@ impl Planned {
     /// Every pending instance: the per-spec reasons and those of the latest cross-spec step.
     pub fn pending_count(&self) -> usize {
         self.spec_pending.len() + self.extra_pending.len()
+    }
+}
+
+/// Gives back the room of a map that a burst filled (every spec of a cold start has a launch to
+/// decide) once it is mostly empty: a hash map keeps its capacity otherwise.
+fn shrink_when_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
     }
 }
 
