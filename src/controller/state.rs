@@ -915,6 +915,19 @@ impl Controller {
                 return;
             }
         }
+        // Only the pass counter and time moved, and the rows are left out: the previous partial
+        // snapshot is published again with them, and keeps the cost of its build for the rate.
+        if !urgent && !self.published.stale && !every_row {
+            let previous = Arc::clone(&self.snapshot_tx.borrow());
+            if previous.partial.is_some() {
+                let snapshot = super::view::refreshed(self, &previous);
+                drop(previous);
+                self.snapshot_tx.send_replace(Arc::new(snapshot));
+                self.published.last_at = Some(now);
+                self.published.builds += 1;
+                return;
+            }
+        }
         let started = std::time::Instant::now();
         let mut snapshot = super::view::snapshot(self);
         if !every_row {
