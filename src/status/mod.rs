@@ -584,7 +584,7 @@ async fn page(State(state): State<ServerState>, RawQuery(raw): RawQuery) -> Resp
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html::render_unavailable(ROWS_UNAVAILABLE),
+            html::render_unavailable(&rows_unavailable_text()),
         )
             .into_response();
     };
@@ -615,12 +615,17 @@ async fn status_json(State(state): State<ServerState>, RawQuery(raw): RawQuery) 
 }
 
 /// Why a request that shows rows got none: the controller did not publish them in time.
-const ROWS_UNAVAILABLE: &str = "the controller did not publish its status rows within 30 s: it is busy (a pass over 100,000 specs takes seconds) or stopping; try again";
+fn rows_unavailable_text() -> String {
+    format!(
+        "the controller did not publish its status rows within {} s: it is busy (a pass over 100,000 specs takes seconds) or stopping; try again",
+        ROWS_WAIT.as_secs()
+    )
+}
 
 fn rows_unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        format!("{ROWS_UNAVAILABLE}\n"),
+        format!("{}\n", rows_unavailable_text()),
     )
         .into_response()
 }
@@ -917,12 +922,24 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
+    /// A server whose latest snapshot is `snapshot`, its publisher and the controller's end of
+    /// the control channel.
+    fn serving(
+        snapshot: Snapshot,
+    ) -> (
+        ServerState,
+        watch::Sender<Arc<Snapshot>>,
+        mpsc::Receiver<ControlCommand>,
+    ) {
+        let (publisher, snapshots) = watch::channel(Arc::new(snapshot));
+        let (control, commands) = mpsc::channel(8);
+        (ServerState::new(snapshots, control), publisher, commands)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_request_for_rows_asks_the_controller_and_waits_for_them() {
         let (full, partial) = full_and_partial(3);
-        let (publisher, snapshots) = watch::channel(Arc::new(partial));
-        let (control, mut commands) = mpsc::channel(8);
-        let state = ServerState::new(snapshots, control);
+        let (state, publisher, mut commands) = serving(partial);
         // The controller: publishes every row when asked, a while later.
         let controller = tokio::spawn(async move {
             let command = commands.recv().await;
@@ -958,9 +975,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn rows_not_published_in_time_answer_503_and_metrics_do_not_wait() {
         let (_, partial) = full_and_partial(3);
-        let (_publisher, snapshots) = watch::channel(Arc::new(partial));
-        let (control, mut commands) = mpsc::channel(8);
-        let state = ServerState::new(snapshots, control);
+        let (state, _publisher, mut commands) = serving(partial);
         let holder = tokio::spawn(async move {
             let command = commands.recv().await;
             tokio::time::sleep(Duration::from_secs(3600)).await;
