@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::TaskState;
 
-use super::query::{Cursor, Order, Query, SpecFilter};
+use super::query::{Cursor, DEFAULT_LIMIT, Order, PAGE_DEFAULT_LIMIT, Query, SpecFilter};
 use super::snapshot::{AttemptRow, PendingKind, Snapshot, SpecStatus, TaskStatusRow};
 
 /// How many attempts the page's "recent attempts" shows (newest first, across all specs).
@@ -192,7 +192,19 @@ pub struct GuardCounts {
 pub struct Partial {
     pub summary: Summary,
     pub in_state: [usize; SpecState::ALL.len()],
+    /// How many of the first spec ids in id order that are not problems it keeps, [`usize::MAX`]
+    /// when it keeps them all.
+    pub head: usize,
 }
+
+/// How many spec ids that are not problems a partial snapshot keeps from the start of the id
+/// order: one more than the largest default page, so that the default page of `GET /` and of
+/// `GET /api/v1/status`, in either order, is in it whole and knows whether a next one exists.
+pub const PARTIAL_HEAD: usize = if DEFAULT_LIMIT > PAGE_DEFAULT_LIMIT {
+    DEFAULT_LIMIT + 1
+} else {
+    PAGE_DEFAULT_LIMIT + 1
+};
 
 /// No spec behind an entry (a deleted spec named by live tasks).
 const NO_SPEC: u32 = u32::MAX;
@@ -531,23 +543,40 @@ impl Indexed {
         &self.snapshot
     }
 
-    /// The snapshot cut down to the rows of its problem spec ids (specs and their tasks; with
-    /// their history), marked partial with the summary and state counts of the whole: what
-    /// `/metrics`, `/readyz` and the event stream need, at the memory of the problems alone.
-    /// Taken back without a copy when nothing else holds the snapshot.
+    /// The snapshot cut down to the rows (specs and their tasks, with their history) of its
+    /// problem spec ids, of the first [`PARTIAL_HEAD`] others in id order, and of the specs of
+    /// the newest attempts; marked partial with the summary and state counts of the whole. That
+    /// is what `/metrics`, `/readyz` and the event stream need, and what the default page of
+    /// `GET /` and `GET /api/v1/status` shows ([`Indexed::answers`]), at the memory of the
+    /// problems alone. Taken back without a copy when nothing else holds the snapshot.
     pub fn into_partial(self) -> Snapshot {
         let Indexed {
             snapshot,
             entries,
             tasks,
+            recent,
             summary,
             in_state,
             ..
         } = self;
         let mut snapshot = Arc::try_unwrap(snapshot).unwrap_or_else(|shared| (*shared).clone());
         let mut keep_spec = vec![false; snapshot.specs.len()];
+        for &(spec, _) in &recent {
+            keep_spec[spec as usize] = true;
+        }
         let mut keep_task = vec![false; snapshot.tasks.len()];
-        for entry in entries.iter().filter(|e| e.state.is_problem()) {
+        let mut head = 0;
+        for entry in &entries {
+            let recent = keep_spec.get(entry.spec as usize).copied() == Some(true);
+            let keep = entry.state.is_problem()
+                || (head < PARTIAL_HEAD && {
+                    head += 1;
+                    true
+                })
+                || recent;
+            if !keep {
+                continue;
+            }
             if let Some(keep) = keep_spec.get_mut(entry.spec as usize) {
                 *keep = true;
             }
@@ -555,14 +584,41 @@ impl Indexed {
                 keep_task[t as usize] = true;
             }
         }
+        let head = if head < PARTIAL_HEAD {
+            usize::MAX
+        } else {
+            head
+        };
         let mut keep = keep_spec.into_iter();
         snapshot.specs.retain(|_| keep.next().unwrap_or(false));
         snapshot.specs.shrink_to_fit();
         let mut keep = keep_task.into_iter();
         snapshot.tasks.retain(|_| keep.next().unwrap_or(false));
         snapshot.tasks.shrink_to_fit();
-        snapshot.partial = Some(Box::new(Partial { summary, in_state }));
+        snapshot.partial = Some(Box::new(Partial {
+            summary,
+            in_state,
+            head,
+        }));
         snapshot
+    }
+
+    /// Whether [`Indexed::select`] answers `query` as it would on the whole snapshot: always for
+    /// a whole one; for a partial one, when the query asks for problems alone (they are all in
+    /// it), or for the first page without filters, of at most [`PARTIAL_HEAD`] - 1 spec ids.
+    pub fn answers(&self, query: &Query) -> bool {
+        let Some(partial) = &self.snapshot.partial else {
+            return true;
+        };
+        let problems_only = query
+            .state
+            .as_ref()
+            .is_some_and(|state| state.mask() & !PROBLEM_BITS == 0);
+        let first_page = query.spec.is_none()
+            && query.state.is_none()
+            && query.after.is_none()
+            && query.limit < partial.head;
+        partial.head == usize::MAX || problems_only || first_page
     }
 
     pub fn summary(&self) -> &Summary {
@@ -588,7 +644,7 @@ impl Indexed {
     /// id order, this costs O(log n + limit); other filters look at each spec id once (a bit test,
     /// plus a string match for `spec=`), never sort.
     pub fn select(&self, query: &Query) -> Selection {
-        match query.order {
+        let mut selection = match query.order {
             Order::Id => {
                 let (lo, hi) = match &query.spec {
                     None => (0, self.entries.len()),
@@ -627,7 +683,12 @@ impl Indexed {
                 let unfiltered = query.state.is_none() && query.spec.is_none();
                 self.scan(query, Seq::Slice(&self.problems), start, unfiltered)
             }
+        };
+        // A partial snapshot counts every spec id in its state counts, not in its rows.
+        if self.snapshot.partial.is_some() && query.state.is_none() && query.spec.is_none() {
+            selection.matched = self.in_state.iter().sum();
         }
+        selection
     }
 
     /// The rows of a selection, in its order.
@@ -1424,7 +1485,20 @@ mod tests {
 
     #[test]
     fn a_partial_snapshot_keeps_the_problems_and_the_whole_summary() {
-        let generated = generate(20_000, 40, false);
+        let mut generated = generate(20_000, 40, false);
+        // The newest attempt, of a healthy spec far from the start.
+        let late = generated
+            .snapshot
+            .specs
+            .iter_mut()
+            .find(|s| s.id == "team-0/svc-019999")
+            .unwrap();
+        late.history.push(AttemptRow {
+            task_id: "team-0/svc-019999.0.old".to_owned(),
+            started_ms: 5_000,
+            state: "TASK_KILLED".to_owned(),
+            ..AttemptRow::default()
+        });
         let full = Indexed::new(Arc::new(generated.snapshot.clone()));
         let partial = Indexed::new(Arc::new(full.into_partial()));
         let full = Indexed::new(Arc::new(generated.snapshot.clone()));
@@ -1437,22 +1511,105 @@ mod tests {
                 "{state:?}"
             );
         }
-        // Every problem spec id, with its tasks; nothing else.
+        // Every problem spec id, the first others in id order and the specs of the newest
+        // attempts, each with its tasks; nothing else.
         let problems = generated.problem_ids();
         assert!(!problems.is_empty() && problems.len() < 10_000);
-        let mut only_problems = query(Order::Id, MAX_LIMIT);
-        only_problems.state = StateFilter::parse("problem").unwrap();
-        let (ids, tasks, _) = all_pages(&partial, query(Order::Id, MAX_LIMIT));
-        let (full_ids, full_tasks, _) = all_pages(&full, only_problems);
-        assert_eq!(ids, problems);
-        assert_eq!(ids, full_ids);
-        assert_eq!(tasks, full_tasks);
+        let recent: BTreeSet<&str> = full.recent_attempts().map(|(id, _)| id).collect();
+        let (all_ids, _, _) = all_pages(&full, query(Order::Id, MAX_LIMIT));
+        let mut head = 0;
+        let kept: Vec<String> = all_ids
+            .into_iter()
+            .filter(|id| {
+                problems.binary_search(id).is_ok()
+                    || (head < PARTIAL_HEAD && {
+                        head += 1;
+                        true
+                    })
+                    || recent.contains(id.as_str())
+            })
+            .collect();
+        assert!(
+            kept.len() > problems.len() + PARTIAL_HEAD,
+            "recent ones kept"
+        );
+        // Each row with its tasks.
+        let every_row = |indexed: &Indexed| -> Vec<(String, Vec<String>)> {
+            let selection = Selection {
+                entries: (0..indexed.len() as u32).collect(),
+                ..Selection::default()
+            };
+            indexed
+                .rows(&selection)
+                .map(|row| {
+                    let tasks = row.tasks().map(|t| t.task_id.clone()).collect();
+                    (row.id.to_owned(), tasks)
+                })
+                .collect()
+        };
+        let rows = every_row(&partial);
+        assert!(rows.iter().map(|(id, _)| id).eq(&kept), "the rows kept");
+        let kept: BTreeSet<String> = kept.into_iter().collect();
+        let mut full_rows = every_row(&full);
+        full_rows.retain(|(id, _)| kept.contains(id));
+        assert!(rows == full_rows, "the tasks of the rows kept");
+
+        // What it answers, it answers as the whole does: every page of the problems, the first
+        // page in either order, the invalid files and the newest attempts.
+        let mut answered = 0;
+        let mut queries = Vec::new();
+        for order in [Order::Id, Order::Problems] {
+            for limit in [0, 1, PAGE_DEFAULT_LIMIT, DEFAULT_LIMIT, PARTIAL_HEAD] {
+                queries.push(query(order, limit));
+                let mut problems = query(order, limit.max(1));
+                problems.state = StateFilter::parse("problem,invalid").unwrap();
+                queries.push(problems);
+            }
+            let mut later = query(order, 10);
+            later.after = full.select(&later).next.map(|next| match order {
+                Order::Id => Cursor::Id(next),
+                Order::Problems => {
+                    let (state, id) = next.split_once(':').unwrap();
+                    Cursor::Problems(SpecState::from_name(state).unwrap(), id.to_owned())
+                }
+            });
+            queries.push(later);
+            let mut healthy = query(order, 10);
+            healthy.state = StateFilter::parse("healthy").unwrap();
+            queries.push(healthy);
+        }
+        for q in queries {
+            if !partial.answers(&q) {
+                assert!(q.limit >= PARTIAL_HEAD || q.after.is_some() || q.state.is_some());
+                continue;
+            }
+            answered += 1;
+            if q.state.is_some() {
+                assert_eq!(
+                    all_pages(&partial, q.clone()),
+                    all_pages(&full, q.clone()),
+                    "{q:?}"
+                );
+                continue;
+            }
+            let (a, b) = (partial.select(&q), full.select(&q));
+            assert_eq!(
+                (a.matched, a.before, &a.next),
+                (b.matched, b.before, &b.next)
+            );
+            let ids = |i: &Indexed, s: &Selection| -> Vec<String> {
+                i.rows(s).map(|r| r.id.to_owned()).collect()
+            };
+            assert_eq!(ids(&partial, &a), ids(&full, &b), "{q:?}");
+        }
+        assert_eq!(answered, 2 * 5 * 2 - 2);
         assert!(
             partial
                 .invalid_specs()
                 .map(|s| &s.id)
                 .eq(full.invalid_specs().map(|s| &s.id))
         );
+        assert!(partial.recent_attempts().eq(full.recent_attempts()));
     }
 
     #[test]

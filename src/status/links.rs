@@ -29,11 +29,17 @@ pub(super) async fn task_file(
             format!("no such file `{file}`: a task has `stdout` and `stderr`\n"),
         );
     }
-    let Some((cached, _)) = state.read_rows().await else {
-        return super::rows_unavailable();
+    // A partial snapshot has the tasks of the problems, whose logs are the ones most looked at.
+    let (latest, _) = state.read();
+    let snapshot = if agent_of(&latest, &task_id).is_some() {
+        latest
+    } else {
+        drop(latest);
+        let Some((cached, _)) = state.read_rows().await else {
+            return super::rows_unavailable();
+        };
+        Arc::clone(&cached.snapshot)
     };
-    let snapshot = Arc::clone(&cached.snapshot);
-    drop(cached);
     let Some(agent_id) = agent_of(&snapshot, &task_id) else {
         return plain(
             StatusCode::NOT_FOUND,

@@ -459,6 +459,20 @@ impl ServerState {
         }
     }
 
+    /// Like [`ServerState::read_rows`], for a request that shows the page of `query`: when the
+    /// latest snapshot is partial but has that page whole (the default first page, or problems
+    /// alone; see [`index::Indexed::answers`]), it answers at once, and the controller is asked
+    /// for every row for the requests that are likely to follow (the next page, a filter).
+    async fn read_rows_for(&self, query: &Query) -> Option<(Arc<CachedIndex>, bool)> {
+        let (cached, ready) = self.read_indexed().await;
+        if cached.snapshot.partial.is_some() && cached.get().answers(query) {
+            self.remind();
+            return Some((cached, ready));
+        }
+        drop(cached);
+        self.read_rows().await
+    }
+
     /// Tells the controller that the rows are still read, unless it was told lately.
     fn remind(&self) {
         let due = self
@@ -580,7 +594,7 @@ async fn page(State(state): State<ServerState>, RawQuery(raw): RawQuery) -> Resp
                 .into_response();
         }
     };
-    let Some((cached, ready)) = state.read_rows().await else {
+    let Some((cached, ready)) = state.read_rows_for(&query).await else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -599,7 +613,7 @@ async fn status_json(State(state): State<ServerState>, RawQuery(raw): RawQuery) 
         Ok(query) => query,
         Err(err) => return (StatusCode::BAD_REQUEST, format!("{err}\n")).into_response(),
     };
-    let Some((cached, _)) = state.read_rows().await else {
+    let Some((cached, _)) = state.read_rows_for(&query).await else {
         return rows_unavailable();
     };
     let indexed = cached.get();
@@ -890,7 +904,7 @@ mod tests {
     fn full_and_partial(n: usize) -> (Snapshot, Snapshot) {
         let specs = (0..n)
             .map(|i| SpecStatus {
-                id: format!("svc-{i:03}"),
+                id: format!("svc-{i:04}"),
                 instances: 1,
                 running: 1,
                 ..SpecStatus::default()
@@ -898,8 +912,8 @@ mod tests {
             .collect();
         let tasks = (0..n)
             .map(|i| TaskStatusRow {
-                task_id: format!("svc-{i:03}.0.t"),
-                spec: format!("svc-{i:03}"),
+                task_id: format!("svc-{i:04}.0.t"),
+                spec: format!("svc-{i:04}"),
                 state: "TASK_RUNNING".to_owned(),
                 ..TaskStatusRow::default()
             })
@@ -911,8 +925,17 @@ mod tests {
             ..Snapshot::default()
         };
         let partial = Indexed::new(Arc::new(full.clone())).into_partial();
-        assert!(partial.specs.is_empty() && partial.tasks.is_empty());
+        let kept = n.min(index::PARTIAL_HEAD);
+        assert_eq!((partial.specs.len(), partial.tasks.len()), (kept, kept));
         (full, partial)
+    }
+
+    /// More healthy specs than a partial snapshot keeps.
+    const BEYOND_HEAD: usize = index::PARTIAL_HEAD + 3;
+
+    /// A query that a partial snapshot of healthy specs cannot answer.
+    fn every_healthy() -> RawQuery {
+        RawQuery(Some(format!("state=healthy&limit={MAX_LIMIT}")))
     }
 
     async fn body_of(response: Response) -> String {
@@ -938,7 +961,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_for_rows_asks_the_controller_and_waits_for_them() {
-        let (full, partial) = full_and_partial(3);
+        let (full, partial) = full_and_partial(BEYOND_HEAD);
         let (state, publisher, mut commands) = serving(partial);
         // The controller: publishes every row when asked, a while later.
         let controller = tokio::spawn(async move {
@@ -949,20 +972,22 @@ mod tests {
             (publisher, commands)
         });
         let started = tokio::time::Instant::now();
-        let response = status_json(State(state.clone()), RawQuery(None)).await;
+        let response = status_json(State(state.clone()), every_healthy()).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(started.elapsed() >= Duration::from_secs(2));
         let body: serde_json::Value = serde_json::from_str(&body_of(response).await).unwrap();
-        assert_eq!(body["specs"].as_array().unwrap().len(), 3);
-        assert_eq!(body["tasks"].as_array().unwrap().len(), 3);
-        assert_eq!(body["summary"]["specs"], 3);
+        assert_eq!(body["specs"].as_array().unwrap().len(), BEYOND_HEAD);
+        assert_eq!(body["tasks"].as_array().unwrap().len(), BEYOND_HEAD);
+        assert_eq!(body["summary"]["specs"], BEYOND_HEAD);
 
         // Rows there: read at once; the controller is reminded once per 20 s of reading.
         let (_publisher, mut commands) = controller.await.unwrap();
+        let last = format!("svc-{:04}", BEYOND_HEAD - 1);
         for _ in 0..5 {
-            let response = page(State(state.clone()), RawQuery(None)).await;
+            let query = RawQuery(Some(format!("order=id&after=svc-{:04}", BEYOND_HEAD - 2)));
+            let response = page(State(state.clone()), query).await;
             assert_eq!(response.status(), StatusCode::OK);
-            assert!(body_of(response).await.contains("svc-002"));
+            assert!(body_of(response).await.contains(&last));
         }
         assert!(commands.try_recv().is_err(), "asked again within 20 s");
         tokio::time::advance(ROWS_REMIND_EVERY).await;
@@ -974,7 +999,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rows_not_published_in_time_answer_503_and_metrics_do_not_wait() {
-        let (_, partial) = full_and_partial(3);
+        let (_, partial) = full_and_partial(BEYOND_HEAD);
         let (state, _publisher, mut commands) = serving(partial);
         let holder = tokio::spawn(async move {
             let command = commands.recv().await;
@@ -982,7 +1007,7 @@ mod tests {
             drop(command);
         });
         let started = tokio::time::Instant::now();
-        let response = status_json(State(state.clone()), RawQuery(None)).await;
+        let response = status_json(State(state.clone()), every_healthy()).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(body_of(response).await.contains("status rows"));
         assert!(started.elapsed() >= ROWS_WAIT);
@@ -995,11 +1020,43 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::ZERO);
         let text = body_of(response).await;
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("mesos_reconciler_specs{state=\"healthy\"} 3")),
+            text.lines().any(|l| l.starts_with(&format!(
+                "mesos_reconciler_specs{{state=\"healthy\"}} {BEYOND_HEAD}"
+            ))),
             "{text}"
         );
         holder.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_pages_come_from_a_partial_snapshot_at_once_and_ask_for_the_rest() {
+        let (_, partial) = full_and_partial(BEYOND_HEAD);
+        let (state, _publisher, mut commands) = serving(partial);
+        let started = tokio::time::Instant::now();
+        let response = status_json(State(state.clone()), RawQuery(None)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        let body: serde_json::Value = serde_json::from_str(&body_of(response).await).unwrap();
+        assert_eq!(body["specs"].as_array().unwrap().len(), DEFAULT_LIMIT);
+        assert_eq!(body["page"]["matched"], BEYOND_HEAD);
+        assert_eq!(body["next"], format!("svc-{:04}", DEFAULT_LIMIT - 1));
+        // The next page and the filters are likely to follow: the controller is asked for
+        // every row now, once.
+        assert!(matches!(commands.try_recv(), Ok(ControlCommand::WantRows)));
+
+        let response = page(State(state.clone()), RawQuery(None)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        let text = body_of(response).await;
+        let last_shown = format!("svc-{:04}", query::PAGE_DEFAULT_LIMIT - 1);
+        let first_hidden = format!("svc-{:04}", query::PAGE_DEFAULT_LIMIT);
+        assert!(text.contains(&last_shown) && !text.contains(&first_hidden));
+        let counted = format!(
+            "1&ndash;{} of {BEYOND_HEAD} spec ids",
+            query::PAGE_DEFAULT_LIMIT
+        );
+        assert!(text.contains(&counted), "the whole count: {text}");
+        assert!(commands.try_recv().is_err(), "asked once");
     }
 
     #[test]

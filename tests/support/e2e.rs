@@ -368,7 +368,8 @@ impl World {
             spec_policy: Default::default(),
             leadership: None,
             // Every snapshot is partial until a request asks for the rows: the tests read the
-            // status through the path a large controller takes.
+            // status through the path a large controller takes (a test's few specs are all in
+            // the partial snapshot's first page, so reads are answered from it at once).
             rows_on_demand_from: 0,
         };
         let (stop, stopped) = oneshot::channel::<()>();
