@@ -134,18 +134,32 @@ pub async fn run(args: BenchArgs) -> i32 {
         ],
         one => vec![one],
     };
-    let mut code = exit::OK;
-    for scenario in scenarios {
-        let report = run_scenario(&options, scenario, args.runs).await;
-        if args.json {
-            println!("{}", report.json());
-        } else {
-            println!("{}", report.table());
+    let all = async {
+        let mut code = exit::OK;
+        for scenario in scenarios {
+            let report = run_scenario(&options, scenario, args.runs).await;
+            if args.json {
+                println!("{}", report.json());
+            } else {
+                println!("{}", report.table());
+            }
+            if report.error.is_some() {
+                code = exit::FAILURE;
+            }
         }
-        if report.error.is_some() {
-            code = exit::FAILURE;
+        code
+    };
+    // Ctrl-C drops the run under way, which kills its processes, and removes the workspaces.
+    let code = tokio::select! {
+        code = all => code,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("bench: interrupted");
+            exit::INTERRUPTED
         }
-    }
+    };
+    tokio::task::spawn_blocking(procs::remove_workspaces)
+        .await
+        .unwrap_or_else(|e| eprintln!("bench: removing the workspaces: {e}"));
     code
 }
 
@@ -494,5 +508,10 @@ mod tests {
         let snapshot = crate::spec::load_dir(&ws.desired).unwrap();
         assert_eq!(snapshot.specs.len(), 3, "{:?}", snapshot.errors);
         assert!(snapshot.errors.is_empty() && snapshot.ignored.is_empty());
+        let root = ws.desired.parent().unwrap().to_owned();
+        drop(ws);
+        assert!(root.exists(), "kept until the bench ends");
+        procs::remove_workspaces();
+        assert!(!root.exists());
     }
 }
