@@ -15,13 +15,16 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
     // Sized once: a vector left to grow by doubling holds up to twice its rows, which at 100,000
     // specs is tens of MiB kept for as long as the snapshot is.
     let mut specs = Rows::with_capacity(c.desired.specs.len() + c.desired.errors.len());
+    // Running tasks by spec id, in one walk of the ledger rather than a lookup of every spec's
+    // records (a tree search per spec and per task).
+    let mut running_of: HashMap<&str, u32> = HashMap::with_capacity(c.desired.specs.len());
+    for r in c.ledger.values() {
+        if r.state == TaskState::Running && !r.kill_requested {
+            *running_of.entry(r.spec_id.as_str()).or_default() += 1;
+        }
+    }
     for (id, spec) in &c.desired.specs {
-        let running = c
-            .ledger
-            .of_spec(id.as_str())
-            .into_iter()
-            .filter(|r| r.state == TaskState::Running && !r.kill_requested)
-            .count() as u32;
+        let running = running_of.get(id.as_str()).copied().unwrap_or_default();
         specs.push(
             id.as_str(),
             SpecStatus {
@@ -96,7 +99,8 @@ pub(super) fn snapshot(c: &Controller) -> Snapshot {
             task_id: r.task_id.0.clone(),
             spec: r.spec_id.clone(),
             instance: r.instance,
-            generation: r.generation.chars().take(12).collect(),
+            // Hex digits: twelve bytes are twelve characters.
+            generation: r.generation.get(..12).unwrap_or(&r.generation).to_owned(),
             commit: r
                 .commit
                 .as_deref()
