@@ -18,8 +18,6 @@ pub mod exit {
     /// `plan`: the mass-deletion guard would hold the kills.
     pub const NOT_CONVERGED: i32 = 3;
     pub const USAGE: i32 = 64;
-    /// `bench`: stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
-    pub const INTERRUPTED: i32 = 130;
 }
 
 /// The environment variables, one per option, in one place.

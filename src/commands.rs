@@ -550,16 +550,18 @@ fn devcluster_masters(args: &DevclusterArgs) -> Result<Option<ZkMasters>, String
 }
 
 /// `mesos-reconciler bench`: the scenarios run this binary as a dev cluster and a controller, each
-/// in its own process. On SIGINT or SIGTERM the bench is dropped, which kills both (SIGKILL) and
-/// removes the temporary directories.
+/// in its own process. On SIGINT or SIGTERM the bench is dropped, which kills both (SIGKILL).
+/// Either way, the temporary directories of its runs are removed last.
 pub async fn bench(args: BenchArgs) -> i32 {
-    tokio::select! {
+    let code = tokio::select! {
         code = crate::bench::run(args) => code,
         () = shutdown_signal() => {
-            eprintln!("bench interrupted: its processes are killed and its directories removed");
+            eprintln!("bench interrupted: its processes are killed; removing its directories");
             exit::FAILURE
         }
-    }
+    };
+    crate::bench::remove_workspaces().await;
+    code
 }
 
 /// Resolves on SIGINT or SIGTERM.

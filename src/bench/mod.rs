@@ -134,33 +134,27 @@ pub async fn run(args: BenchArgs) -> i32 {
         ],
         one => vec![one],
     };
-    let all = async {
-        let mut code = exit::OK;
-        for scenario in scenarios {
-            let report = run_scenario(&options, scenario, args.runs).await;
-            if args.json {
-                println!("{}", report.json());
-            } else {
-                println!("{}", report.table());
-            }
-            if report.error.is_some() {
-                code = exit::FAILURE;
-            }
+    let mut code = exit::OK;
+    for scenario in scenarios {
+        let report = run_scenario(&options, scenario, args.runs).await;
+        if args.json {
+            println!("{}", report.json());
+        } else {
+            println!("{}", report.table());
         }
-        code
-    };
-    // Ctrl-C drops the run under way, which kills its processes, and removes the workspaces.
-    let code = tokio::select! {
-        code = all => code,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("bench: interrupted");
-            exit::INTERRUPTED
+        if report.error.is_some() {
+            code = exit::FAILURE;
         }
-    };
+    }
+    code
+}
+
+/// Removes the workspaces of the runs that are over (see `procs::Workspace`): when the bench
+/// ends, or is interrupted and its run under way dropped.
+pub async fn remove_workspaces() {
     tokio::task::spawn_blocking(procs::remove_workspaces)
         .await
         .unwrap_or_else(|e| eprintln!("bench: removing the workspaces: {e}"));
-    code
 }
 
 fn scenario_name(scenario: BenchScenario) -> &'static str {
