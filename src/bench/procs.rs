@@ -25,9 +25,10 @@ const LOG_TAIL_LINES: usize = 20;
 /// the children; removed when the bench ends ([`remove_workspaces`]), not when the run does.
 ///
 /// Removing 100,000 spec files right before the next run writes 100,000 new ones makes that run
-/// measure ext4's inode allocator: for a few minutes after a file is deleted, ext4 skips its inode
-/// when it allocates one (`recently_deleted`), reading an inode table block to find that out, so
-/// creating files next to 100,000 recent deletions costs several times more kernel time. A
+/// measure ext4's inode allocator: on a file system without a journal, for a few minutes after a
+/// file is deleted, ext4 skips its inode when it allocates one (`recently_deleted`), reading an
+/// inode table block to find that out, so creating files next to 100,000 recent deletions costs
+/// several times more kernel time. A
 /// `perf record -a` of one `converge` run at 100,000 that followed another spent 38 % of all
 /// samples (over half of the busy ones) in the writer's `recently_deleted` and the lookups under
 /// it; the run took 63 s where the first of the series took 16 s.
