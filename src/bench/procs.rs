@@ -28,10 +28,10 @@ const LOG_TAIL_LINES: usize = 20;
 /// measure ext4's inode allocator: on a file system without a journal, for a few minutes after a
 /// file is deleted, ext4 skips its inode when it allocates one (`recently_deleted`), reading an
 /// inode table block to find that out, so creating files next to 100,000 recent deletions costs
-/// several times more kernel time. A
-/// `perf record -a` of one `converge` run at 100,000 that followed another spent 38 % of all
-/// samples (over half of the busy ones) in the writer's `recently_deleted` and the lookups under
-/// it; the run took 63 s where the first of the series took 16 s.
+/// several times more kernel time. A `perf record -a` of one `converge` run at 100,000 that
+/// followed another spent 38 % of all samples (over half of the busy ones) in the writer's
+/// `recently_deleted` and the lookups under it; the run took 63 s where the first of the series
+/// took 16 s.
 #[derive(Debug)]
 pub struct Workspace {
     root: PathBuf,

@@ -567,13 +567,15 @@ impl Indexed {
         let mut keep_task = vec![false; snapshot.tasks.len()];
         let mut head = 0;
         for entry in &entries {
-            let recent = keep_spec.get(entry.spec as usize).copied() == Some(true);
-            let keep = entry.state.is_problem()
-                || (head < PARTIAL_HEAD && {
-                    head += 1;
-                    true
-                })
-                || recent;
+            let keep = if entry.state.is_problem() {
+                true
+            } else if head < PARTIAL_HEAD {
+                head += 1;
+                true
+            } else {
+                // One of the newest attempts' specs.
+                keep_spec.get(entry.spec as usize).copied() == Some(true)
+            };
             if !keep {
                 continue;
             }
@@ -1033,8 +1035,6 @@ mod tests {
         }
     }
 
-    /// `n` specs in a mix of states (one in 20 of each problem), one task per running instance,
-    /// `deleted` ids that only tasks name, and some history. Specs in id order unless `reversed`.
     impl Generated {
         /// The spec ids whose worst state is a problem, in id order.
         fn problem_ids(&self) -> Vec<String> {
@@ -1046,6 +1046,8 @@ mod tests {
         }
     }
 
+    /// `n` specs in a mix of states (one in 20 of each problem), one task per running instance,
+    /// `deleted` ids that only tasks name, and some history. Specs in id order unless `reversed`.
     fn generate(n: usize, deleted: usize, reversed: bool) -> Generated {
         use SpecState as S;
         let mut specs = Vec::with_capacity(n);

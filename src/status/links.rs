@@ -29,18 +29,18 @@ pub(super) async fn task_file(
             format!("no such file `{file}`: a task has `stdout` and `stderr`\n"),
         );
     }
-    // A partial snapshot has the tasks of the problems, whose logs are the ones most looked at.
-    let (latest, _) = state.read();
-    let snapshot = if agent_of(&latest, &task_id).is_some() {
-        latest
-    } else {
-        drop(latest);
+    // A partial snapshot has the tasks of the problems, whose logs are the ones most looked at;
+    // for another task, the controller is asked for every row.
+    let (mut snapshot, _) = state.read();
+    let mut agent = agent_of(&snapshot, &task_id);
+    if agent.is_none() && snapshot.partial.is_some() {
         let Some((cached, _)) = state.read_rows().await else {
             return super::rows_unavailable();
         };
-        Arc::clone(&cached.snapshot)
-    };
-    let Some(agent_id) = agent_of(&snapshot, &task_id) else {
+        snapshot = Arc::clone(&cached.snapshot);
+        agent = agent_of(&snapshot, &task_id);
+    }
+    let Some(agent_id) = agent else {
         return plain(
             StatusCode::NOT_FOUND,
             format!(
